@@ -1,0 +1,147 @@
+"""Typed configuration for every part of the pipeline, with YAML in/out.
+
+The CLI, the Python API and (later) the ROS node's parameters all map onto these dataclasses,
+so one setting has one name and one meaning everywhere.
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+import yaml
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Architecture of the Face Anything network (everything needed to rebuild it).
+
+    ``depth`` attention blocks alternate frame-local (even index) and global (odd index)
+    attention; the DPT head reads the token maps after the blocks in ``intermediate_layers``.
+    """
+
+    size: str = "tiny"
+    embed_dim: int = 192
+    depth: int = 12
+    num_heads: int = 3
+    mlp_ratio: float = 4.0
+    patch_size: int = 16
+    image_size: int = 224  # square model input side, pixels (multiple of patch_size)
+    intermediate_layers: tuple[int, ...] = (2, 5, 8, 11)
+    head_features: int = 64  # channels of the DPT fusion path
+    head_out_channels: tuple[int, ...] = (48, 96, 192, 384)  # DPT reassemble channels per level
+
+    def __post_init__(self) -> None:
+        if self.image_size % self.patch_size:
+            raise ValueError(f"image_size {self.image_size} is not a multiple of patch_size {self.patch_size}")
+        if self.embed_dim % self.num_heads:
+            raise ValueError(f"embed_dim {self.embed_dim} is not divisible by num_heads {self.num_heads}")
+        if len(self.intermediate_layers) != 4 or max(self.intermediate_layers) >= self.depth:
+            raise ValueError(f"intermediate_layers {self.intermediate_layers} must be 4 block indices < depth {self.depth}")
+        if len(self.head_out_channels) != 4:
+            raise ValueError("head_out_channels needs one entry per DPT level (4)")
+
+    @classmethod
+    def preset(cls, size: str, **overrides: Any) -> "ModelConfig":
+        """The named model size (``tiny`` ~6M, ``small`` ~22M, ``base`` ~86M backbone)."""
+        if size not in MODEL_SIZES:
+            raise ValueError(f"unknown model size {size!r}; choose one of {sorted(MODEL_SIZES)}")
+        return cls(**{**MODEL_SIZES[size], "size": size, **overrides})
+
+
+MODEL_SIZES: dict[str, dict[str, Any]] = {
+    "tiny": dict(embed_dim=192, depth=12, num_heads=3, head_features=64, head_out_channels=(48, 96, 192, 384)),
+    "small": dict(embed_dim=384, depth=12, num_heads=6, head_features=128, head_out_channels=(96, 192, 384, 768)),
+    "base": dict(embed_dim=768, depth=12, num_heads=12, head_features=256, head_out_channels=(96, 192, 384, 768)),
+}
+
+
+@dataclass
+class DetectorConfig:
+    """Face detection and cropping (``faceanything_ros.io``)."""
+
+    min_confidence: float = 0.5  # detector score threshold, [0, 1]
+    max_faces: int = 1  # faces reconstructed per frame, largest first
+    crop_scale: float = 1.8  # square crop side / detected box side
+    long_range: bool = True  # mediapipe full-range model (faces up to ~5 m) instead of the 2 m one
+
+
+@dataclass
+class TrackerConfig:
+    """Canonical nearest-neighbour tracker (``faceanything_ros.tracking``)."""
+
+    num_tracks: int = 256  # automatic query grid size over the first face mask
+    max_distance: float = 0.05  # canonical-space NN distance above which a point is not visible
+    min_confidence: float = 0.5  # canonical confidence below which a pixel is not searched
+    refine: bool = True  # sub-pixel refinement by a local linear fit of the canonical map
+
+
+@dataclass
+class PredictorConfig:
+    """Frames -> reconstructions (``faceanything_ros.predictor``)."""
+
+    detector: DetectorConfig = field(default_factory=DetectorConfig)
+    min_depth_confidence: float = 0.0  # depth confidence below which a face pixel is dropped from clouds
+    mask_threshold: float = 0.5  # face-mask probability threshold, (0, 1)
+    default_fov_deg: float = 60.0  # horizontal field of view assumed only when rays cannot be solved
+
+
+def to_dict(config: Any) -> dict[str, Any]:
+    """A plain dict (tuples as lists) of a config dataclass, for YAML/JSON."""
+    return _plain(dataclasses.asdict(config))
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return value
+
+
+def from_dict(cls: type[T], data: dict[str, Any]) -> T:
+    """Build dataclass ``cls`` from a dict, recursing into nested config dataclasses.
+
+    Unknown keys raise ``ValueError`` naming them, so a typo in a YAML file is never ignored.
+    """
+    if not isinstance(data, dict):
+        raise ValueError(f"{cls.__name__} expects a mapping, got {type(data).__name__}")
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - set(fields))
+    if unknown:
+        raise ValueError(f"unknown {cls.__name__} keys: {unknown}; known: {sorted(fields)}")
+    kwargs: dict[str, Any] = {}
+    for name, value in data.items():
+        ftype = fields[name].type
+        nested = _CONFIG_TYPES.get(ftype if isinstance(ftype, str) else getattr(ftype, "__name__", ""))
+        if nested is not None:
+            kwargs[name] = from_dict(nested, value)
+        elif isinstance(value, list):
+            kwargs[name] = tuple(value)
+        else:
+            kwargs[name] = value
+    return cls(**kwargs)
+
+
+def load_yaml(cls: type[T], path: str | Path) -> T:
+    """Read a config dataclass from a YAML file."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"config file not found: {path}")
+    return from_dict(cls, yaml.safe_load(path.read_text()) or {})
+
+
+def save_yaml(config: Any, path: str | Path) -> None:
+    """Write a config dataclass to a YAML file."""
+    Path(path).write_text(yaml.safe_dump(to_dict(config), sort_keys=False))
+
+
+_CONFIG_TYPES: dict[str, type] = {
+    "ModelConfig": ModelConfig,
+    "DetectorConfig": DetectorConfig,
+    "TrackerConfig": TrackerConfig,
+    "PredictorConfig": PredictorConfig,
+}

