@@ -31,8 +31,8 @@ class ModelConfig:
     patch_size: int = 16
     image_size: int = 224  # square model input side, pixels (multiple of patch_size)
     intermediate_layers: tuple[int, ...] = (2, 5, 8, 11)
-    head_features: int = 64  # channels of the DPT fusion path
-    head_out_channels: tuple[int, ...] = (48, 96, 192, 384)  # DPT reassemble channels per level
+    head_features: int = 32  # channels of the DPT fusion path
+    head_out_channels: tuple[int, ...] = (16, 32, 64, 64)  # DPT reassemble channels per level
 
     def __post_init__(self) -> None:
         if self.image_size % self.patch_size:
@@ -53,9 +53,11 @@ class ModelConfig:
 
 
 MODEL_SIZES: dict[str, dict[str, Any]] = {
-    "tiny": dict(embed_dim=192, depth=12, num_heads=3, head_features=64, head_out_channels=(48, 96, 192, 384)),
-    "small": dict(embed_dim=384, depth=12, num_heads=6, head_features=128, head_out_channels=(96, 192, 384, 768)),
-    "base": dict(embed_dim=768, depth=12, num_heads=12, head_features=256, head_out_channels=(96, 192, 384, 768)),
+    # tiny's heads are slim (3 heads ~0.8M together) so it runs in real time on a 2-core CPU
+    "tiny": dict(embed_dim=192, depth=12, num_heads=3, head_features=32, head_out_channels=(16, 32, 64, 64)),
+    # small/base use Depth-Anything-V2's small/base DPT settings, so heads stay below the backbone
+    "small": dict(embed_dim=384, depth=12, num_heads=6, head_features=64, head_out_channels=(48, 96, 192, 384)),
+    "base": dict(embed_dim=768, depth=12, num_heads=12, head_features=128, head_out_channels=(96, 192, 384, 768)),
 }
 
 
@@ -75,7 +77,7 @@ class TrackerConfig:
 
     num_tracks: int = 256  # automatic query grid size over the first face mask
     max_distance: float = 0.05  # canonical-space NN distance above which a point is not visible
-    min_confidence: float = 0.5  # canonical confidence below which a pixel is not searched
+    min_confidence: float = 1.0  # canonical confidence (>= 1; 1 = keep all) below which a pixel is not searched
     refine: bool = True  # sub-pixel refinement by a local linear fit of the canonical map
 
 
@@ -84,7 +86,7 @@ class PredictorConfig:
     """Frames -> reconstructions (``faceanything_ros.predictor``)."""
 
     detector: DetectorConfig = field(default_factory=DetectorConfig)
-    min_depth_confidence: float = 0.0  # depth confidence below which a face pixel is dropped from clouds
+    min_depth_confidence: float = 1.0  # depth confidence (>= 1; 1 = keep all) below which a pixel leaves the cloud
     mask_threshold: float = 0.5  # face-mask probability threshold, (0, 1)
     default_fov_deg: float = 60.0  # horizontal field of view assumed only when rays cannot be solved
 

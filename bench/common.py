@@ -1,0 +1,94 @@
+"""Shared benchmark helpers: hardware description, latency statistics, JSON results.
+
+Benchmarks run as modules from the repository root, e.g. ``python -m bench.model_latency``.
+"""
+from __future__ import annotations
+
+import json
+import os
+import platform
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import torch
+
+
+def hardware_info() -> dict[str, Any]:
+    """CPU/GPU, core and thread counts and library versions of this machine, for result files."""
+    info: dict[str, Any] = {
+        "cpu": _cpu_model(),
+        "logical_cores": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "numpy": np.__version__,
+        "cuda_device": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
+    }
+    return info
+
+
+def _cpu_model() -> str:
+    """The CPU model name from /proc/cpuinfo, or ``platform.processor()`` where that is absent."""
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.is_file():
+        for line in cpuinfo.read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    return platform.processor() or "unknown"
+
+
+def time_calls(function: Callable[[], Any], runs: int, warmup: int) -> list[float]:
+    """Wall-clock seconds of ``runs`` calls of ``function`` after ``warmup`` untimed calls.
+
+    CUDA work is synchronised before each clock read so GPU time is included.
+    """
+    if runs < 1 or warmup < 0:
+        raise ValueError(f"need runs >= 1 and warmup >= 0, got runs={runs}, warmup={warmup}")
+    for _ in range(warmup):
+        function()
+    samples = []
+    for _ in range(runs):
+        _synchronize()
+        start = time.perf_counter()
+        function()
+        _synchronize()
+        samples.append(time.perf_counter() - start)
+    return samples
+
+
+def _synchronize() -> None:
+    if torch.cuda.is_available():
+        torch.cuda.synchronize()
+
+
+def latency_stats(samples_s: list[float]) -> dict[str, float]:
+    """``median_ms``, ``p90_ms``, ``min_ms``, ``mean_ms`` of latency samples given in seconds."""
+    if not samples_s:
+        raise ValueError("latency_stats needs at least one sample")
+    ms = np.asarray(samples_s, dtype=np.float64) * 1e3
+    return {
+        "median_ms": float(np.median(ms)),
+        "p90_ms": float(np.percentile(ms, 90)),
+        "min_ms": float(ms.min()),
+        "mean_ms": float(ms.mean()),
+        "runs": int(ms.size),
+    }
+
+
+def write_results(path: str | Path, benchmark: str, results: Any, settings: dict[str, Any]) -> Path:
+    """Write ``{benchmark, created, hardware, settings, results}`` as indented JSON to ``path``."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    payload = {
+        "benchmark": benchmark,
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "hardware": hardware_info(),
+        "settings": settings,
+        "results": results,
+    }
+    path.write_text(json.dumps(payload, indent=2) + "\n")
+    return path

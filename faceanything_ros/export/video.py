@@ -1,0 +1,47 @@
+"""The side-by-side MP4: input | depth | canonical | tracks overlay."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from ..reconstruction import Reconstruction
+from ..tracking import TrackState
+from .colorize import colorize_canonical, colorize_depth, draw_tracks
+
+PANEL_HEIGHT = 360  # pixels; every panel is resized to this height to keep files small
+
+
+def side_by_side(frame: np.ndarray, reconstruction: Reconstruction, tracks: TrackState | None) -> np.ndarray:
+    """``(H, W, 3)`` uint8 RGB frame -> ``(PANEL_HEIGHT, 4 * w, 3)`` uint8 RGB panel strip."""
+    overlay = frame if tracks is None else draw_tracks(frame, tracks.ids, tracks.pixels, tracks.visible,
+                                                       radius=max(2, frame.shape[0] // 200))
+    panels = [frame, colorize_depth(reconstruction.depth), colorize_canonical(reconstruction.canonical), overlay]
+    width = int(round(frame.shape[1] * PANEL_HEIGHT / frame.shape[0])) // 2 * 2
+    return np.concatenate([cv2.resize(p, (width, PANEL_HEIGHT), interpolation=cv2.INTER_AREA) for p in panels],
+                          axis=1)
+
+
+class SideBySideVideo:
+    """Writes ``side_by_side`` strips to an MP4 (mp4v), opened at the first frame."""
+
+    def __init__(self, path: str | Path, fps: float):
+        self.path = Path(path)
+        self.fps = fps if fps and fps > 0 else 10.0
+        self._writer: cv2.VideoWriter | None = None
+
+    def write(self, strip: np.ndarray) -> None:
+        """Append one ``(h, w, 3)`` uint8 RGB strip (all strips of one video share a size)."""
+        if self._writer is None:
+            height, width = strip.shape[:2]
+            self._writer = cv2.VideoWriter(str(self.path), cv2.VideoWriter_fourcc(*"mp4v"), self.fps, (width, height))
+            if not self._writer.isOpened():
+                raise OSError(f"could not open video writer for {self.path}")
+        self._writer.write(np.ascontiguousarray(strip[:, :, ::-1]))
+
+    def close(self) -> None:
+        """Finish the file."""
+        if self._writer is not None:
+            self._writer.release()
+            self._writer = None

@@ -1,0 +1,136 @@
+"""Coloured point clouds of the face from a depth map (optical frame, metres)."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Sequence
+
+import numpy as np
+
+from faceanything_ros.geometry.projection import unproject_pixels
+
+DEFAULT_COLOR = 255  # RGB value of every point when no image is given (white)
+
+
+@dataclass
+class PointCloud:
+    """``N`` points with their colour, source pixel and optional per-point attributes.
+
+    points: ``(N, 3)`` float32 metres, camera optical frame (x right, y down, z forward).
+    colors: ``(N, 3)`` uint8 RGB.
+    pixels: ``(N, 2)`` int32 ``(u, v)`` source pixel of each point.
+    canonical: ``(N, 3)`` float32 canonical face coordinate in ``[-1, 1]^3``, or None.
+    confidence: ``(N,)`` float32 per-point confidence, or None.
+    """
+
+    points: np.ndarray
+    colors: np.ndarray
+    pixels: np.ndarray
+    canonical: np.ndarray | None = None
+    confidence: np.ndarray | None = None
+
+    def __post_init__(self) -> None:
+        count = len(self.points)
+        expected = {
+            "points": ((count, 3), np.float32),
+            "colors": ((count, 3), np.uint8),
+            "pixels": ((count, 2), np.int32),
+        }
+        if self.canonical is not None:
+            expected["canonical"] = ((count, 3), np.float32)
+        if self.confidence is not None:
+            expected["confidence"] = ((count,), np.float32)
+        for name, (shape, dtype) in expected.items():
+            value = getattr(self, name)
+            if not isinstance(value, np.ndarray) or value.shape != shape or value.dtype != dtype:
+                got = f"{value.dtype} {value.shape}" if isinstance(value, np.ndarray) else type(value).__name__
+                raise ValueError(f"PointCloud.{name} must be a {np.dtype(dtype)} array of shape {shape}, got {got}")
+
+    def __len__(self) -> int:
+        return len(self.points)
+
+    @classmethod
+    def empty(cls) -> "PointCloud":
+        """A cloud with no points (and no canonical / confidence attributes)."""
+        return cls(
+            points=np.zeros((0, 3), np.float32), colors=np.zeros((0, 3), np.uint8), pixels=np.zeros((0, 2), np.int32)
+        )
+
+    @classmethod
+    def concatenate(cls, clouds: Sequence["PointCloud"]) -> "PointCloud":
+        """All points of ``clouds`` in order (``empty()`` for none).
+
+        ``canonical`` / ``confidence`` are kept when any non-empty cloud has them; the points of
+        clouds without them get NaN.
+        """
+        clouds = [cloud for cloud in clouds if len(cloud)]
+        if not clouds:
+            return cls.empty()
+
+        def optional(name: str, width: tuple[int, ...]) -> np.ndarray | None:
+            parts = [getattr(cloud, name) for cloud in clouds]
+            if all(part is None for part in parts):
+                return None
+            missing = [np.full((len(cloud), *width), np.nan, np.float32) for cloud in clouds]
+            return np.concatenate([fill if part is None else part for part, fill in zip(parts, missing)])
+
+        return cls(
+            points=np.concatenate([cloud.points for cloud in clouds]),
+            colors=np.concatenate([cloud.colors for cloud in clouds]),
+            pixels=np.concatenate([cloud.pixels for cloud in clouds]),
+            canonical=optional("canonical", (3,)),
+            confidence=optional("confidence", ()),
+        )
+
+
+def point_cloud_from_depth(
+    depth: np.ndarray,
+    intrinsics: np.ndarray,
+    valid: np.ndarray | None = None,
+    image: np.ndarray | None = None,
+    canonical: np.ndarray | None = None,
+    confidence: np.ndarray | None = None,
+    stride: int = 1,
+) -> PointCloud:
+    """Unproject a ``(H, W)`` z-depth map (metres) with ``(3, 3)`` intrinsics into a ``PointCloud``.
+
+    Keeps pixels with finite positive depth inside ``valid`` (``(H, W)`` bool, None = all) on
+    every ``stride``-th row and column (rows/cols 0, stride, 2*stride, ...), in row-major order.
+    image: ``(H, W, 3)`` uint8 RGB for the colours (None = white). canonical: ``(H, W, 3)``
+    canonical map; confidence: ``(H, W)``; each copied to the points when given.
+    """
+    depth = np.asarray(depth)
+    if depth.ndim != 2:
+        raise ValueError(f"depth must have shape (H, W), got {depth.shape}")
+    if not isinstance(stride, (int, np.integer)) or stride < 1:
+        raise ValueError(f"stride must be a positive integer, got {stride!r}")
+    height, width = depth.shape
+    _check_map(valid, "valid", (height, width), np.bool_)
+    _check_map(image, "image", (height, width, 3), np.uint8)
+    _check_map(canonical, "canonical", (height, width, 3), None)
+    _check_map(confidence, "confidence", (height, width), None)
+    keep = np.zeros((height, width), dtype=bool)
+    keep[::stride, ::stride] = True
+    keep &= np.isfinite(depth) & (depth > 0)
+    if valid is not None:
+        keep &= np.asarray(valid)
+    rows, cols = np.nonzero(keep)
+    pixels = np.stack([cols, rows], axis=1)
+    points = unproject_pixels(pixels, depth[rows, cols], intrinsics)
+    colors = image[rows, cols] if image is not None else np.full((rows.size, 3), DEFAULT_COLOR, np.uint8)
+    return PointCloud(
+        points=points.astype(np.float32),
+        colors=np.ascontiguousarray(colors),
+        pixels=pixels.astype(np.int32),
+        canonical=None if canonical is None else np.asarray(canonical, np.float32)[rows, cols],
+        confidence=None if confidence is None else np.asarray(confidence, np.float32)[rows, cols],
+    )
+
+
+def _check_map(value: np.ndarray | None, name: str, shape: tuple[int, ...], dtype: type | None) -> None:
+    """Raise ``ValueError`` unless ``value`` is None or an array of ``shape`` (and ``dtype``)."""
+    if value is None:
+        return
+    array = np.asarray(value)
+    if array.shape != shape or (dtype is not None and array.dtype != dtype):
+        wanted = f"{np.dtype(dtype)} " if dtype is not None else ""
+        raise ValueError(f"{name} must be a {wanted}array of shape {shape}, got {array.dtype} {array.shape}")

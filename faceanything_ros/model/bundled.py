@@ -1,0 +1,17 @@
+"""The checkpoint shipped inside the package, if this version ships one."""
+from __future__ import annotations
+
+from pathlib import Path
+
+BUNDLED_CHECKPOINT = Path(__file__).parent / "weights" / "faceanything_tiny.safetensors"
+
+NO_BUNDLED_MODEL = (
+    "no trained model is bundled with this version of faceanything_ros yet (it ships with the "
+    "training issue); pass --model PATH to a checkpoint, e.g. an untrained one for pipeline checks "
+    "made by `faceanything init-model --size tiny -o tiny_untrained.safetensors`"
+)
+
+
+def bundled_checkpoint() -> Path | None:
+    """Path of the bundled checkpoint, or None when this version ships none."""
+    return BUNDLED_CHECKPOINT if BUNDLED_CHECKPOINT.is_file() else None

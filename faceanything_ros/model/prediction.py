@@ -1,0 +1,75 @@
+"""``ModelPrediction``: the network's dense outputs for one sequence, as numpy arrays."""
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+from typing import Mapping
+
+import numpy as np
+import torch
+from scipy.special import expit
+
+OUTPUT_KEYS = ("depth", "depth_confidence", "rays", "canonical", "canonical_confidence", "mask_logit")
+
+
+@dataclass
+class ModelPrediction:
+    """Per-pixel predictions for the ``T`` frames of one sequence at the model input size ``H x W``.
+
+    Pixel ``(row v, col u)`` of every map belongs to pixel ``(u, v)`` of the input image.
+    """
+
+    depth: np.ndarray  # (T, H, W) float32, metres along the optical axis (z), > 0
+    depth_confidence: np.ndarray  # (T, H, W) float32, >= 1 (higher = more certain)
+    rays: np.ndarray  # (T, H, W, 3) float32 unit vectors, camera optical frame (x right, y down, z forward)
+    canonical: np.ndarray  # (T, H, W, 3) float32 canonical facial coordinates in [-1, 1]
+    canonical_confidence: np.ndarray  # (T, H, W) float32, >= 1
+    mask_probability: np.ndarray  # (T, H, W) float32 face-pixel probability in [0, 1]
+
+    @classmethod
+    def from_outputs(cls, outputs: Mapping[str, torch.Tensor | np.ndarray], batch_index: int = 0) -> "ModelPrediction":
+        """Take sequence ``batch_index`` of a batched network output dict.
+
+        Args:
+            outputs: ``FaceAnythingNet.forward`` outputs (torch tensors, or numpy arrays from an
+                exported engine with the same names): ``depth``, ``depth_confidence``,
+                ``canonical_confidence``, ``mask_logit`` ``(B, T, H, W)``; ``rays``, ``canonical``
+                ``(B, T, H, W, 3)``.
+            batch_index: which sequence of the batch, ``0 <= batch_index < B``.
+        """
+        missing = [key for key in OUTPUT_KEYS if key not in outputs]
+        if missing:
+            raise KeyError(f"network outputs lack {missing}; expected keys {list(OUTPUT_KEYS)}, got {sorted(outputs)}")
+        arrays = {key: _float32_array(outputs[key]) for key in OUTPUT_KEYS}
+        if arrays["depth"].ndim != 4:
+            raise ValueError(f"outputs['depth'] must be (B, T, H, W), got shape {arrays['depth'].shape}")
+        batch = arrays["depth"].shape[0]
+        if not 0 <= batch_index < batch:
+            raise IndexError(f"batch_index {batch_index} out of range for a batch of {batch}")
+        one = {key: value[batch_index] for key, value in arrays.items()}
+        return cls(
+            depth=one["depth"],
+            depth_confidence=one["depth_confidence"],
+            rays=one["rays"],
+            canonical=one["canonical"],
+            canonical_confidence=one["canonical_confidence"],
+            mask_probability=expit(one["mask_logit"]).astype(np.float32),
+        )
+
+    @property
+    def num_frames(self) -> int:
+        """``T``, the number of frames."""
+        return self.depth.shape[0]
+
+    def select(self, index: int) -> "ModelPrediction":
+        """Frame ``index`` alone, as a one-frame prediction (every field keeps its ``T = 1`` axis)."""
+        if not -self.num_frames <= index < self.num_frames:
+            raise IndexError(f"frame index {index} out of range for {self.num_frames} frames")
+        start = index % self.num_frames
+        return ModelPrediction(**{f.name: getattr(self, f.name)[start:start + 1] for f in fields(self)})
+
+
+def _float32_array(value: torch.Tensor | np.ndarray) -> np.ndarray:
+    """A float32 numpy copy/view of a tensor (any device) or array."""
+    if isinstance(value, torch.Tensor):
+        return value.detach().to("cpu", torch.float32).numpy()
+    return np.asarray(value, dtype=np.float32)

@@ -1,0 +1,121 @@
+"""The one result type of the product: what a frame's reconstruction holds.
+
+Every producer (the learned model through ``Predictor``; later the face-mesh reference method)
+returns ``Reconstruction`` objects, and every consumer (export, tracking, ROS, evaluation) reads
+only these, so methods are compared side by side with the same code.
+
+All maps are full-image (the frame's own pixel grid, ``H x W``); depth is z-depth in metres in
+the camera optical frame (x right, y down, z forward); canonical coordinates are in the shared
+canonical face space, normalised to ``[-1, 1]^3``.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .geometry.pointcloud import PointCloud
+from .io.crop import CropBox
+from .io.face_detector import FaceBox
+from .tracking import TrackingFrame
+
+
+@dataclass
+class FaceReconstruction:
+    """One face in one frame, pasted back into full-image coordinates."""
+
+    face: FaceBox  # detection (pixels, image coordinates)
+    crop: CropBox  # the square crop the model saw
+    depth: np.ndarray  # (H, W) float32 metres, NaN outside the face mask
+    depth_confidence: np.ndarray  # (H, W) float32 >= 1 inside the crop, NaN outside it
+    canonical: np.ndarray  # (H, W, 3) float32 in [-1, 1], NaN outside the face mask
+    canonical_confidence: np.ndarray  # (H, W) float32 >= 1 inside the crop, NaN outside it
+    mask: np.ndarray  # (H, W) bool face pixels
+    cloud: PointCloud  # (N, ...) metric points of the face in the camera optical frame
+
+    @property
+    def num_pixels(self) -> int:
+        """Number of face pixels in the mask."""
+        return int(self.mask.sum())
+
+
+@dataclass
+class Reconstruction:
+    """A frame's reconstruction: camera intrinsics and zero or more faces (largest first).
+
+    ``faces`` is empty when no face was found; ``message`` then says why. Frame-level maps
+    (``depth``, ``canonical``, ``mask``) merge the faces, the nearest surface winning.
+    """
+
+    frame_index: int
+    image_size: tuple[int, int]  # (H, W) pixels
+    intrinsics: np.ndarray  # (3, 3) float64 pinhole K of the full image, pixels
+    intrinsics_source: str  # "given" (e.g. CameraInfo), "rays" (solved from predicted rays) or "default-fov"
+    faces: list[FaceReconstruction] = field(default_factory=list)
+    message: str = "ok"
+
+    @property
+    def found(self) -> bool:
+        """True when at least one face was reconstructed."""
+        return bool(self.faces)
+
+    @property
+    def depth(self) -> np.ndarray:
+        """(H, W) float32 metres, NaN where no face; the nearest face wins where faces overlap."""
+        height, width = self.image_size
+        depth = np.full((height, width), np.nan, dtype=np.float32)
+        for face in self.faces:
+            closer = face.mask & ~(depth <= face.depth)
+            depth[closer] = face.depth[closer]
+        return depth
+
+    @property
+    def face_index(self) -> np.ndarray:
+        """(H, W) int16: index into ``faces`` of the visible face at each pixel, -1 where none."""
+        height, width = self.image_size
+        index = np.full((height, width), -1, dtype=np.int16)
+        depth = np.full((height, width), np.inf, dtype=np.float32)
+        for i, face in enumerate(self.faces):
+            closer = face.mask & (face.depth < depth)
+            index[closer] = i
+            depth[closer] = face.depth[closer]
+        return index
+
+    @property
+    def mask(self) -> np.ndarray:
+        """(H, W) bool: pixels of any face."""
+        return self.face_index >= 0
+
+    @property
+    def canonical(self) -> np.ndarray:
+        """(H, W, 3) float32 canonical coordinates of the visible face, NaN where none."""
+        return self._merged("canonical", channels=3)
+
+    @property
+    def canonical_confidence(self) -> np.ndarray:
+        """(H, W) float32 canonical confidence of the visible face, NaN where none."""
+        return self._merged("canonical_confidence")
+
+    @property
+    def depth_confidence(self) -> np.ndarray:
+        """(H, W) float32 depth confidence of the visible face, NaN where none."""
+        return self._merged("depth_confidence")
+
+    @property
+    def cloud(self) -> PointCloud:
+        """All faces' points, concatenated (faces may overlap in 3D where they occlude)."""
+        return PointCloud.concatenate([face.cloud for face in self.faces])
+
+    def tracking_frame(self) -> TrackingFrame:
+        """The frame as the canonical tracker sees it (merged faces, depth and intrinsics)."""
+        return TrackingFrame(canonical=self.canonical, confidence=self.canonical_confidence, mask=self.mask,
+                             depth=self.depth, intrinsics=self.intrinsics)
+
+    def _merged(self, name: str, channels: int = 0) -> np.ndarray:
+        index = self.face_index
+        shape = self.image_size + ((channels,) if channels else ())
+        merged = np.full(shape, np.nan, dtype=np.float32)
+        for i, face in enumerate(self.faces):
+            where = index == i
+            merged[where] = getattr(face, name)[where]
+        return merged

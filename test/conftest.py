@@ -1,0 +1,38 @@
+"""Shared fixtures: paths of the real face data and a tiny untrained checkpoint."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+FACES = REPO.parent / "shared" / "data" / "faces"
+
+
+def face_image(name: str) -> Path:
+    """Path of an image in ../shared/data/faces/images (skips the test when the data is absent)."""
+    path = FACES / "images" / name
+    if not path.is_file():
+        pytest.skip(f"shared face data not found: {path}")
+    return path
+
+
+def face_video(name: str) -> Path:
+    """Path of a video in ../shared/data/faces/videos (skips the test when the data is absent)."""
+    path = FACES / "videos" / name
+    if not path.is_file():
+        pytest.skip(f"shared face data not found: {path}")
+    return path
+
+
+@pytest.fixture(scope="session")
+def tiny_checkpoint(tmp_path_factory) -> Path:
+    """An untrained ``tiny`` checkpoint (seeded random weights)."""
+    import torch
+
+    from faceanything_ros.model.checkpoint import init_checkpoint
+
+    path = tmp_path_factory.mktemp("ckpt") / "tiny.safetensors"
+    torch.manual_seed(0)
+    init_checkpoint(path, "tiny")
+    return path
