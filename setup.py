@@ -36,6 +36,8 @@ setup(
         "scipy>=1.11,<2",
         "tqdm>=4.66,<5",
         "pyyaml>=6,<7",
+        "rosbags>=0.11.7,<0.12",
+        "rosbags-image>=0.10,<0.11",
         *MEDIAPIPE_RUNTIME,
     ],
     extras_require={"dev": ["pytest>=8,<10"]},
