@@ -92,3 +92,20 @@ def write_results(path: str | Path, benchmark: str, results: Any, settings: dict
     }
     path.write_text(json.dumps(payload, indent=2) + "\n")
     return path
+
+
+def report(benchmark: str, title: str, columns: list[tuple[str, str, str]], rows: list[dict[str, Any]],
+           args: Any, **settings: Any) -> None:
+    """Print ``title`` and a table of ``rows``; write JSON when ``args.json`` is set.
+
+    columns: ``(header, row key, format spec)`` per column, e.g. ``("median ms", "median_ms", ".1f")``.
+    The JSON's settings are the parsed arguments (less ``json``) plus ``settings``.
+    """
+    print(title)
+    widths = [max(len(header), 8) for header, _, _ in columns]
+    print(" ".join(f"{header:>{width}}" for (header, _, _), width in zip(columns, widths)))
+    for row in rows:
+        print(" ".join(f"{format(row[key], spec):>{width}}" for (_, key, spec), width in zip(columns, widths)))
+    if getattr(args, "json", None):
+        recorded = {key: value for key, value in vars(args).items() if key != "json"}
+        print(f"wrote {write_results(args.json, benchmark, rows, {**recorded, **settings})}")

@@ -10,7 +10,7 @@ import argparse
 
 import torch
 
-from bench.common import latency_stats, time_calls, write_results
+from bench.common import latency_stats, report, time_calls
 from faceanything_ros.config import MODEL_SIZES, ModelConfig
 from faceanything_ros.model import FaceAnythingNet
 
@@ -43,17 +43,11 @@ def main(argv: list[str] | None = None) -> None:
 
     rows = measure(args.size, args.resolutions, args.frames, args.runs, args.warmup, args.device)
     parameters = sum(p.numel() for p in FaceAnythingNet(ModelConfig.preset(args.size)).parameters())
-    print(f"FaceAnythingNet {args.size} ({parameters / 1e6:.2f} M parameters) on {args.device}, "
-          f"{torch.get_num_threads()} threads, {args.runs} runs after {args.warmup} warm-up")
-    print(f"{'input':>9} {'T':>3} {'median ms':>10} {'p90 ms':>8} {'min ms':>8}")
-    for row in rows:
-        print(f"{row['resolution']:>5} px {row['frames']:>3} {row['median_ms']:>10.1f} {row['p90_ms']:>8.1f} "
-              f"{row['min_ms']:>8.1f}")
-    if args.json:
-        settings = {key: value for key, value in vars(args).items() if key != "json"}
-        settings["parameters"] = parameters
-        print(f"wrote {write_results(args.json, 'model_latency', rows, settings)}")
-
+    title = (f"FaceAnythingNet {args.size} ({parameters / 1e6:.2f} M parameters) on {args.device}, "
+             f"{torch.get_num_threads()} threads, {args.runs} runs after {args.warmup} warm-up")
+    columns = [("input px", "resolution", "d"), ("T", "frames", "d"), ("median ms", "median_ms", ".1f"),
+               ("p90 ms", "p90_ms", ".1f"), ("min ms", "min_ms", ".1f")]
+    report("model_latency", title, columns, rows, args, parameters=parameters)
 
 if __name__ == "__main__":
     main()

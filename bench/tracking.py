@@ -11,7 +11,7 @@ import argparse
 
 import numpy as np
 
-from bench.common import latency_stats, time_calls, write_results
+from bench.common import latency_stats, report, time_calls
 from faceanything_ros.config import TrackerConfig
 from faceanything_ros.geometry import intrinsics_from_fov
 from faceanything_ros.tracking import BACKENDS, CanonicalTracker, TrackingFrame
@@ -65,16 +65,11 @@ def main(argv: list[str] | None = None) -> None:
     rows = measure(args.resolutions, args.tracks, args.backend, args.device, args.face_fraction, args.runs,
                    args.warmup)
     backend = CanonicalTracker(device=args.device, backend=args.backend).backend
-    print(f"CanonicalTracker.step, {backend} backend on {args.device}, {args.runs} runs after {args.warmup} warm-up")
-    print(f"{'map':>10} {'face px':>8} {'tracks':>6} {'median ms':>10} {'p90 ms':>8} {'min ms':>8}")
-    for row in rows:
-        print(f"{row['width']:>5}x{row['height']:<4} {row['face_pixels']:>8} {row['tracks']:>6} "
-              f"{row['median_ms']:>10.2f} {row['p90_ms']:>8.2f} {row['min_ms']:>8.2f}")
-    if args.json:
-        settings = {key: value for key, value in vars(args).items() if key != "json"}
-        settings["backend"] = backend
-        print(f"wrote {write_results(args.json, 'tracking', rows, settings)}")
-
+    title = f"CanonicalTracker.step, {backend} backend on {args.device}, {args.runs} runs after {args.warmup} warm-up"
+    columns = [("width", "width", "d"), ("height", "height", "d"), ("face px", "face_pixels", "d"),
+               ("tracks", "tracks", "d"), ("median ms", "median_ms", ".2f"), ("p90 ms", "p90_ms", ".2f"),
+               ("min ms", "min_ms", ".2f")]
+    report("tracking", title, columns, rows, args, backend=backend)
 
 if __name__ == "__main__":
     main()
