@@ -22,11 +22,13 @@ setup(
     long_description_content_type="text/markdown",
     license="Apache-2.0",
     python_requires=">=3.10",
-    packages=find_packages(include=["faceanything_ros", "faceanything_ros.*"]),
-    package_data={"faceanything_ros": ["py.typed"]},
+    packages=find_packages(include=["faceanything_ros", "faceanything_ros.*", "training", "training.*"]),
+    package_data={"faceanything_ros": ["py.typed", "canonical/data/*.npz"]},
     data_files=[
         ("share/ament_index/resource_index/packages", ["resource/faceanything_ros"]),
         ("share/faceanything_ros", ["package.xml"]),
+        # message definitions, read by faceanything_ros.ros.message_types for rosbags (as colcon installs them)
+        ("share/faceanything_ros/msg", sorted(str(path.relative_to(ROOT)) for path in (ROOT / "msg").glob("*.msg"))),
     ],
     install_requires=[
         "torch>=2.11",
@@ -39,7 +41,16 @@ setup(
         "rosbags>=0.11.7,<0.12",
         "rosbags-image>=0.10,<0.11",
         *MEDIAPIPE_RUNTIME,
+        # onnx engine (the CPU default): onnx 1.17 is the last release allowing protobuf < 5
+        # (mediapipe); torch.onnx.export(dynamo=False) needs only onnx, not onnxscript
+        "onnxruntime>=1.20,<2",
+        "onnx>=1.16,<1.18",
     ],
     extras_require={"dev": ["pytest>=8,<10"]},
-    entry_points={"console_scripts": ["faceanything = faceanything_ros.cli:main"]},
+    entry_points={"console_scripts": [
+        "faceanything = faceanything_ros.cli:main",
+        "faceanything-data = training.cli:main",
+        "faceanything_node = faceanything_ros.ros.node:main",
+        "faceanything_lifecycle_node = faceanything_ros.ros.node:lifecycle_main",
+    ]},
 )

@@ -82,6 +82,16 @@ class TrackerConfig:
 
 
 @dataclass
+class FaceMeshConfig:
+    """Face-mesh pseudo-labels and the mesh reference method (``faceanything_ros.canonical``, ``reference``)."""
+
+    max_faces: int = 1  # faces labelled per frame, largest first
+    min_confidence: float = 0.5  # mediapipe FaceMesh detection score threshold, [0, 1]
+    default_fov_deg: float = 60.0  # horizontal field of view assumed when no intrinsics are given, degrees
+    face_scale: float = 1.0  # metric face size / template size (unobservable from one view; 1 = mean face, 63 mm IPD)
+
+
+@dataclass
 class PredictorConfig:
     """Frames -> reconstructions (``faceanything_ros.predictor``)."""
 
@@ -89,6 +99,90 @@ class PredictorConfig:
     min_depth_confidence: float = 1.0  # depth confidence (>= 1; 1 = keep all) below which a pixel leaves the cloud
     mask_threshold: float = 0.5  # face-mask probability threshold, (0, 1)
     default_fov_deg: float = 60.0  # horizontal field of view assumed only when rays cannot be solved
+
+
+ENGINES = ("auto", "tensorrt", "compile", "torch", "onnx")
+RESEED_POLICIES = ("never", "on_loss", "every_n")
+NODE_INPUTS = ("raw", "compressed")
+QOS_RELIABILITIES = ("best_effort", "reliable")
+
+NODE_RANGES: dict[str, tuple[float, float]] = {
+    # inclusive (min, max) of every numeric NodeConfig field; the ROS node's parameter
+    # descriptors read these, so the node and the dataclass cannot disagree
+    "window": (1, 16),
+    "max_rate_hz": (0.0, 1000.0),
+    "num_tracks": (1, 100_000),
+    "reseed_min_visible": (0.0, 1.0),
+    "reseed_every_n": (0, 1_000_000),
+    "min_depth_confidence": (1.0, 1000.0),
+    "mask_threshold": (0.0, 1.0),
+    "track_max_distance": (1e-6, 4.0),
+    "track_min_confidence": (1.0, 1000.0),
+    "face_min_confidence": (0.0, 1.0),
+    "max_faces": (1, 16),
+    "point_stride": (1, 64),
+    "qos_depth": (1, 1000),
+}
+NODE_CHOICES: dict[str, tuple[str, ...]] = {
+    "engine": ENGINES, "reseed": RESEED_POLICIES, "input": NODE_INPUTS, "qos_reliability": QOS_RELIABILITIES,
+}
+
+
+@dataclass
+class NodeConfig:
+    """The streaming processor and ROS node: one flat field per ROS parameter (same names).
+
+    Flat on purpose (ROS parameters are flat names); the model-related fields map onto
+    ``PredictorConfig`` / ``TrackerConfig`` through ``predictor_config()`` / ``tracker_config()``,
+    the only place the two meet. Numeric ranges are ``NODE_RANGES``, string choices ``NODE_CHOICES``.
+    """
+
+    model: str = ""  # checkpoint path; "" = the bundled one
+    engine: str = "auto"  # auto|tensorrt|compile|torch|onnx
+    device: str = "cpu"  # torch device, e.g. "cpu", "cuda", "cuda:1"
+    window: int = 1  # frames the model sees jointly: the newest + window-1 previous ones as context
+    max_rate_hz: float = 0.0  # processed frames per second at most; 0 = as fast as the model runs
+    num_tracks: int = 256  # query grid size when (re)seeding tracks
+    reseed: str = "on_loss"  # never | on_loss (visible fraction < reseed_min_visible) | every_n frames
+    reseed_min_visible: float = 0.3  # fraction of visible tracks, [0, 1], below which on_loss re-seeds
+    reseed_every_n: int = 0  # processed frames between re-seeds for reseed=every_n (>= 1 then)
+    min_depth_confidence: float = 1.0  # depth confidence (>= 1; 1 = keep all) for cloud points
+    mask_threshold: float = 0.5  # face-mask probability threshold, [0, 1]
+    track_max_distance: float = 0.05  # canonical NN distance above which a track is not visible
+    track_min_confidence: float = 1.0  # canonical confidence (>= 1; 1 = all) of searched pixels
+    face_min_confidence: float = 0.5  # face detector score threshold, [0, 1]
+    max_faces: int = 1  # faces reconstructed per frame, largest first
+    point_stride: int = 1  # keep every n-th pixel row and column in the published point cloud
+    input: str = "raw"  # raw (sensor_msgs/Image) | compressed (sensor_msgs/CompressedImage)
+    qos_reliability: str = "best_effort"  # sensor-data QoS by default
+    qos_depth: int = 1  # subscription history depth (the node keeps only the newest frame anyway)
+
+    def __post_init__(self) -> None:
+        for name, (low, high) in NODE_RANGES.items():
+            value = getattr(self, name)
+            integer = isinstance(low, int) and isinstance(high, int)
+            if isinstance(value, bool) or not isinstance(value, int if integer else (int, float)):
+                raise ValueError(f"NodeConfig.{name} must be {'an integer' if integer else 'a number'}, got {value!r}")
+            if not low <= value <= high:
+                raise ValueError(f"NodeConfig.{name} = {value} is outside its range [{low}, {high}]")
+        for name, choices in NODE_CHOICES.items():
+            if getattr(self, name) not in choices:
+                raise ValueError(f"NodeConfig.{name} = {getattr(self, name)!r}; choose one of {list(choices)}")
+        if self.reseed == "every_n" and self.reseed_every_n < 1:
+            raise ValueError("NodeConfig.reseed = 'every_n' needs reseed_every_n >= 1")
+
+    def predictor_config(self) -> PredictorConfig:
+        """The ``PredictorConfig`` these settings mean (detector fields not named here keep defaults)."""
+        return PredictorConfig(
+            detector=DetectorConfig(min_confidence=self.face_min_confidence, max_faces=self.max_faces),
+            min_depth_confidence=self.min_depth_confidence,
+            mask_threshold=self.mask_threshold,
+        )
+
+    def tracker_config(self) -> TrackerConfig:
+        """The ``TrackerConfig`` these settings mean."""
+        return TrackerConfig(num_tracks=self.num_tracks, max_distance=self.track_max_distance,
+                             min_confidence=self.track_min_confidence)
 
 
 def to_dict(config: Any) -> dict[str, Any]:
@@ -145,5 +239,7 @@ _CONFIG_TYPES: dict[str, type] = {
     "ModelConfig": ModelConfig,
     "DetectorConfig": DetectorConfig,
     "TrackerConfig": TrackerConfig,
+    "FaceMeshConfig": FaceMeshConfig,
     "PredictorConfig": PredictorConfig,
+    "NodeConfig": NodeConfig,
 }

@@ -12,6 +12,7 @@ from typing import Sequence
 import numpy as np
 
 from .config import PredictorConfig
+from .engines import create_engine
 from .geometry.camera import intrinsics_from_fov, pixel_grid
 from .geometry.pointcloud import point_cloud_from_depth
 from .geometry.rays import solve_intrinsics
@@ -39,16 +40,22 @@ class _CropResult:
 class Predictor:
     """Reconstructs faces in RGB frames with a Face Anything checkpoint.
 
-    ``Predictor(checkpoint, device)`` loads the model once; ``predict(frames, intrinsics)``
-    reconstructs a window of frames from one camera jointly (the model attends across them).
+    ``Predictor(checkpoint, device, engine=...)`` loads the model once and runs it through an
+    inference engine (``faceanything_ros.engines``: ``torch``, ``compile``, ``onnx``,
+    ``tensorrt`` or ``auto``); ``predict(frames, intrinsics)`` reconstructs a window of frames
+    from one camera jointly (the model attends across them).
     """
 
-    def __init__(self, checkpoint: str | Path, device: str = "cpu", config: PredictorConfig | None = None):
+    def __init__(self, checkpoint: str | Path, device: str = "cpu", config: PredictorConfig | None = None,
+                 engine: str = "torch", precision: str | None = None, engine_cache: str | Path | None = None):
+        """``precision``: None = the engine's default; ``engine_cache``: artefact folder (None =
+        ``$FACEANYTHING_ENGINE_CACHE`` or ``~/.cache/faceanything_ros/engines``)."""
         self.config = config or PredictorConfig()
-        self.model, self.metadata = load_checkpoint(checkpoint, device=device)
+        model, self.metadata = load_checkpoint(checkpoint, device=device)
         self.metadata: CheckpointMetadata
+        self.engine = create_engine(engine, model, checkpoint, device, precision, engine_cache)
         self.detector = FaceDetector(self.config.detector)
-        self.input_size = self.model.config.image_size
+        self.input_size = self.engine.input_size
 
     def close(self) -> None:
         """Release the face detector."""
@@ -104,7 +111,7 @@ class Predictor:
         for rank in range(max((len(faces) for faces in detections), default=0)):
             members = [t for t, faces in enumerate(detections) if len(faces) > rank]
             images = np.stack([crop_image(frames[t], boxes[t][rank]) for t in members])
-            prediction = self.model.infer(images)
+            prediction = self.engine.infer(images)
             for i, t in enumerate(members):
                 results[t].append(_CropResult(detections[t][rank], boxes[t][rank], prediction.select(i)))
         return results
@@ -136,16 +143,16 @@ class Predictor:
         except ValueError as error:
             log.warning("predicted rays of a face crop give no pinhole camera (%s); depth left unscaled", error)
             depth_scale = 1.0
-        depth_crop = prediction.depth[0] * depth_scale
-
-        def paste(crop_map: np.ndarray) -> np.ndarray:
-            return paste_back(crop_map, crop, height, width, fill=np.nan)
-
-        mask = paste(prediction.mask_probability[0]) > self.config.mask_threshold
-        depth = np.where(mask, paste(depth_crop), np.nan).astype(np.float32)
-        canonical = np.where(mask[..., None], paste(prediction.canonical[0]), np.nan).astype(np.float32)
-        depth_confidence = paste(prediction.depth_confidence[0]).astype(np.float32)
-        canonical_confidence = paste(prediction.canonical_confidence[0]).astype(np.float32)
+        # the four scalar maps share one 4-channel warp (bit-identical to four 1-channel warps in
+        # OpenCV; more than 4 channels would take a different, less exact path)
+        scalars = np.stack([prediction.mask_probability[0], prediction.depth[0] * np.float32(depth_scale),
+                            prediction.depth_confidence[0], prediction.canonical_confidence[0]], axis=-1)
+        mask_probability, depth, depth_confidence, canonical_confidence = np.ascontiguousarray(
+            np.moveaxis(paste_back(scalars, crop, height, width, fill=np.nan), -1, 0))
+        mask = mask_probability > self.config.mask_threshold
+        depth = np.where(mask, depth, np.nan).astype(np.float32)
+        canonical = np.where(mask[..., None], paste_back(prediction.canonical[0], crop, height, width, fill=np.nan),
+                             np.nan).astype(np.float32)
         cloud = point_cloud_from_depth(
             depth, camera, valid=mask & (depth_confidence >= self.config.min_depth_confidence), image=frame,
             canonical=canonical, confidence=depth_confidence,

@@ -1,6 +1,7 @@
 """Shared fixtures: paths of the real face data and a tiny untrained checkpoint."""
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -28,11 +29,16 @@ def face_video(name: str) -> Path:
 @pytest.fixture(scope="session")
 def tiny_checkpoint(tmp_path_factory) -> Path:
     """An untrained ``tiny`` checkpoint (seeded random weights)."""
-    import torch
-
     from faceanything_ros.model.checkpoint import init_checkpoint
 
     path = tmp_path_factory.mktemp("ckpt") / "tiny.safetensors"
-    torch.manual_seed(0)
-    init_checkpoint(path, "tiny")
+    init_checkpoint(path, "tiny", seed=0)
+    return path
+
+
+@pytest.fixture(scope="session", autouse=True)
+def engine_cache(tmp_path_factory) -> Path:
+    """Compiled engine artefacts of the test session (and the nodes it starts) go to a temporary folder."""
+    path = tmp_path_factory.mktemp("engine_cache")
+    os.environ["FACEANYTHING_ENGINE_CACHE"] = str(path)
     return path

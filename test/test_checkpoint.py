@@ -54,7 +54,7 @@ def test_metadata_is_read_from_the_header(micro_file):
     metadata = read_checkpoint_metadata(path)
     assert metadata.model_config == MICRO
     assert metadata.input_resolution == (64, 64)
-    assert (metadata.canonical_space_id, metadata.canonical_space_version) == ("mediapipe-facemesh-478", "0")
+    assert (metadata.canonical_space_id, metadata.canonical_space_version) == ("mediapipe-facemesh-478", "1")
     assert metadata.trained is True and metadata.training_data == {"frames": 12}
     assert metadata.package_version == __version__ and metadata.format_version == 1
     assert datetime.fromisoformat(metadata.created).tzinfo is not None

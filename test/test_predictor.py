@@ -51,9 +51,9 @@ def predictor(tiny_checkpoint):
 
 @pytest.fixture
 def analytic(tiny_checkpoint):
-    """A predictor whose network is AnalyticNet (detection, crop and paste-back are real)."""
+    """A predictor whose engine runs AnalyticNet (detection, crop and paste-back are real)."""
     with Predictor(tiny_checkpoint) as predictor:
-        predictor.model = AnalyticNet(predictor.input_size)
+        predictor.engine = AnalyticNet(predictor.input_size)
         yield predictor
 
 
@@ -62,7 +62,7 @@ def test_intrinsics_solved_from_rays_are_the_uncropped_crop_camera(analytic):
     (reconstruction,) = analytic.predict(image)
     face = reconstruction.faces[0]
     assert reconstruction.intrinsics_source == "rays"
-    expected = face.crop.uncrop_intrinsics(analytic.model.crop_intrinsics)
+    expected = face.crop.uncrop_intrinsics(analytic.engine.crop_intrinsics)
     np.testing.assert_allclose(reconstruction.intrinsics, expected, rtol=1e-6, atol=1e-6)
     # The rays' own camera is used, so the depth is left as predicted.
     assert np.nanmax(np.abs(face.depth - PLANE_DEPTH)) < 1e-5

@@ -9,52 +9,14 @@ this test process never imports rclpy.
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
-
-REPO_ROOT = Path(__file__).resolve().parents[1]
-PACKAGE = "faceanything_ros"
-# VCS data, build outputs and caches (as in .gitignore): not part of the package sources.
-NOT_SOURCES = shutil.ignore_patterns(
-    ".git", "build", "install", "log", "out", "__pycache__", "*.egg-info", ".pytest_cache",
-    ".venv", ".whl", ".gl",
+from ros_workspace import (
+    PACKAGE, build_environment, colcon_build, copy_repository, python_in_workspace, requires_ros_build_tools,
 )
 
-
-def find_ros_build_tools() -> tuple[Path, Path] | None:
-    """Return ``(colcon executable, prefix holding ament_cmake)``, or None if either is absent.
-
-    colcon is looked up in this interpreter's ``bin`` (a venv made by scripts/install_ros.sh, used
-    without activation), then on PATH. The ROS wheels install into the venv prefix, so ament_cmake
-    is looked for there, beside colcon, then in AMENT_PREFIX_PATH (a system ROS install).
-    """
-    search_path = f"{Path(sys.prefix) / 'bin'}{os.pathsep}{os.environ.get('PATH', '')}"
-    colcon = shutil.which("colcon", path=search_path)
-    if colcon is None:
-        return None
-    candidates = [Path(sys.prefix), Path(colcon).resolve().parent.parent]
-    candidates += [Path(p) for p in os.environ.get("AMENT_PREFIX_PATH", "").split(os.pathsep) if p]
-    for prefix in candidates:
-        if (prefix / "share" / "ament_cmake" / "cmake" / "ament_cmakeConfig.cmake").is_file():
-            return Path(colcon), prefix
-    return None
-
-
-ROS_BUILD_TOOLS = find_ros_build_tools()
-
-pytestmark = [
-    pytest.mark.slow,
-    pytest.mark.skipif(
-        ROS_BUILD_TOOLS is None,
-        reason="ROS 2 build tools absent: needs `colcon` on PATH and ament_cmake beside it "
-        "(install them with scripts/install_ros.sh VENV and run pytest from VENV)",
-    ),
-]
+pytestmark = [pytest.mark.slow, requires_ros_build_tools]
 
 # Publishes a Probe over Fast DDS and prints what the same process received, as one JSON line.
 PUBSUB_SCRIPT = """
@@ -88,57 +50,6 @@ rclpy.shutdown()
 """
 
 
-def build_environment(tmp_path: Path) -> dict[str, str]:
-    """Environment for colcon and for the built package: the ROS prefix first, DDS kept on loopback.
-
-    PYTHONPATH is dropped so that imports can only resolve to the workspace's install/ tree.
-    """
-    colcon, ament_prefix = ROS_BUILD_TOOLS
-    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "AMENT_PREFIX_PATH")}
-    tool_dirs = [str(colcon.parent), str(ament_prefix / "bin")]
-    env["PATH"] = os.pathsep.join([*tool_dirs, env.get("PATH", "")])
-    env["AMENT_PREFIX_PATH"] = str(ament_prefix)
-    env["CMAKE_PREFIX_PATH"] = str(ament_prefix)
-    env["COLCON_HOME"] = str(tmp_path / "colcon_home")
-    env["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
-    env["ROS_DOMAIN_ID"] = str(1 + os.getpid() % 100)  # parallel test runs do not hear each other
-    return env
-
-
-def copy_repository(workspace: Path) -> Path:
-    """Copy the repository's sources to ``workspace/src/faceanything_ros``; return that directory."""
-    package_dir = workspace / "src" / PACKAGE
-    shutil.copytree(REPO_ROOT, package_dir, ignore=NOT_SOURCES, symlinks=True)
-    return package_dir
-
-
-def run_checked(command: list[str], cwd: Path, env: dict[str, str], timeout_s: float) -> str:
-    """Run ``command``; return its stdout, or fail the test with the tail of its output."""
-    result = subprocess.run(
-        command, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout_s, check=False
-    )
-    if result.returncode != 0:
-        pytest.fail(
-            f"{' '.join(command[:3])} exited {result.returncode}\n"
-            f"stdout tail:\n{result.stdout[-4000:]}\nstderr tail:\n{result.stderr[-4000:]}"
-        )
-    return result.stdout
-
-
-def colcon_build(workspace: Path, env: dict[str, str]) -> Path:
-    """Build ``workspace`` with colcon and return the package's install prefix."""
-    run_checked(["colcon", "build", "--event-handlers", "console_cohesion+"], workspace, env, 600)
-    return workspace / "install" / PACKAGE
-
-
-def python_in_workspace(workspace: Path, code: str, cwd: Path, env: dict[str, str]) -> str:
-    """Run ``python -c code`` after sourcing the workspace's install/setup.bash; return stdout."""
-    setup = workspace / "install" / "setup.bash"
-    return run_checked(
-        ["bash", "-c", f'source "{setup}" && exec python -c "$0"', code], cwd, env, 120
-    )
-
-
 def test_repository_builds_and_imports_from_install_tree(tmp_path: Path) -> None:
     workspace = tmp_path / "ws"
     copy_repository(workspace)
@@ -159,6 +70,28 @@ def test_repository_builds_and_imports_from_install_tree(tmp_path: Path) -> None
     assert site_packages.parent.parent.name == "lib"
     assert site_packages.parent.parent.parent == install_prefix
     assert config_file == site_packages / PACKAGE / "config.py"
+
+    # the package's own messages are generated beside it, and the node imports from the install
+    message_check = (
+        "import json\n"
+        "from faceanything_ros.msg import CanonicalTrack, CanonicalTrackArray\n"
+        "import faceanything_ros.ros.node as node\n"
+        "print(json.dumps([CanonicalTrack.get_fields_and_field_types(),\n"
+        "                  CanonicalTrackArray.get_fields_and_field_types(), node.__file__,\n"
+        "                  sorted(node.rclpy_message_types())]))"
+    )
+    track_fields, array_fields, node_file, message_types = json.loads(
+        python_in_workspace(workspace, message_check, tmp_path, env).splitlines()[-1])
+    assert track_fields == {
+        "id": "uint32", "u": "float", "v": "float", "position": "geometry_msgs/Point",
+        "canonical": "geometry_msgs/Point", "confidence": "float", "visible": "boolean",
+    }
+    assert array_fields == {"header": "std_msgs/Header", "tracks": "sequence<faceanything_ros/CanonicalTrack>"}
+    assert Path(node_file) == site_packages / PACKAGE / "ros" / "node.py"
+    assert "faceanything_ros/msg/CanonicalTrackArray" in message_types
+    for executable in ("faceanything_node", "faceanything_lifecycle_node"):
+        wrapper = install_prefix / "lib" / PACKAGE / executable
+        assert wrapper.stat().st_mode & 0o111 and "faceanything_ros.ros.node" in wrapper.read_text()
 
 
 def test_generated_message_imports_beside_package_and_round_trips(tmp_path: Path) -> None:

@@ -2,13 +2,13 @@
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import sys
 from pathlib import Path
 
 import torch
 
 from .. import __version__
+from ..engines import engine_availability, resolve_engine
 from ..model.bundled import NO_BUNDLED_MODEL, bundled_checkpoint
 from ..model.checkpoint import CheckpointError, read_checkpoint_metadata
 
@@ -27,10 +27,14 @@ def run(args: argparse.Namespace) -> int:
     cuda = torch.cuda.is_available()
     print(f"device: {'cuda (' + torch.cuda.get_device_name(0) + ')' if cuda else 'cpu'}; "
           f"torch threads: {torch.get_num_threads()}")
-    engines = {"torch": True, "compile": hasattr(torch, "compile"),
-               "onnx": importlib.util.find_spec("onnxruntime") is not None,
-               "tensorrt": importlib.util.find_spec("torch_tensorrt") is not None and cuda}
-    print("engines: " + ", ".join(f"{name} ({'available' if ok else 'missing'})" for name, ok in engines.items()))
+    device = "cuda" if cuda else "cpu"
+    availability = engine_availability(device)
+    print("engines: " + ", ".join(f"{name} ({'available' if reason is None else 'missing'})"
+                                  for name, reason in availability.items())
+          + f"; auto -> {resolve_engine('auto', device)}")
+    for name, reason in availability.items():
+        if reason is not None:
+            print(f"  {name} missing: {reason}")
     checkpoint = args.model or bundled_checkpoint()
     if checkpoint is None:
         print(f"model: none bundled ({NO_BUNDLED_MODEL})")

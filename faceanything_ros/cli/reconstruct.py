@@ -9,7 +9,8 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from ..config import PredictorConfig, TrackerConfig, load_yaml
+from ..config import FaceMeshConfig, PredictorConfig, TrackerConfig, load_yaml
+from ..engines import ENGINE_NAMES, PRECISIONS
 from ..geometry.camera import intrinsics_matrix
 from ..model.bundled import NO_BUNDLED_MODEL, bundled_checkpoint
 
@@ -21,9 +22,15 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     rec = commands.add_parser("reconstruct", help="depth, canonical maps, clouds and tracks for a video or images")
     rec.add_argument("input", type=Path, help="video file, image folder or single image")
     rec.add_argument("-o", "--out", type=Path, required=True, help="output folder (created)")
+    rec.add_argument("--method", choices=("model", "mesh"), default="model",
+                     help="model: the learned network (default); mesh: the face-mesh reference method")
     rec.add_argument("--model", type=Path, help="checkpoint (.safetensors); default: the bundled one")
     rec.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda:0 (default: cpu)")
-    rec.add_argument("--config", type=Path, help="PredictorConfig YAML (detector, thresholds)")
+    rec.add_argument("--config", type=Path, help="PredictorConfig YAML (detector, thresholds; with --method mesh "
+                     "its detector.max_faces, detector.min_confidence and default_fov_deg apply)")
+    rec.add_argument("--engine", default="auto", choices=ENGINE_NAMES,
+                     help="inference engine; auto picks the fastest available and logs it (default: auto)")
+    rec.add_argument("--precision", choices=sorted(PRECISIONS), help="compute precision (default: the engine's)")
     rec.add_argument("--window", type=int, default=4, help="frames reconstructed jointly (default: 4)")
     rec.add_argument("--max-faces", type=int, help="faces per frame, largest first (default: config, 1)")
     rec.add_argument("--num-tracks", type=int, default=TrackerConfig.num_tracks,
@@ -51,6 +58,7 @@ def run(args: argparse.Namespace) -> int:
     from ..export.writer import SequenceWriter
     from ..io.frames import open_frames
     from ..predictor import Predictor
+    from ..reference import MeshReference, Reconstructor
     from ..tracking import CanonicalTracker, Tracks
 
     if args.window < 1 or args.stride < 1 or args.num_tracks < 1:
@@ -59,11 +67,18 @@ def run(args: argparse.Namespace) -> int:
     if args.max_faces is not None:
         config.detector.max_faces = args.max_faces
     intrinsics = intrinsics_matrix(*args.intrinsics) if args.intrinsics else None
-    checkpoint = checkpoint_or_bundled(args.model)
     source = open_frames(args.input, max_frames=args.max_frames, stride=args.stride)
-    predictor = Predictor(checkpoint, device=args.device, config=config)
-    if not predictor.metadata.trained:
-        log.warning("%s is UNTRAINED (random weights): outputs show the pipeline, not real geometry", checkpoint)
+    predictor: Reconstructor
+    if args.method == "mesh":
+        predictor = MeshReference(FaceMeshConfig(max_faces=config.detector.max_faces,
+                                                 min_confidence=config.detector.min_confidence,
+                                                 default_fov_deg=config.default_fov_deg))
+    else:
+        checkpoint = checkpoint_or_bundled(args.model)
+        predictor = Predictor(checkpoint, device=args.device, config=config, engine=args.engine,
+                              precision=args.precision)
+        if not predictor.metadata.trained:
+            log.warning("%s is UNTRAINED (random weights): outputs show the pipeline, not real geometry", checkpoint)
     tracker = CanonicalTracker(TrackerConfig(num_tracks=args.num_tracks), device=args.device)
     writer = SequenceWriter(args.out, fps=source.fps or 10.0, ply_every=args.ply_every)
     states, faces_found, started = [], 0, time.perf_counter()

@@ -20,13 +20,15 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 
 from .. import __version__
+from ..canonical.mediapipe_space import SPACE_VERSION as MEDIAPIPE_SPACE_VERSION
+from ..canonical.space import MEDIAPIPE_SPACE_ID
 from ..config import ModelConfig, from_dict, to_dict
 from .net import FaceAnythingNet
 
 CHECKPOINT_FORMAT_VERSION = 1
 METADATA_KEY = "faceanything"
-DEFAULT_CANONICAL_SPACE_ID = "mediapipe-facemesh-478"
-DEFAULT_CANONICAL_SPACE_VERSION = "0"
+DEFAULT_CANONICAL_SPACE_ID = MEDIAPIPE_SPACE_ID  # the shipped canonical space, faceanything_ros/canonical/
+DEFAULT_CANONICAL_SPACE_VERSION = MEDIAPIPE_SPACE_VERSION
 _LISTED_NAMES = 5  # how many offending tensor names an error message lists
 
 

@@ -10,7 +10,7 @@ from torch import Tensor, nn
 from ..config import ModelConfig
 from .heads.dpt import DPTHead, HeadOutput
 from .layers.aggregator import Aggregator
-from .prediction import ModelPrediction
+from .prediction import ModelPrediction, frames_to_batch
 
 
 class FaceAnythingNet(nn.Module):
@@ -68,15 +68,8 @@ class FaceAnythingNet(nn.Module):
         ``H, W`` must be multiples of ``config.patch_size`` (e.g. ``config.image_size``).
         Returns numpy predictions at ``H x W`` (see ``ModelPrediction``).
         """
-        if not isinstance(images, np.ndarray) or images.dtype != np.uint8:
-            raise TypeError(f"infer expects a uint8 numpy array (T, H, W, 3), got "
-                            f"{type(images).__name__} of dtype {getattr(images, 'dtype', None)}")
-        if images.ndim != 4 or images.shape[-1] != 3:
-            raise ValueError(f"infer expects RGB frames of shape (T, H, W, 3), got {images.shape}"
-                             " (add a frame axis with images[None] for a single frame)")
         device = next(self.parameters()).device
-        batch = torch.from_numpy(np.ascontiguousarray(images)).to(device).permute(0, 3, 1, 2)[None]
-        return ModelPrediction.from_outputs(self(batch.float() / 255.0))
+        return ModelPrediction.from_outputs(self(frames_to_batch(images).to(device)))
 
 
 def check_images(images: Tensor, patch_size: int) -> None:

@@ -68,6 +68,21 @@ class ModelPrediction:
         return ModelPrediction(**{f.name: getattr(self, f.name)[start:start + 1] for f in fields(self)})
 
 
+def frames_to_batch(images: np.ndarray) -> torch.Tensor:
+    """``(T, H, W, 3)`` uint8 RGB frames -> ``(1, T, 3, H, W)`` float32 CPU tensor in ``[0, 1]``.
+
+    The input of ``FaceAnythingNet.forward`` and every engine's ``run`` for one sequence.
+    """
+    if not isinstance(images, np.ndarray) or images.dtype != np.uint8:
+        raise TypeError(f"infer expects a uint8 numpy array (T, H, W, 3), got "
+                        f"{type(images).__name__} of dtype {getattr(images, 'dtype', None)}")
+    if images.ndim != 4 or images.shape[-1] != 3:
+        raise ValueError(f"infer expects RGB frames of shape (T, H, W, 3), got {images.shape}"
+                         " (add a frame axis with images[None] for a single frame)")
+    batch = torch.from_numpy(np.ascontiguousarray(images)).permute(0, 3, 1, 2)[None]
+    return batch.float().div_(255.0)
+
+
 def _float32_array(value: torch.Tensor | np.ndarray) -> np.ndarray:
     """A float32 numpy copy/view of a tensor (any device) or array."""
     if isinstance(value, torch.Tensor):

@@ -1,0 +1,157 @@
+"""Inference engines compared: model-only and end-to-end latency / throughput per setting.
+
+Usage (repository root)::
+
+    python -m bench.engines [--sizes tiny] [--resolutions 224 256 518] [--frames 1 4 8]
+        [--engines torch onnx compile] [--video NAME] [--e2e-frames 40] [--json PATH]
+
+Model-only: ``engine.run`` on ``(1, T, 3, S, S)`` random images (weights: seeded random init,
+so the timings are those of a trained model of the same size). End-to-end: ``Predictor`` +
+``CanonicalTracker`` over a real face video (decode -> detect/crop -> engine -> paste-back,
+intrinsics, point cloud -> canonical tracks), windows of ``T`` frames; the first window
+(engine build / compile) is not timed. Latency is per call (model-only) or per window
+(end-to-end); throughput is frames per second. Inputs whose side is not a multiple of the
+patch size (518 with patch 16) use the nearest multiple (512) and report both. Engines that
+cannot run here are reported as skipped with the reason.
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from bench.common import latency_stats, report, time_calls
+from faceanything_ros.config import MODEL_SIZES, ModelConfig, TrackerConfig
+from faceanything_ros.engines import ENGINE_NAMES, EngineUnavailableError, create_engine, resolve_engine
+from faceanything_ros.io.frames import open_frames
+from faceanything_ros.model.checkpoint import init_checkpoint, load_checkpoint
+from faceanything_ros.predictor import Predictor
+from faceanything_ros.tracking import CanonicalTracker
+
+VIDEOS = Path(__file__).resolve().parents[2] / "shared" / "data" / "faces" / "videos"
+DEFAULT_VIDEO = "liveportrait_d18_man_frontal_mouth.mp4"
+
+
+def model_side(requested: int, patch_size: int) -> int:
+    """The multiple of ``patch_size`` nearest to ``requested`` pixels (at least one patch)."""
+    return max(patch_size, int(round(requested / patch_size)) * patch_size)
+
+
+def percentiles(samples_s: list[float], frames: int) -> dict[str, float]:
+    """``latency_stats`` plus ``p99_ms`` and ``fps`` (``frames`` per call at the median latency)."""
+    stats = latency_stats(samples_s)
+    stats["p99_ms"] = float(np.percentile(np.asarray(samples_s) * 1e3, 99))
+    stats["fps"] = frames * 1e3 / stats["median_ms"]
+    return stats
+
+
+def model_only(engine, frames: int, side: int, runs: int, warmup: int) -> dict[str, float]:
+    """Latency of ``engine.run`` on ``(1, frames, 3, side, side)`` random images."""
+    images = torch.rand(1, frames, 3, side, side)
+    engine.run(images)  # build / compile / cache load, not timed
+    return percentiles(time_calls(lambda: engine.run(images), runs=runs, warmup=warmup), frames)
+
+
+def end_to_end(checkpoint: Path, engine: str, device: str, video: Path, frames: int, max_frames: int,
+               cache_dir: Path) -> dict[str, float]:
+    """Per-window latency of decode + ``Predictor.predict`` + tracker steps over ``video``.
+
+    The first window (engine build, compile, caches) is run untimed; then ``max_frames`` frames
+    are timed in windows of ``frames``.
+    """
+    samples, faces = [], 0
+    with Predictor(checkpoint, device=device, engine=engine, engine_cache=cache_dir) as predictor, \
+            open_frames(video, max_frames=max_frames + frames) as source:
+        tracker = CanonicalTracker(TrackerConfig(), device=device)
+        iterator = iter(source)
+        while True:
+            started = time.perf_counter()
+            window = [frame.rgb for _, frame in zip(range(frames), iterator)]
+            if len(window) < frames:
+                break
+            for reconstruction in predictor.predict(np.stack(window)):
+                tracking_frame = reconstruction.tracking_frame()
+                if not len(tracker.ids) and reconstruction.found:
+                    tracker.seed_grid(tracking_frame)
+                tracker.step(tracking_frame)
+                faces += reconstruction.found
+            samples.append(time.perf_counter() - started)
+    if len(samples) < 2:
+        raise ValueError(f"{video} has too few frames for two windows of {frames}")
+    return {**percentiles(samples[1:], frames), "faces_found": faces}
+
+
+def measure(args: argparse.Namespace, workdir: Path) -> list[dict]:
+    """One row per (model size, resolution, engine, T, mode); skipped engines get a ``skipped`` row."""
+    rows = []
+    for size in args.sizes:
+        for requested in args.resolutions:
+            side = model_side(requested, ModelConfig.preset(size).patch_size)
+            checkpoint = workdir / f"{size}-{side}.safetensors"
+            init_checkpoint(checkpoint, size, seed=0, image_size=side)
+            model, _ = load_checkpoint(checkpoint, device=args.device)
+            setting = {"size": size, "parameters_m": sum(p.numel() for p in model.parameters()) / 1e6,
+                       "checkpoint_mb": checkpoint.stat().st_size / 1e6, "requested_resolution": requested,
+                       "resolution": side}
+            for name in args.engines:
+                resolved = resolve_engine(name, args.device)
+                try:
+                    engine = create_engine(resolved, model, checkpoint, args.device, cache_dir=workdir / "cache")
+                except EngineUnavailableError as error:
+                    rows.append({**setting, "engine": resolved, "skipped": str(error)})
+                    print(f"skipped {resolved}: {error}")
+                    continue
+                for frames in args.frames:
+                    stats = model_only(engine, frames, side, args.runs, args.warmup)
+                    rows.append({**setting, "engine": resolved, "precision": engine.precision, "frames": frames,
+                                 "mode": "model", **stats})
+                    if args.e2e_frames:
+                        stats = end_to_end(checkpoint, resolved, args.device, VIDEOS / args.video, frames,
+                                           args.e2e_frames, workdir / "cache")
+                        rows.append({**setting, "engine": resolved, "precision": engine.precision,
+                                     "frames": frames, "mode": "end-to-end", **stats})
+    return rows
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Command-line entry: parse arguments, measure, print a table, optionally write JSON."""
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--sizes", nargs="+", default=["tiny"], choices=sorted(MODEL_SIZES), help="model presets")
+    parser.add_argument("--resolutions", type=int, nargs="+", default=[224, 256, 518],
+                        help="square input sides, pixels (rounded to the nearest patch multiple)")
+    parser.add_argument("--frames", type=int, nargs="+", default=[1, 4, 8], help="window sizes T")
+    parser.add_argument("--engines", nargs="+", default=["torch", "onnx", "compile", "tensorrt"],
+                        choices=ENGINE_NAMES, help="engines to compare")
+    parser.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda")
+    parser.add_argument("--runs", type=int, default=20, help="timed model-only calls per setting")
+    parser.add_argument("--warmup", type=int, default=3, help="untimed model-only calls first")
+    parser.add_argument("--video", default=DEFAULT_VIDEO, help=f"face video in {VIDEOS} for end-to-end")
+    parser.add_argument("--e2e-frames", type=int, default=40, help="timed end-to-end frames; 0 = model-only")
+    parser.add_argument("--json", metavar="PATH", help="also write results + hardware info here")
+    args = parser.parse_args(argv)
+
+    # random weights predict rays of no pinhole camera: the predictor's per-frame fallback warning
+    # (default field of view) is expected here and would flood the output
+    logging.getLogger("faceanything_ros.predictor").setLevel(logging.ERROR)
+    load_before = os.getloadavg()
+    with tempfile.TemporaryDirectory() as workdir:
+        rows = measure(args, Path(workdir))
+    measured = [row for row in rows if "skipped" not in row]
+    title = (f"engines on {args.device}, {torch.get_num_threads()} threads; latency per call (model) or per "
+             f"window (end-to-end), fps = frames per second")
+    columns = [("size", "size", "s"), ("input", "resolution", "d"), ("engine", "engine", "s"),
+               ("prec", "precision", "s"), ("T", "frames", "d"), ("mode", "mode", "s"), ("p50 ms", "median_ms", ".1f"),
+               ("p99 ms", "p99_ms", ".1f"), ("fps", "fps", ".1f")]
+    # other processes on the machine inflate latencies: the 1/5/15-min load averages go on record
+    report("engines", title, columns, measured, args, skipped=[row for row in rows if "skipped" in row],
+           load_average_before=load_before, load_average_after=os.getloadavg())
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,128 @@
+"""Face-mesh pseudo-labels: posed metric mesh per face and its rasterised depth / canonical map / mask / visibility.
+
+``FaceMeshLabeler.label(rgb, K)`` runs mediapipe FaceMesh (``io.face_mesh``), fits each face's
+pose against the canonical template and lifts the landmarks to a metric mesh in the camera
+optical frame (model in ``canonical.fitting``), giving ``MeshLabel`` objects;
+``MeshLabel.render(H, W)`` rasterises the mesh (``geometry.rasterizer``) into per-pixel labels.
+The canonical coordinate of a mesh vertex is the normalised template position of the same
+landmark, so the same facial point has the same canonical value in every frame; inside a
+triangle it is interpolated perspective-correctly. The iris landmarks (468-477) have no triangles:
+they never cover pixels, but have a pose, canonical coordinates and a visibility like the others.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from faceanything_ros.canonical.fitting import fit_face_pose
+from faceanything_ros.canonical.space import CanonicalSpace, load_canonical_space
+from faceanything_ros.config import FaceMeshConfig
+from faceanything_ros.geometry.camera import intrinsics_from_fov, validate_intrinsics
+from faceanything_ros.geometry.projection import project_points
+from faceanything_ros.geometry.rasterizer import rasterize
+from faceanything_ros.io.face_mesh import FaceLandmarks, FaceMesh
+from faceanything_ros.io.validation import validate_rgb
+
+VISIBILITY_TOLERANCE_M = 0.005  # a vertex up to 5 mm behind the rendered surface at its pixel still counts as visible
+
+
+@dataclass
+class PixelLabels:
+    """Per-pixel labels of one face in an ``H x W`` image (``MeshLabel.render``).
+
+    ``depth``: (H, W) float32 z-depth in metres, NaN background; ``canonical``: (H, W, 3) float32
+    in ``[-1, 1]``, NaN background; ``mask``: (H, W) bool face pixels; ``visible``: (V,) bool,
+    vertices inside the image and not occluded (z-buffer test with ``VISIBILITY_TOLERANCE_M``).
+    """
+
+    depth: np.ndarray
+    canonical: np.ndarray
+    mask: np.ndarray
+    visible: np.ndarray
+
+
+@dataclass
+class MeshLabel:
+    """One face's fitted mesh in one frame (camera optical frame: x right, y down, z forward; metres).
+
+    ``landmarks_px``: (V, 2) float64 face-mesh landmarks ``(u, v)``, image pixels;
+    ``vertices``: (V, 3) float64 posed metric mesh (projects exactly onto ``landmarks_px``);
+    ``intrinsics``: (3, 3) float64 K used, pixels; ``rotation`` (3, 3), ``translation`` (3,) metres
+    and ``scale``: the template -> camera similarity ``scale * rotation @ template + translation``;
+    ``triangles``: (F, 3) int32 mesh topology; ``canonical_vertices``: (V, 3) float64 canonical
+    coordinates of the vertices in ``[-1, 1]``.
+    """
+
+    landmarks_px: np.ndarray
+    vertices: np.ndarray
+    intrinsics: np.ndarray
+    rotation: np.ndarray
+    translation: np.ndarray
+    scale: float
+    triangles: np.ndarray
+    canonical_vertices: np.ndarray
+
+    def render(self, height: int, width: int) -> PixelLabels:
+        """Rasterise the mesh into ``H x W`` depth, canonical map, mask and per-vertex visibility."""
+        raster = rasterize(self.vertices, self.triangles, self.intrinsics, height, width,
+                           attributes=self.canonical_vertices)
+        pixels, depth = project_points(self.vertices, self.intrinsics)
+        column, row = np.round(np.nan_to_num(pixels, nan=-1.0)).astype(np.int64).T
+        inside = (column >= 0) & (column < width) & (row >= 0) & (row < height)
+        surface = np.full(len(depth), np.nan)
+        surface[inside] = raster.depth[row[inside], column[inside]]
+        visible = inside & ~(depth > surface + VISIBILITY_TOLERANCE_M)
+        return PixelLabels(depth=raster.depth, canonical=raster.attributes, mask=raster.mask, visible=visible)
+
+
+def label_from_landmarks(landmarks: FaceLandmarks, intrinsics: np.ndarray, space: CanonicalSpace,
+                         face_scale: float = 1.0) -> MeshLabel:
+    """``MeshLabel`` of one face's landmarks seen through ``(3, 3)`` ``intrinsics`` (fit model: ``canonical.fitting``)."""
+    pose = fit_face_pose(landmarks.pixels, landmarks.relative_depth_px, space.template, intrinsics, face_scale)
+    return MeshLabel(landmarks_px=landmarks.pixels, vertices=pose.vertices, intrinsics=validate_intrinsics(intrinsics),
+                     rotation=pose.rotation, translation=pose.translation, scale=pose.scale,
+                     triangles=space.topology, canonical_vertices=space.canonical_template)
+
+
+class FaceMeshLabeler:
+    """Pseudo-labels of real frames from mediapipe FaceMesh fitted to a canonical space.
+
+    ``space`` must have mediapipe's 478-landmark topology (default: the shipped space);
+    ``config`` (``FaceMeshConfig``) sets the number of faces, detection threshold, default field
+    of view and face scale. Not thread-safe; release with ``close()`` or a ``with`` block.
+    """
+
+    def __init__(self, space: CanonicalSpace | None = None, config: FaceMeshConfig | None = None) -> None:
+        self.space = space if space is not None else load_canonical_space()
+        self.config = config if config is not None else FaceMeshConfig()
+        if self.space.num_vertices != 478:
+            raise ValueError(f"FaceMeshLabeler needs a 478-vertex face-mesh space, {self.space.id!r} has "
+                             f"{self.space.num_vertices}")
+        self._mesh = FaceMesh(self.config.max_faces, self.config.min_confidence)
+
+    def intrinsics_for(self, height: int, width: int, intrinsics: np.ndarray | None) -> np.ndarray:
+        """``intrinsics`` validated, or the default ``config.default_fov_deg`` camera of an ``H x W`` image."""
+        if intrinsics is None:
+            return intrinsics_from_fov(width, height, self.config.default_fov_deg)
+        return validate_intrinsics(intrinsics)
+
+    def label(self, rgb: np.ndarray, intrinsics: np.ndarray | None = None) -> list[MeshLabel]:
+        """Faces of one ``(H, W, 3)`` uint8 RGB frame, largest first (``[]`` without a face).
+
+        ``intrinsics``: ``(3, 3)`` K in pixels, or None for the default field of view.
+        """
+        rgb = validate_rgb(rgb)
+        K = self.intrinsics_for(rgb.shape[0], rgb.shape[1], intrinsics)
+        return [label_from_landmarks(face, K, self.space, self.config.face_scale)
+                for face in self._mesh.landmarks(rgb)]
+
+    def close(self) -> None:
+        """Release mediapipe (safe to call repeatedly)."""
+        self._mesh.close()
+
+    def __enter__(self) -> "FaceMeshLabeler":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

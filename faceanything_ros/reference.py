@@ -1,0 +1,114 @@
+"""The classical reference method: face-mesh pseudo-labels returned as ``Reconstruction`` objects.
+
+``MeshReference.predict`` has the signature and outputs of ``Predictor.predict`` (both satisfy
+``Reconstructor``), so the CLI, export, tracking and evaluation run either method with the same
+code (``faceanything reconstruct --method mesh``). Per face: mediapipe FaceMesh, the template
+pose fit and the rasterised mesh of ``canonical.pseudo_labels``; frames are labelled one by one
+(no temporal model). Depth/canonical confidence is 1 on the face mask and NaN elsewhere. The
+``FaceBox`` is the landmarks' bounding box (score 1: FaceMesh reports none per face) with the
+detector's six keypoints taken from mesh landmarks; the ``CropBox`` is the square around that box
+with one crop pixel per image pixel (nothing is resampled; it only records the face region).
+"""
+from __future__ import annotations
+
+import math
+from typing import Protocol, Sequence
+
+import numpy as np
+
+from faceanything_ros.canonical.pseudo_labels import FaceMeshLabeler, MeshLabel
+from faceanything_ros.config import FaceMeshConfig
+from faceanything_ros.geometry.pointcloud import point_cloud_from_depth
+from faceanything_ros.io.crop import crop_box_for_face
+from faceanything_ros.io.face_detector import FaceBox
+from faceanything_ros.io.validation import validate_frames, validate_intrinsics_for_frames
+from faceanything_ros.reconstruction import FaceReconstruction, Reconstruction
+
+# face-mesh landmarks standing in for FaceBox.keypoints (io.face_detector.KEYPOINT_NAMES order):
+# right iris centre, left iris centre, nose tip, inner lips (mean of upper and lower), right and left tragion
+KEYPOINT_LANDMARKS = ((468,), (473,), (1,), (13, 14), (234,), (454,))
+
+
+class Reconstructor(Protocol):
+    """What produces reconstructions: ``Predictor`` (learned model) and ``MeshReference`` (face mesh)."""
+
+    def predict(self, frames: np.ndarray | Sequence[np.ndarray], intrinsics: np.ndarray | None = None,
+                first_index: int = 0) -> list[Reconstruction]:
+        """One ``Reconstruction`` per frame of a ``(T, H, W, 3)`` uint8 RGB window (see ``Predictor.predict``)."""
+
+    def close(self) -> None:
+        """Release resources."""
+
+    def __enter__(self) -> "Reconstructor":
+        """Use in a ``with`` block; ``close()`` on exit."""
+
+    def __exit__(self, *exc: object) -> None:
+        """``close()``."""
+
+
+class MeshReference:
+    """Face-mesh reference reconstructions (module docstring); release with ``close()`` or a ``with`` block."""
+
+    def __init__(self, config: FaceMeshConfig | None = None) -> None:
+        self.config = config if config is not None else FaceMeshConfig()
+        self.labeler = FaceMeshLabeler(config=self.config)
+
+    def predict(self, frames: np.ndarray | Sequence[np.ndarray], intrinsics: np.ndarray | None = None,
+                first_index: int = 0) -> list[Reconstruction]:
+        """Reconstruct every face in each frame.
+
+        Args:
+            frames: uint8 RGB, ``(H, W, 3)``, ``(T, H, W, 3)`` or a list of same-size frames.
+            intrinsics: ``(3, 3)`` or ``(T, 3, 3)`` pinhole K in pixels, or None for the
+                ``config.default_fov_deg`` horizontal field of view (``intrinsics_source`` "default-fov").
+            first_index: ``frame_index`` of the first frame.
+
+        Returns:
+            One ``Reconstruction`` per frame; a frame without a face has ``faces == []`` and a message.
+        """
+        frames = validate_frames(frames)
+        num_frames, height, width, _ = frames.shape
+        if intrinsics is None:
+            cameras = np.repeat(self.labeler.intrinsics_for(height, width, None)[None], num_frames, axis=0)
+            source = "default-fov"
+        else:
+            cameras, source = validate_intrinsics_for_frames(intrinsics, num_frames, height, width), "given"
+        results = []
+        for t in range(num_frames):
+            faces = [_face_reconstruction(frames[t], label) for label in self.labeler.label(frames[t], cameras[t])]
+            results.append(Reconstruction(frame_index=first_index + t, image_size=(height, width),
+                                          intrinsics=cameras[t], intrinsics_source=source, faces=faces,
+                                          message="ok" if faces else "no face mesh found"))
+        return results
+
+    def close(self) -> None:
+        """Release mediapipe."""
+        self.labeler.close()
+
+    def __enter__(self) -> "MeshReference":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def face_box_from_landmarks(landmarks_px: np.ndarray, height: int, width: int) -> FaceBox:
+    """``FaceBox`` of ``(478, 2)`` landmark pixels: their bounding box clipped to the ``H x W`` image, score 1."""
+    limit = np.array([width, height], dtype=np.float64) - 0.5
+    (x0, y0), (x1, y1) = np.clip([landmarks_px.min(axis=0), landmarks_px.max(axis=0)], -0.5, limit)
+    keypoints = np.stack([landmarks_px[list(indices)].mean(axis=0) for indices in KEYPOINT_LANDMARKS])
+    return FaceBox(float(x0), float(y0), float(x1), float(y1), 1.0, keypoints)
+
+
+def _face_reconstruction(rgb: np.ndarray, label: MeshLabel) -> FaceReconstruction:
+    """One labelled face as a full-image ``FaceReconstruction`` with its coloured, canonical point cloud."""
+    height, width = rgb.shape[:2]
+    pixels = label.render(height, width)
+    face = face_box_from_landmarks(label.landmarks_px, height, width)
+    crop = crop_box_for_face(face, 1.0, max(1, math.ceil(max(face.width, face.height))))
+    confidence = np.where(pixels.mask, 1.0, np.nan).astype(np.float32)
+    cloud = point_cloud_from_depth(pixels.depth, label.intrinsics, valid=pixels.mask, image=rgb,
+                                   canonical=pixels.canonical, confidence=confidence)
+    return FaceReconstruction(face=face, crop=crop, depth=pixels.depth, depth_confidence=confidence,
+                              canonical=pixels.canonical, canonical_confidence=confidence.copy(), mask=pixels.mask,
+                              cloud=cloud)

@@ -1,0 +1,239 @@
+"""``bag-eval`` direct mode: run ``FrameProcessor`` on every image of a bag, write the node's topics, report.
+
+Deterministic: images are processed in bag order, one by one, none dropped. The output bag holds
+the input image (and camera_info) topics copied unchanged plus every topic the node publishes
+(``outputs.output_topic``), each written at its input image's bag timestamp, and a
+``/diagnostics`` message per second of bag time and at the end. Bad images are counted by kind
+in the report and skipped; processing continues.
+
+CameraInfo is matched to an image by stamp: the info with the image's stamp, else the latest one
+stamped before it (all camera_info messages are read first; they are small). Ground truth
+(depth ``32FC1``/``16UC1`` or ``CanonicalTrackArray``) is matched by header stamp.
+"""
+from __future__ import annotations
+
+import bisect
+import logging
+import math
+import time
+from collections import Counter, OrderedDict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from faceanything_ros.config import NodeConfig
+
+from .bag import BagReader, BagWriter
+from .bag_accuracy import DepthAccuracy, TrackAccuracy
+from .conversions import (
+    ImageConversionError, camera_info_to_intrinsics, compressed_to_rgb, depth_image_to_metres, image_to_rgb,
+    stamp_to_ns, track_array_to_arrays,
+)
+from .message_types import typestore
+from .outputs import (
+    DEFAULT_NODE_NAME, DIAGNOSTICS_TOPIC, DIAGNOSTICS_TYPE, OUTPUT_TYPES, diagnostics_message, output_messages,
+    output_topic,
+)
+from .processing import FrameProcessor, ProcessedFrame
+from .stats import ProcessingStats
+
+log = logging.getLogger(__name__)
+
+IMAGE_TYPES = ("sensor_msgs/msg/Image", "sensor_msgs/msg/CompressedImage")
+CAMERA_INFO_TYPE = "sensor_msgs/msg/CameraInfo"
+TRACKS_TYPE = "faceanything_ros/msg/CanonicalTrackArray"
+MAX_PENDING = 256  # predictions / ground truths kept while waiting for their counterpart's stamp
+DIAGNOSTICS_PERIOD_NS = 1_000_000_000
+
+
+def evaluate_bag(in_bag: str | Path, out_bag: str | Path, image_topic: str, config: NodeConfig,
+                 camera_info_topic: str | None = None, depth_topic: str | None = None,
+                 tracks_topic: str | None = None, storage: str | None = None,
+                 node_name: str = DEFAULT_NODE_NAME, namespace: str = "") -> dict[str, Any]:
+    """Process ``image_topic`` of ``in_bag`` into the new bag ``out_bag``; returns the report dict.
+
+    storage: ``sqlite3``/``mcap`` of the output (None: the input's). Raises ``FileNotFoundError``
+    / ``BagError`` naming the bag for a missing or unreadable bag or an absent topic (listing the
+    bag's topics). Report: frames_in/out, dropped (0 here), errors (by kind), latency percentiles
+    (ms, per frame: conversion + processing), throughput_hz, frames_with_face, intrinsics
+    (given/estimated counts), output message counts per topic, and ``accuracy`` per given truth topic.
+    """
+    types = typestore().types
+    with BagReader(in_bag) as reader:
+        compressed = reader.check_topic(image_topic, IMAGE_TYPES) == IMAGE_TYPES[1]
+        for topic, msgtypes in ((camera_info_topic, (CAMERA_INFO_TYPE,)), (depth_topic, (IMAGE_TYPES[0],)),
+                                (tracks_topic, (TRACKS_TYPE,))):
+            if topic:
+                reader.check_topic(topic, msgtypes)
+        cameras = _CameraInfos(reader, camera_info_topic) if camera_info_topic else None
+        run = _Run(types, config, node_name, namespace, depth_topic, tracks_topic)
+        with FrameProcessor(config) as processor, BagWriter(out_bag, storage or reader.storage) as writer:
+            topics = [t for t in (image_topic, camera_info_topic, depth_topic, tracks_topic) if t]
+            next_diagnostics = None
+            for connection, timestamp, rawdata in reader.messages(topics):
+                if connection.topic in (image_topic, camera_info_topic):
+                    writer.write_raw(connection.topic, connection.msgtype, timestamp, rawdata)
+                if connection.topic == image_topic:
+                    frame = run.process_image(processor, reader, rawdata, connection.msgtype, compressed, cameras)
+                    if frame is not None:
+                        for key, message in output_messages(types, frame, config).items():
+                            writer.write(output_topic(key, node_name, namespace), OUTPUT_TYPES[key], timestamp, message)
+                    if next_diagnostics is None or timestamp >= next_diagnostics:
+                        writer.write(DIAGNOSTICS_TOPIC, DIAGNOSTICS_TYPE, timestamp,
+                                     diagnostics_message(types, timestamp, run.stats, config, node_name))
+                        next_diagnostics = timestamp + DIAGNOSTICS_PERIOD_NS
+                    last_timestamp = timestamp
+                elif connection.topic in (depth_topic, tracks_topic):
+                    run.add_truth(connection.topic, reader, rawdata, connection.msgtype)
+            if run.stats.frames_in:
+                writer.write(DIAGNOSTICS_TOPIC, DIAGNOSTICS_TYPE, last_timestamp,
+                             diagnostics_message(types, last_timestamp, run.stats, config, node_name))
+            counts = dict(writer.counts)
+    report = {
+        "input_bag": str(in_bag), "output_bag": str(out_bag), "mode": "direct", "image_topic": image_topic,
+        "camera_info_topic": camera_info_topic, "model": config.model, "engine": config.engine,
+        "device": config.device, **run.stats.summary(), "frames_with_face": run.frames_with_face,
+        "intrinsics": dict(run.intrinsics), "output_messages": counts, "accuracy": run.accuracy(),
+    }
+    return json_safe(report)
+
+
+class _CameraInfos:
+    """Every CameraInfo of a topic by header stamp; ``for_stamp`` picks the exact or latest earlier one."""
+
+    def __init__(self, reader: BagReader, topic: str) -> None:
+        infos: dict[int, Any] = {}
+        for connection, _, rawdata in reader.messages([topic]):
+            message = reader.deserialize(rawdata, connection.msgtype)
+            infos[stamp_to_ns(message.header.stamp)] = message
+        self._stamps = sorted(infos)
+        self._infos = [infos[stamp] for stamp in self._stamps]
+
+    def for_stamp(self, stamp_ns: int) -> Any | None:
+        """The info stamped ``stamp_ns``, else the latest one before it, else None."""
+        index = bisect.bisect_right(self._stamps, stamp_ns) - 1
+        return self._infos[index] if index >= 0 else None
+
+
+class _Run:
+    """The state of one evaluation: statistics, intrinsics sources, ground-truth matching."""
+
+    def __init__(self, types: Any, config: NodeConfig, node_name: str, namespace: str,
+                 depth_topic: str | None, tracks_topic: str | None) -> None:
+        self.stats = ProcessingStats()
+        self.frames_with_face = 0
+        self.intrinsics: Counter[str] = Counter()
+        self.depth_topic, self.tracks_topic = depth_topic, tracks_topic
+        self.depth = DepthAccuracy() if depth_topic else None
+        self.tracks = TrackAccuracy() if tracks_topic else None
+        self._predictions: OrderedDict[int, ProcessedFrame] = OrderedDict()
+        self._truths: dict[str, OrderedDict[int, Any]] = {t: OrderedDict() for t in (depth_topic, tracks_topic) if t}
+        self.truth_unmatched = 0
+
+    def process_image(self, processor: FrameProcessor, reader: BagReader, rawdata: bytes, msgtype: str,
+                      compressed: bool, cameras: _CameraInfos | None) -> ProcessedFrame | None:
+        """Convert and process one image message; None (error counted and logged once per kind) on failure."""
+        start = time.perf_counter()
+        self.stats.record_input()
+        try:
+            message = reader.deserialize(rawdata, msgtype)
+        except Exception as error:  # noqa: BLE001 - any corrupt CDR payload is one bad frame, counted
+            self._error("undeserializable", f"{msgtype} message could not be deserialized: {error}")
+            return None
+        try:
+            rgb = compressed_to_rgb(message) if compressed else image_to_rgb(message)
+            stamp = stamp_to_ns(message.header.stamp)
+            intrinsics = self._intrinsics(cameras, stamp, rgb.shape)
+            frame = processor.process(rgb, stamp, message.header.frame_id, intrinsics)
+        except ImageConversionError as error:
+            self._error(error.kind, str(error))
+            return None
+        except (ValueError, TypeError) as error:
+            self._error("processing_error", str(error))
+            return None
+        self.stats.record_output(time.perf_counter() - start)
+        self.frames_with_face += frame.reconstruction.found
+        self.intrinsics["estimated" if frame.intrinsics_estimated else "given"] += 1
+        if self._truths:
+            _bounded_put(self._predictions, frame.stamp_ns, frame)
+            for topic in self._truths:
+                self._match(topic, frame.stamp_ns)
+        return frame
+
+    def _intrinsics(self, cameras: _CameraInfos | None, stamp: int, shape: tuple[int, ...]) -> np.ndarray | None:
+        """K of the matching CameraInfo; None (estimated) without one or when its size differs (counted)."""
+        info = cameras.for_stamp(stamp) if cameras else None
+        if info is None:
+            return None
+        try:
+            return camera_info_to_intrinsics(info, shape[1], shape[0])
+        except ImageConversionError as error:
+            self._error(error.kind, f"{error}; intrinsics estimated instead")
+            return None
+
+    def add_truth(self, topic: str, reader: BagReader, rawdata: bytes, msgtype: str) -> None:
+        """Keep one ground-truth message until the prediction of its stamp exists, then score it."""
+        try:
+            message = reader.deserialize(rawdata, msgtype)
+            stamp = stamp_to_ns(message.header.stamp)
+            truth = depth_image_to_metres(message) if topic == self.depth_topic else track_array_to_arrays(message)
+        except ImageConversionError as error:
+            self._error(f"truth_{error.kind}", str(error))
+            return
+        except Exception as error:  # noqa: BLE001 - any corrupt CDR payload is one bad message, counted
+            self._error("truth_undeserializable", f"{topic}: {error}")
+            return
+        self.truth_unmatched += _bounded_put(self._truths[topic], stamp, truth)
+        self._match(topic, stamp)
+
+    def _match(self, topic: str, stamp: int) -> None:
+        """Score the prediction and truth of ``stamp`` on ``topic`` when both are there."""
+        if stamp not in self._predictions or stamp not in self._truths[topic]:
+            return
+        frame, truth = self._predictions[stamp], self._truths[topic].pop(stamp)
+        try:
+            if topic == self.depth_topic:
+                self.depth.add(frame.reconstruction.depth, truth)
+            else:
+                state = frame.tracks
+                self.tracks.add(state.ids, state.pixels, state.visible, truth)
+        except ValueError as error:
+            self._error("truth_size", f"{topic}: {error}")
+
+    def _error(self, kind: str, message: str) -> None:
+        if self.stats.record_error(kind):
+            log.warning("%s (further '%s' errors are counted, not logged)", message, kind)
+
+    def accuracy(self) -> dict[str, Any]:
+        """Summaries of the accuracy against each ground-truth topic given."""
+        result: dict[str, Any] = {}
+        if self.depth is not None:
+            result["depth"] = {"topic": self.depth_topic, **self.depth.summary()}
+        if self.tracks is not None:
+            result["tracks"] = {"topic": self.tracks_topic, **self.tracks.summary()}
+        if result:
+            result["truth_unmatched"] = self.truth_unmatched + sum(len(t) for t in self._truths.values())
+        return result
+
+
+def _bounded_put(items: OrderedDict[int, Any], key: int, value: Any) -> int:
+    """Insert; evict the oldest entries beyond ``MAX_PENDING``; returns how many were evicted."""
+    items[key] = value
+    evicted = 0
+    while len(items) > MAX_PENDING:
+        items.popitem(last=False)
+        evicted += 1
+    return evicted
+
+
+def json_safe(value: Any) -> Any:
+    """``value`` with NaN/inf floats as None, so the report is strict JSON."""
+    if isinstance(value, dict):
+        return {key: json_safe(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_safe(item) for item in value]
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+

@@ -1,0 +1,103 @@
+"""``TrackState`` -> ``faceanything_ros/CanonicalTrackArray`` and ``visualization_msgs/MarkerArray``."""
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from faceanything_ros.export.colorize import track_colors
+from faceanything_ros.tracking.tracks import TrackState
+
+from .images import Types
+
+TRACK_MARKER_NAMESPACE = "faceanything_tracks"
+
+
+def track_confidence(distance: np.ndarray, max_distance: float) -> np.ndarray:
+    """``(Q,)`` match quality ``clip(1 - distance / max_distance, 0, 1)``; 0 where ``distance`` is NaN."""
+    confidence = 1.0 - np.asarray(distance, dtype=np.float64) / max_distance
+    return np.nan_to_num(np.clip(confidence, 0.0, 1.0), nan=0.0).astype(np.float32)
+
+
+def track_array(types: Types, header: Any, state: TrackState, max_distance: float) -> Any:
+    """``TrackState`` of ``Q`` tracks -> ``CanonicalTrackArray`` (one ``CanonicalTrack`` per query, id order).
+
+    u, v in pixels and position in metres (optical frame) are NaN where the state has none;
+    ``confidence`` is ``track_confidence(distance, max_distance)`` (the tracker's ``max_distance``).
+    """
+    point, track = types["geometry_msgs/msg/Point"], types["faceanything_ros/msg/CanonicalTrack"]
+    confidence = track_confidence(state.distance, max_distance)
+    tracks = [
+        track(id=int(state.ids[i]), u=float(state.pixels[i, 0]), v=float(state.pixels[i, 1]),
+              position=point(x=float(state.points[i, 0]), y=float(state.points[i, 1]), z=float(state.points[i, 2])),
+              canonical=point(x=float(state.canonical[i, 0]), y=float(state.canonical[i, 1]),
+                              z=float(state.canonical[i, 2])),
+              confidence=float(confidence[i]), visible=bool(state.visible[i]))
+        for i in range(len(state))
+    ]
+    return types["faceanything_ros/msg/CanonicalTrackArray"](header=header, tracks=tracks)
+
+
+def track_array_to_arrays(msg: Any) -> dict[str, np.ndarray]:
+    """``CanonicalTrackArray`` -> ``ids`` (Q,) int64, ``pixels`` (Q, 2) float32 (u, v), ``points`` (Q, 3)
+    float32 metres, ``canonical`` (Q, 3) float32, ``confidence`` (Q,) float32, ``visible`` (Q,) bool."""
+    tracks = list(msg.tracks)
+    return {
+        "ids": np.array([t.id for t in tracks], dtype=np.int64),
+        "pixels": np.array([[t.u, t.v] for t in tracks], dtype=np.float32).reshape(-1, 2),
+        "points": np.array([[t.position.x, t.position.y, t.position.z] for t in tracks], np.float32).reshape(-1, 3),
+        "canonical": np.array([[t.canonical.x, t.canonical.y, t.canonical.z] for t in tracks],
+                              np.float32).reshape(-1, 3),
+        "confidence": np.array([t.confidence for t in tracks], dtype=np.float32),
+        "visible": np.array([t.visible for t in tracks], dtype=bool),
+    }
+
+
+def track_markers(types: Types, header: Any, state: TrackState, diameter_m: float = 0.004) -> Any:
+    """Visible tracks with a 3D position -> ``MarkerArray`` ``[DELETEALL, SPHERE_LIST]`` for rviz.
+
+    The DELETEALL marker first clears the previous frame's markers in every namespace, so no
+    lifetime is needed; then one SPHERE_LIST (namespace ``TRACK_MARKER_NAMESPACE``, id 0) holds a
+    sphere of ``diameter_m`` metres per visible track at its position (optical frame of
+    ``header.frame_id``), coloured by id with ``export.colorize.track_colors``. With no such
+    track the array holds only the DELETEALL marker.
+    """
+    marker_type = types["visualization_msgs/msg/Marker"]
+    shown = state.visible & np.all(np.isfinite(state.points), axis=1)
+    markers = [_marker(types, header, marker_type.DELETEALL, marker_type.SPHERE_LIST, 0.0, [], [])]
+    if shown.any():
+        point, color = types["geometry_msgs/msg/Point"], types["std_msgs/msg/ColorRGBA"]
+        positions = [point(x=float(x), y=float(y), z=float(z)) for x, y, z in state.points[shown]]
+        colors = [color(r=r / 255.0, g=g / 255.0, b=b / 255.0, a=1.0) for r, g, b in track_colors(state.ids[shown])]
+        markers.append(_marker(types, header, marker_type.ADD, marker_type.SPHERE_LIST, diameter_m, positions, colors))
+    return types["visualization_msgs/msg/MarkerArray"](markers=markers)
+
+
+def _marker(types: Types, header: Any, action: int, kind: int, diameter_m: float, points: list, colors: list) -> Any:
+    """One ``visualization_msgs/Marker`` with identity pose and every field given explicitly."""
+    marker_type = types["visualization_msgs/msg/Marker"]
+    point = types["geometry_msgs/msg/Point"]
+    values = dict(
+        header=header, ns=TRACK_MARKER_NAMESPACE, id=0, type=kind, action=action,
+        pose=types["geometry_msgs/msg/Pose"](position=point(x=0.0, y=0.0, z=0.0),
+                                             orientation=types["geometry_msgs/msg/Quaternion"](x=0.0, y=0.0, z=0.0, w=1.0)),
+        scale=types["geometry_msgs/msg/Vector3"](x=diameter_m, y=diameter_m, z=diameter_m),
+        color=types["std_msgs/msg/ColorRGBA"](r=1.0, g=1.0, b=1.0, a=1.0),
+        lifetime=types["builtin_interfaces/msg/Duration"](sec=0, nanosec=0),
+        frame_locked=False, points=points, colors=colors, text="", mesh_resource="",
+        mesh_use_embedded_materials=False,
+    )
+    if "texture" in _field_names(marker_type):  # added in Iron (absent in Humble)
+        values.update(
+            texture_resource="", uv_coordinates=[],
+            texture=types["sensor_msgs/msg/CompressedImage"](header=header, format="", data=np.zeros(0, np.uint8)),
+            mesh_file=types["visualization_msgs/msg/MeshFile"](filename="", data=np.zeros(0, np.uint8)),
+        )
+    return marker_type(**values)
+
+
+def _field_names(message_type: type) -> set[str]:
+    """Field names of a rclpy (``get_fields_and_field_types``) or rosbags (dataclass) message class."""
+    if hasattr(message_type, "get_fields_and_field_types"):
+        return set(message_type.get_fields_and_field_types())
+    return set(message_type.__dataclass_fields__)

@@ -1,0 +1,251 @@
+"""``bag-eval --through-node``: play a bag to the real node over DDS at its recorded rate; record what it publishes.
+
+What ``ros2 bag play`` + ``ros2 bag record`` would do, without rosbag2: the node runs as its own
+process (``python -m faceanything_ros.ros.node``, parameters from a ``NodeConfig`` params file,
+topics remapped to the bag's), this process publishes the bag's image (and camera_info)
+messages as recorded (serialized CDR, no conversion) and subscribes to every node output. The
+output bag holds the published inputs and the received outputs, each at its wall-clock
+publish/receive time, as a recorder would. Needs a sourced colcon install of this package
+(rclpy and ``faceanything_ros.msg``).
+
+Report: frames_in (images published), frames_out (``tracks`` messages received), errors as the
+node's last ``/diagnostics`` says, dropped (the rest: by the node's newest-only worker or before
+the node received them, ``not_received_by_node``), end-to-end latency (publish -> tracks
+received) percentiles and throughput. Ground-truth accuracy is a direct-mode feature.
+"""
+from __future__ import annotations
+
+import dataclasses
+import importlib
+import logging
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import rclpy
+import yaml
+from rclpy.executors import SingleThreadedExecutor
+from rclpy.qos import QoSProfile, ReliabilityPolicy
+
+from faceanything_ros.config import NodeConfig, to_dict
+
+from .bag import BagReader, BagWriter
+from .bag_eval import CAMERA_INFO_TYPE, IMAGE_TYPES, json_safe
+from .conversions import stamp_to_ns
+from .outputs import DEFAULT_NODE_NAME, DIAGNOSTICS_TOPIC, DIAGNOSTICS_TYPE, OUTPUT_TYPES, output_topic
+from .stats import ProcessingStats
+
+log = logging.getLogger(__name__)
+
+RELIABLE = QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE)
+STARTUP_TIMEOUT_S = 180.0  # model load (and an engine build) before the node subscribes
+IDLE_S = 5.0  # after the last image, stop once no output arrived for this long
+
+
+def replay_through_node(in_bag: str | Path, out_bag: str | Path, image_topic: str, config: NodeConfig,
+                        camera_info_topic: str | None = None, storage: str | None = None,
+                        node_name: str = DEFAULT_NODE_NAME, startup_timeout_s: float = STARTUP_TIMEOUT_S,
+                        idle_s: float = IDLE_S) -> dict[str, Any]:
+    """Run the node on ``image_topic`` of ``in_bag`` over DDS, write ``out_bag``; returns the report dict.
+
+    Raises ``BagError``/``FileNotFoundError`` for a bad bag or topic, ``RuntimeError`` (with the
+    node's log tail) when the node exits or does not subscribe within ``startup_timeout_s``.
+    """
+    with BagReader(in_bag) as reader:
+        compressed = reader.check_topic(image_topic, IMAGE_TYPES) == IMAGE_TYPES[1]
+        if camera_info_topic:
+            reader.check_topic(camera_info_topic, (CAMERA_INFO_TYPE,))
+        config = dataclasses.replace(config, input="compressed" if compressed else "raw")
+        inputs = {topic: reader.topics[topic] for topic in (image_topic, camera_info_topic) if topic}
+        with tempfile.TemporaryDirectory(prefix="faceanything_replay_") as folder, \
+                _NodeProcess(Path(folder), config, node_name, image_topic, camera_info_topic) as node, \
+                _Recorder(node_name, inputs) as recorder:
+            recorder.wait_for_node(node, startup_timeout_s)
+            recorder.play(reader, image_topic)
+            recorder.wait_idle(idle_s)
+        with BagWriter(out_bag, storage or reader.storage) as writer:
+            for topic, msgtype, timestamp, rawdata in sorted(recorder.recorded, key=lambda item: item[2]):
+                writer.write_raw(topic, msgtype, timestamp, rawdata)
+            counts = dict(writer.counts)
+    diagnostics = recorder.last_diagnostics()
+    summary = recorder.stats.summary()
+    summary.update({key: diagnostics[key] for key in ("errors", "errors_by_kind") if key in diagnostics})
+    # every image sent without an output and not counted bad was dropped: by the node (newest-only
+    # worker) or before it (its subscription's history depth while its executor was busy)
+    summary["dropped"] = summary["frames_in"] - summary["frames_out"] - summary["errors"]
+    summary["not_received_by_node"] = summary["frames_in"] - diagnostics.get("frames_in", 0)
+    return json_safe({
+        "input_bag": str(in_bag), "output_bag": str(out_bag), "mode": "through_node", "image_topic": image_topic,
+        "camera_info_topic": camera_info_topic, "model": config.model, "engine": config.engine,
+        "device": config.device, **summary, "output_messages": counts, "node_diagnostics": diagnostics,
+    })
+
+
+class _NodeProcess:
+    """The node in its own process, parameters from a params file, inputs remapped to the bag's topics."""
+
+    def __init__(self, folder: Path, config: NodeConfig, node_name: str, image_topic: str,
+                 camera_info_topic: str | None) -> None:
+        params = folder / "params.yaml"
+        floats = {f.name for f in dataclasses.fields(NodeConfig) if f.type == "float"}
+        values = {key: float(value) if key in floats else value for key, value in to_dict(config).items()}
+        params.write_text(yaml.safe_dump({node_name: {"ros__parameters": values}}))
+        image_name = "image/compressed" if config.input == "compressed" else "image"
+        command = [sys.executable, "-m", "faceanything_ros.ros.node", "--ros-args", "-r", f"__node:={node_name}",
+                   "--params-file", str(params), "-r", f"{image_name}:={image_topic}"]
+        if camera_info_topic:
+            command += ["-r", f"camera_info:={camera_info_topic}"]
+        self.log_path = folder / "node.log"
+        self._log = self.log_path.open("w")
+        self.process = subprocess.Popen(command, stdout=self._log, stderr=subprocess.STDOUT, env=os.environ.copy())
+
+    def log_tail(self, chars: int = 3000) -> str:
+        """The end of the node's output."""
+        self._log.flush()
+        return self.log_path.read_text(errors="replace")[-chars:]
+
+    def __enter__(self) -> "_NodeProcess":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGINT)
+            try:
+                self.process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self._log.close()
+
+
+class _Recorder:
+    """A replay node: publishers of the bag's input topics, raw subscriptions of every node output."""
+
+    def __init__(self, node_name: str, inputs: dict[str, str]) -> None:
+        self.context = rclpy.Context()
+        rclpy.init(context=self.context)
+        self.node = rclpy.create_node("faceanything_bag_replay", context=self.context)
+        self.inputs = inputs
+        self.publishers = {topic: self.node.create_publisher(_message_class(kind), topic, RELIABLE)
+                           for topic, kind in inputs.items()}
+        self.outputs = {output_topic(key, node_name): kind for key, kind in OUTPUT_TYPES.items()}
+        self.outputs[DIAGNOSTICS_TOPIC] = DIAGNOSTICS_TYPE
+        for topic, kind in self.outputs.items():
+            self.node.create_subscription(_message_class(kind), topic, self._keeper(topic, kind), RELIABLE, raw=True)
+        self.tracks_topic = output_topic("tracks", node_name)
+        self.recorded: list[tuple[str, str, int, bytes]] = []
+        self.stats = ProcessingStats()
+        self._sent: dict[int, float] = {}
+        self._last_output = time.monotonic()
+        self._lock = threading.Lock()
+        self.executor = SingleThreadedExecutor(context=self.context)
+        self.executor.add_node(self.node)
+        self._spinner = threading.Thread(target=self.executor.spin, daemon=True)
+        self._spinner.start()
+
+    def _keeper(self, topic: str, kind: str):
+        def keep(rawdata: bytes) -> None:
+            with self._lock:
+                self.recorded.append((topic, kind, time.time_ns(), rawdata))
+                if topic != DIAGNOSTICS_TOPIC:  # diagnostics arrive every second even when idle
+                    self._last_output = time.monotonic()
+                if topic == self.tracks_topic:
+                    stamp = stamp_to_ns(BagReader.deserialize(rawdata, kind).header.stamp)
+                    if stamp in self._sent:
+                        self.stats.record_output(time.monotonic() - self._sent.pop(stamp))
+        return keep
+
+    def wait_for_node(self, node: _NodeProcess, timeout_s: float) -> None:
+        """Block until the node subscribes to every input and publishes every output we listen to."""
+        deadline = time.monotonic() + timeout_s
+        while not (all(p.get_subscription_count() for p in self.publishers.values())
+                   and all(self.node.count_publishers(topic) for topic in self.outputs)):
+            if node.process.poll() is not None:
+                raise RuntimeError(f"the node exited with status {node.process.returncode}:\n{node.log_tail()}")
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"the node did not connect within {timeout_s:.0f} s:\n{node.log_tail()}")
+            time.sleep(0.1)
+        log.info("the node is connected")
+
+    def play(self, reader: BagReader, image_topic: str) -> None:
+        """Publish the inputs in bag order, spaced as recorded."""
+        log.info("playing %s to the node", list(self.inputs))
+        start_wall, start_bag = time.monotonic(), None
+        for connection, timestamp, rawdata in reader.messages(list(self.inputs)):
+            start_bag = timestamp if start_bag is None else start_bag
+            time.sleep(max(0.0, start_wall + (timestamp - start_bag) / 1e9 - time.monotonic()))
+            if connection.topic == image_topic:
+                with self._lock:
+                    self.stats.record_input()
+                    try:
+                        stamp = stamp_to_ns(BagReader.deserialize(rawdata, connection.msgtype).header.stamp)
+                        self._sent[stamp] = time.monotonic()
+                    except Exception:  # noqa: BLE001 - a corrupt image is still sent: the node counts it
+                        pass
+            with self._lock:
+                self.recorded.append((connection.topic, connection.msgtype, time.time_ns(), bytes(rawdata)))
+            self.publishers[connection.topic].publish(bytes(rawdata))
+        with self._lock:
+            self._last_output = time.monotonic()  # the idle time counts from the last image sent
+
+    def wait_idle(self, idle_s: float) -> None:
+        """Wait until every sent image has its tracks or no output arrived for ``idle_s`` seconds, then
+        for one more ``/diagnostics`` message (at most ``idle_s``), so the report has the final counts."""
+        while True:
+            with self._lock:
+                done = not self._sent or time.monotonic() - self._last_output > idle_s
+            if done:
+                break
+            time.sleep(0.05)
+        seen, deadline = self._diagnostics_count(), time.monotonic() + idle_s
+        while self._diagnostics_count() == seen and time.monotonic() < deadline:
+            time.sleep(0.05)
+
+    def _diagnostics_count(self) -> int:
+        with self._lock:
+            return sum(topic == DIAGNOSTICS_TOPIC for topic, *_ in self.recorded)
+
+    def last_diagnostics(self) -> dict[str, Any]:
+        """Key/values of the node's latest diagnostics status (numbers parsed; ``errors_by_kind`` nested)."""
+        with self._lock:
+            raw = [data for topic, _, _, data in self.recorded if topic == DIAGNOSTICS_TOPIC]
+        values: dict[str, Any] = {"errors_by_kind": {}}
+        for status in (BagReader.deserialize(raw[-1], DIAGNOSTICS_TYPE).status if raw else []):
+            for item in status.values:
+                value = _number(item.value)
+                if item.key.startswith("errors_by_kind."):
+                    values["errors_by_kind"][item.key.split(".", 1)[1]] = value
+                else:
+                    values[item.key] = value
+        return values
+
+    def __enter__(self) -> "_Recorder":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.executor.shutdown()
+        self._spinner.join()
+        self.node.destroy_node()
+        rclpy.try_shutdown(context=self.context)
+
+
+def _message_class(type_name: str) -> type:
+    """The rclpy class of ``"pkg/msg/Name"``."""
+    package, _, name = type_name.split("/")
+    return getattr(importlib.import_module(f"{package}.msg"), name)
+
+
+def _number(text: str) -> Any:
+    """``text`` as int or float when it is one, else unchanged."""
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    return text

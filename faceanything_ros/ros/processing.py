@@ -1,0 +1,120 @@
+"""One frame in, depth/canonical/cloud/tracks out: the work the ROS node and bag-eval share.
+
+What ``faceanything bag-eval`` measures offline is exactly what the node runs on the robot,
+because both call ``FrameProcessor.process`` once per image. ROS-free.
+
+Streaming windows: with ``NodeConfig.window = T > 1`` each call runs the model on the last
+``T - 1`` processed frames (context) plus the new one, jointly, and keeps only the new frame's
+result; the context restarts when the image size changes. ``T = 1`` runs frame by frame.
+"""
+from __future__ import annotations
+
+import time
+from collections import deque
+from dataclasses import dataclass
+
+import numpy as np
+
+from faceanything_ros.config import NodeConfig
+from faceanything_ros.model.bundled import NO_BUNDLED_MODEL, bundled_checkpoint
+from faceanything_ros.predictor import Predictor
+from faceanything_ros.reconstruction import Reconstruction
+from faceanything_ros.tracking import CanonicalTracker, TrackingFrame
+from faceanything_ros.tracking.tracks import TrackState
+
+@dataclass
+class ProcessedFrame:
+    """The results of one image, stamped like the image.
+
+    stamp_ns: the input's stamp, integer nanoseconds. frame_id: the input's optical frame.
+    reconstruction: depth (H, W) metres, canonical (H, W, 3), cloud, ... of the image.
+    tracks: every current track in this image (``TrackState``, ``Q`` tracks).
+    intrinsics: (3, 3) float64 K used, pixels. intrinsics_estimated: True when no K was given
+    (solved from the predicted rays). latency_s: seconds ``process`` took.
+    """
+
+    stamp_ns: int
+    frame_id: str
+    reconstruction: Reconstruction
+    tracks: TrackState
+    intrinsics: np.ndarray
+    intrinsics_estimated: bool
+    latency_s: float
+
+
+class FrameProcessor:
+    """Builds the predictor (model, engine, device) and the canonical tracker once; ``process`` per image.
+
+    Re-seeding (``NodeConfig.reseed``): tracks are seeded on the first frame with face pixels;
+    ``never`` keeps them for good, ``on_loss`` replaces all tracks by a fresh grid (new ids) when
+    fewer than ``reseed_min_visible`` of them are visible on a frame that has face pixels,
+    ``every_n`` does so every ``reseed_every_n`` processed frames. A re-seeded frame reports the
+    new tracks. Raises ``FileNotFoundError`` (no model) or ``ValueError`` (e.g. ``EngineUnavailableError``:
+    the engine cannot run on this machine).
+    """
+
+    def __init__(self, config: NodeConfig) -> None:
+        self.config = config
+        checkpoint = config.model or bundled_checkpoint()
+        if not checkpoint:
+            raise FileNotFoundError(NO_BUNDLED_MODEL)
+        self.predictor = Predictor(checkpoint, device=config.device, config=config.predictor_config(),
+                                   engine=config.engine)
+        self.tracker = CanonicalTracker(config.tracker_config(), device=config.device)
+        self._context: deque[np.ndarray] = deque(maxlen=config.window - 1)
+        self._frames_processed = 0
+        self._frames_since_seed = 0
+
+    def close(self) -> None:
+        """Release the predictor (face detector); the processor cannot be used afterwards."""
+        self.predictor.close()
+
+    def __enter__(self) -> "FrameProcessor":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def process(self, rgb: np.ndarray, stamp_ns: int, frame_id: str,
+                intrinsics: np.ndarray | None = None) -> ProcessedFrame:
+        """Reconstruct and track one ``(H, W, 3)`` uint8 RGB image.
+
+        intrinsics: ``(3, 3)`` K in pixels (e.g. from CameraInfo), used for the whole window; None
+        solves K from the predicted rays. Raises ``ValueError``/``TypeError`` for an invalid image
+        or K (nothing is changed then).
+        """
+        start = time.perf_counter()
+        if self._context and self._context[-1].shape != np.shape(rgb):
+            self._context.clear()
+        window = [*self._context, rgb]
+        given = None if intrinsics is None else np.repeat(np.asarray(intrinsics, np.float64)[None], len(window), 0)
+        reconstruction = self.predictor.predict(window, given, first_index=self._frames_processed - len(self._context))[-1]
+        if self._context.maxlen:
+            self._context.append(rgb)
+        self._frames_processed += 1
+        tracks = self._track(reconstruction.tracking_frame())
+        return ProcessedFrame(
+            stamp_ns=int(stamp_ns), frame_id=str(frame_id), reconstruction=reconstruction, tracks=tracks,
+            intrinsics=reconstruction.intrinsics, intrinsics_estimated=intrinsics is None,
+            latency_s=time.perf_counter() - start,
+        )
+
+    def _track(self, frame: TrackingFrame) -> TrackState:
+        """Step the tracker on ``frame``, seeding or re-seeding by the policy first when due."""
+        has_face = bool(frame.searchable(self.tracker.config.min_confidence).any())
+        due = self.config.reseed == "every_n" and self._frames_since_seed >= self.config.reseed_every_n
+        if has_face and (self.tracker.num_queries == 0 or due):
+            return self._reseed(frame)
+        state = self.tracker.step(frame)
+        self._frames_since_seed += 1
+        lost = len(state) and state.visible.mean() < self.config.reseed_min_visible
+        if has_face and self.config.reseed == "on_loss" and lost:
+            return self._reseed(frame)
+        return state
+
+    def _reseed(self, frame: TrackingFrame) -> TrackState:
+        """Replace every track by a fresh grid on ``frame`` and step it."""
+        self.tracker.reset()
+        self.tracker.seed_grid(frame)
+        self._frames_since_seed = 1
+        return self.tracker.step(frame)

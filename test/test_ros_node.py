@@ -1,0 +1,310 @@
+"""The faceanything node in a real ROS 2 graph (rclpy + Fast DDS on loopback).
+
+The node needs the generated ``faceanything_ros.msg``, which only a colcon install has, so the
+module colcon-builds the repository once (``ros_workspace``) and runs everything from that
+install in subprocesses: the node through its installed executables
+(``lib/faceanything_ros/faceanything_lifecycle_node``, what ``ros2 run`` starts) or
+``python -m faceanything_ros.ros.node``, and ``ros_node_client.py``, which publishes frames of a
+shared face video (+ CameraInfo) and records what the node publishes. The assertions are here.
+The model is an untrained tiny checkpoint with mask threshold 0, so a detected face gives
+non-empty outputs; geometry is checked for consistency (reprojection, headers, K), not accuracy.
+"""
+from __future__ import annotations
+
+import ast
+import dataclasses
+import json
+import os
+import signal
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import face_video
+from ros_workspace import (
+    REPO_ROOT, build_environment, colcon_build, copy_repository, requires_ros_build_tools, sourced_command,
+)
+
+from faceanything_ros.config import NODE_RANGES, NodeConfig
+
+pytestmark = [pytest.mark.slow, requires_ros_build_tools]
+
+VIDEO = "liveportrait_d18_man_frontal_mouth.mp4"
+CLIENT = Path(__file__).with_name("ros_node_client.py")
+POINT_FIELDS = ["x", "y", "z", "rgb", "canonical_u", "canonical_v", "canonical_w", "confidence"]
+FRAME_ID = "camera_color_optical_frame"
+NUM_TRACKS = 64
+
+
+@dataclasses.dataclass
+class NodeRun:
+    """What one node + client run left: the client's record and arrays, the node's exit and log."""
+
+    record: dict
+    arrays: dict[str, np.ndarray]
+    node_returncode: int
+    node_log: str
+
+
+@pytest.fixture(scope="module")
+def ros_install(tmp_path_factory) -> tuple[Path, dict[str, str]]:
+    """A colcon install of this repository and the environment to run it in (DDS on loopback)."""
+    root = tmp_path_factory.mktemp("ros_node")
+    workspace = root / "ws"
+    copy_repository(workspace)
+    env = build_environment(root)
+    env["FACEANYTHING_ENGINE_CACHE"] = str(root / "engine_cache")
+    colcon_build(workspace, env)
+    return workspace, env
+
+
+def run_node_with_client(ros_install, tiny_checkpoint: Path, tmp_path: Path, node_command: str,
+                         scenario: str, parameters: dict[str, str]) -> NodeRun:
+    """Start the node (``node_command`` + ``--ros-args``), run the client scenario, stop the node with SIGINT."""
+    workspace, env = ros_install
+    video = face_video(VIDEO)
+    # names unique to this test process: concurrent runs that share a DDS domain do not hear each other
+    node_name, camera = f"faceanything_{os.getpid()}", f"/camera_{os.getpid()}"
+    env = {**env, "FACEANYTHING_TEST_NODE": f"/{node_name}", "FACEANYTHING_TEST_CAMERA": camera}
+    ros_args = ["--ros-args", "-r", f"__node:={node_name}", "-p", f"model:={tiny_checkpoint}",
+                "-p", "mask_threshold:=0.0", "-p", f"num_tracks:={NUM_TRACKS}", "-r", f"image:={camera}/image",
+                "-r", f"image/compressed:={camera}/image/compressed", "-r", f"camera_info:={camera}/camera_info"]
+    for name, value in parameters.items():
+        ros_args += ["-p", f"{name}:={value}"]
+    node_log = tmp_path / "node.log"
+    with node_log.open("w") as log:
+        node = subprocess.Popen([*sourced_command(workspace, f'exec {node_command} "$@"'), "node", *ros_args],
+                                cwd=tmp_path, env=env, stdout=log, stderr=subprocess.STDOUT)
+        try:
+            client = subprocess.run(
+                [*sourced_command(workspace, 'exec python "$@"'), "client", str(CLIENT), scenario,
+                 str(tmp_path / "out"), str(video)],
+                cwd=tmp_path, env=env, capture_output=True, text=True, timeout=240, check=False)
+        finally:
+            node.send_signal(signal.SIGINT)
+            try:
+                returncode = node.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                node.kill()
+                returncode = node.wait()
+    assert client.returncode == 0, f"client failed:\n{client.stdout[-3000:]}\n{client.stderr[-3000:]}"
+    with np.load(tmp_path / "out" / "arrays.npz") as arrays:
+        loaded = {key: arrays[key] for key in arrays.files}
+    return NodeRun(json.loads((tmp_path / "out" / "record.json").read_text()), loaded, returncode,
+                   node_log.read_text())
+
+
+@pytest.fixture(scope="module")
+def lifecycle_run(ros_install, tiny_checkpoint, tmp_path_factory) -> NodeRun:
+    """The managed node (installed executable), driven through ros_node_client's ``lifecycle`` scenario."""
+    return run_node_with_client(
+        ros_install, tiny_checkpoint, tmp_path_factory.mktemp("lifecycle"),
+        str(ros_install[0] / "install" / "faceanything_ros" / "lib" / "faceanything_ros" / "faceanything_lifecycle_node"),
+        "lifecycle", {"engine": "torch", "qos_reliability": "reliable", "qos_depth": "5"})
+
+
+def frame_arrays(run: NodeRun, label: str) -> dict[str, np.ndarray]:
+    prefix = f"{label}/"
+    return {key[len(prefix):]: value for key, value in run.arrays.items() if key.startswith(prefix)}
+
+
+def test_lifecycle_transitions_and_clean_shutdown(lifecycle_run: NodeRun) -> None:
+    record = lifecycle_run.record
+    assert record["states"] == ["unconfigured", "inactive", "active", "inactive", "unconfigured", "active"]
+    for step in ("configure_ok", "activate_ok", "deactivate_ok", "cleanup_ok", "reconfigure_ok", "reactivate_ok"):
+        assert record[step], step
+    assert record["outputs_while_inactive"] == 0
+    assert record["outputs_after_reactivate"]
+    assert lifecycle_run.node_returncode == 0, lifecycle_run.node_log[-3000:]
+    assert "Traceback" not in lifecycle_run.node_log
+
+
+def test_parameters_are_declared_with_descriptors_and_ranges(lifecycle_run: NodeRun) -> None:
+    descriptors = lifecycle_run.record["descriptors"]
+    assert descriptors["mask_threshold"]["float_range"] == [list(NODE_RANGES["mask_threshold"])]
+    assert descriptors["max_rate_hz"]["float_range"] == [list(NODE_RANGES["max_rate_hz"])]
+    assert descriptors["window"]["int_range"] == [[*NODE_RANGES["window"], 1]]
+    assert descriptors["point_stride"]["int_range"] == [[*NODE_RANGES["point_stride"], 1]]
+    assert "tensorrt" in descriptors["engine"]["constraints"]
+    assert descriptors["model"]["read_only"] and descriptors["engine"]["read_only"]
+    assert not descriptors["max_rate_hz"]["read_only"] and not descriptors["point_stride"]["read_only"]
+    assert all(d["description"] for d in descriptors.values())
+    assert lifecycle_run.record["parameter_values"] == [0.0, NUM_TRACKS]
+
+
+def test_face_frames_give_consistent_outputs_with_stamps_and_camera_info(lifecycle_run: NodeRun) -> None:
+    record = lifecycle_run.record
+    assert record["lockstep_ok"] == [True] * 4
+    for label, k_sent in record["k_sent"].items():
+        stamp = record["frames"][label]["stamp"]
+        headers = record["frames"][label]["headers"]
+        assert {name: header[:2] for name, header in headers.items()} == {
+            name: [stamp, FRAME_ID] for name in ("depth", "canonical", "points", "tracks", "track_markers",
+                                                 "camera_info")}
+        assert headers["depth"][2] == "32FC1" and headers["canonical"][2] == "32FC3"
+        out = frame_arrays(lifecycle_run, label)
+        k = np.array(k_sent)
+        np.testing.assert_array_equal(out["camera_info/k"], k)  # the CameraInfo of this very stamp
+        depth = out["depth/pixels"][..., 0]
+        assert depth.shape == (480, 480) and tuple(out["camera_info/size"]) == (480, 480)
+        face = np.isfinite(depth)
+        assert 0.05 < face.mean() < 0.99, "depth is NaN outside the face crop and finite on the face"
+        assert face[240, 240] and not face[0, 0]  # the face is in the middle of this video
+        assert np.all(depth[face] > 0)
+        canonical = out["canonical/pixels"]
+        np.testing.assert_array_equal(np.isfinite(canonical).all(axis=2), face)
+        assert np.all(np.abs(canonical[face]) <= 1.0)
+
+        # points: the eight float32 fields, one per face pixel, each projecting onto its depth pixel
+        assert [key[len("points/field_"):] for key in out if key.startswith("points/field_")] == POINT_FIELDS
+        assert list(out["points/datatypes"]) == [7] * 8
+        x, y, z = out["points/field_x"], out["points/field_y"], out["points/field_z"]
+        assert len(z) == face.sum()
+        u = k[0, 0] * x / z + k[0, 2]
+        v = k[1, 1] * y / z + k[1, 2]
+        columns, rows = np.round(u).astype(int), np.round(v).astype(int)
+        np.testing.assert_allclose(u, columns, atol=2e-3)
+        np.testing.assert_allclose(v, rows, atol=2e-3)
+        np.testing.assert_allclose(depth[rows, columns], z, rtol=1e-6)
+        canonical_u = out["points/field_canonical_u"]
+        np.testing.assert_allclose(canonical_u, canonical[rows, columns, 0], rtol=1e-6)
+
+        # tracks and their markers
+        ids, uv, xyz, visible = out["tracks/ids"], out["tracks/uv"], out["tracks/xyz"], out["tracks/visible"]
+        assert len(ids) == NUM_TRACKS and len(set(ids.tolist())) == NUM_TRACKS
+        assert visible.any()
+        shown = visible & np.isfinite(xyz).all(axis=1)
+        np.testing.assert_allclose(k[0, 0] * xyz[shown, 0] / xyz[shown, 2] + k[0, 2], uv[shown, 0], atol=0.05)
+        np.testing.assert_allclose(k[1, 1] * xyz[shown, 1] / xyz[shown, 2] + k[1, 2], uv[shown, 1], atol=0.05)
+        assert list(out["track_markers/actions"]) == [3, 0]  # DELETEALL, then ADD
+        assert list(out["track_markers/types"]) == [7, 7]  # SPHERE_LIST
+        assert list(out["track_markers/counts"]) == [0, shown.sum()]
+        np.testing.assert_allclose(out["track_markers/xyz"], xyz[shown], rtol=1e-6)
+    diagnostics = record["diagnostics_lockstep"]
+    assert diagnostics["frames_in"] == diagnostics["frames_out"] == "4"
+    assert diagnostics["dropped"] == diagnostics["errors"] == "0"
+    assert diagnostics["engine"].startswith("torch on cpu")
+
+
+def test_bad_frames_are_counted_and_the_node_keeps_publishing(lifecycle_run: NodeRun) -> None:
+    record = lifecycle_run.record
+    diagnostics = record["diagnostics_bad"]
+    for kind in ("unknown_encoding", "bad_step", "zero_size"):
+        assert diagnostics.get(f"errors_by_kind.{kind}") == "1", (kind, diagnostics)
+    # at least the image of its stamp; a later image whose own CameraInfo is still in flight
+    # falls back to the latest info of its frame_id, which may be this one too
+    camera_info_size = int(diagnostics.get("errors_by_kind.camera_info_size", 0))
+    assert camera_info_size >= 1
+    assert int(diagnostics["errors"]) == 3 + camera_info_size
+    assert record["diagnostics_lockstep"]["level"] == 0  # OK; WARN only in a period with bad input
+    assert record["bad_size_info_ok"] and record["no_face_ok"] and record["after_bad_ok"]
+    # the 320x240 CameraInfo was refused: K was estimated for the 480x480 image instead
+    wrong = frame_arrays(lifecycle_run, "wrong_info")
+    assert tuple(wrong["camera_info/size"]) == (480, 480)
+    assert wrong["camera_info/k"][0, 2] != 159.5 and wrong["camera_info/k"][0, 0] > 0
+    # a frame without a face still publishes: all-NaN depth, empty cloud, no visible track
+    blank = frame_arrays(lifecycle_run, "no_face")
+    assert np.isnan(blank["depth/pixels"]).all() and np.isnan(blank["canonical/pixels"]).all()
+    assert blank["points/field_x"].shape == (0,)
+    assert not blank["tracks/visible"].any()
+    assert list(blank["track_markers/actions"]) == [3]
+    assert diagnostics["frames_without_face"] == "1"
+    for kind in ("unknown_encoding", "bad_step", "zero_size", "camera_info_size"):
+        assert lifecycle_run.node_log.count(f"{kind}:") == 1, kind  # logged once per kind
+
+
+def test_burst_faster_than_the_model_drops_frames_and_keeps_latency_bounded(lifecycle_run: NodeRun) -> None:
+    record = lifecycle_run.record
+    before, after = record["diagnostics_bad"], record["diagnostics_burst"]
+    delta = {key: int(after[key]) - int(before[key]) for key in ("frames_in", "frames_out", "dropped", "errors")}
+    burst = record["burst"]
+    assert 0 < delta["frames_out"] < delta["frames_in"] <= burst["sent"]
+    assert delta["errors"] == 0
+    assert delta["dropped"] + delta["frames_out"] == delta["frames_in"]  # every frame accounted for
+    assert len(burst["latencies_s"]) == delta["frames_out"]
+    # no queue: a frame waits at most for the one being processed, so latency stays near one
+    # processing time however long the burst is (the lock-step round trip is one processing time)
+    # (a queue of the 40 burst frames would take ~40 processing times; the bound allows ~3 plus
+    # slack for a loaded machine)
+    processing_s = float(np.max(record["lockstep_round_trips_s"][1:]))  # the first one warms up
+    assert max(burst["latencies_s"]) < 3.0 * processing_s + 1.0, (burst["latencies_s"], processing_s)
+
+
+def test_plain_node_module_entry_point_reads_compressed_images(ros_install, tiny_checkpoint, tmp_path) -> None:
+    run = run_node_with_client(ros_install, tiny_checkpoint, tmp_path, "python -m faceanything_ros.ros.node",
+                               "plain", {"input": "compressed", "point_stride": "2", "engine": "torch"})
+    assert run.record["lockstep_ok"] == [True, True]
+    assert run.node_returncode == 0 and "Traceback" not in run.node_log
+    out = frame_arrays(run, "jpeg1")
+    k = out["camera_info/k"]
+    assert k[0, 0] > 0 and k[1, 1] > 0  # estimated from the predicted rays: no CameraInfo was sent
+    depth = out["depth/pixels"][..., 0]
+    x, y, z = out["points/field_x"], out["points/field_y"], out["points/field_z"]
+    columns = np.round(k[0, 0] * x / z + k[0, 2]).astype(int)
+    rows = np.round(k[1, 1] * y / z + k[1, 2]).astype(int)
+    assert np.all(columns % 2 == 0) and np.all(rows % 2 == 0)  # point_stride 2
+    assert len(z) == np.isfinite(depth[::2, ::2]).sum()
+    assert run.record["diagnostics"]["input"] == "compressed"
+
+
+def test_installed_executables_and_share_files(ros_install) -> None:
+    workspace, _ = ros_install
+    prefix = workspace / "install" / "faceanything_ros"
+    for executable in ("faceanything_node", "faceanything_lifecycle_node"):
+        assert (prefix / "lib" / "faceanything_ros" / executable).stat().st_mode & 0o111
+    share = prefix / "share" / "faceanything_ros"
+    for relative in ("launch/faceanything.launch.py", "launch/bag_replay.launch.py", "rviz/faceanything.rviz",
+                     "config/faceanything.yaml"):
+        assert (share / relative).is_file(), relative
+
+
+def test_parameters_file_sets_every_node_config_field_to_its_default() -> None:
+    import yaml
+
+    parameters = yaml.safe_load((REPO_ROOT / "config" / "faceanything.yaml").read_text())["/**"]["ros__parameters"]
+    assert parameters == dataclasses.asdict(NodeConfig())
+
+
+def launch_calls(path: Path) -> dict[str, list[ast.Call]]:
+    """Calls in a launch file, by called name (``LifecycleNode``, ``DeclareLaunchArgument``, ...)."""
+    calls: dict[str, list[ast.Call]] = {}
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Call):
+            name = node.func.id if isinstance(node.func, ast.Name) else getattr(node.func, "attr", "")
+            calls.setdefault(name, []).append(node)
+    return calls
+
+
+def keyword(call: ast.Call, name: str) -> ast.expr:
+    return next(k.value for k in call.keywords if k.arg == name)
+
+
+def test_launch_file_arguments_remappings_and_lifecycle_events() -> None:
+    calls = launch_calls(REPO_ROOT / "launch" / "faceanything.launch.py")
+    arguments = [ast.literal_eval(call.args[0]) for call in calls["DeclareLaunchArgument"]]
+    assert set(arguments) >= {"image", "camera_info", "model", "engine", "use_rviz", "namespace"}
+    (node,) = calls["LifecycleNode"]
+    assert ast.literal_eval(keyword(node, "executable")) == "faceanything_lifecycle_node"
+    assert ast.literal_eval(keyword(node, "name")) == "faceanything"
+    remapped = [ast.literal_eval(pair.elts[0]) for pair in keyword(node, "remappings").elts]
+    assert remapped == ["image", "image/compressed", "camera_info"]
+    transitions = [ast.unparse(keyword(call, "transition_id")) for call in calls["ChangeState"]]
+    assert transitions == ["Transition.TRANSITION_CONFIGURE", "Transition.TRANSITION_ACTIVATE"]
+    (handler,) = calls["OnStateTransition"]
+    assert ast.literal_eval(keyword(handler, "goal_state")) == "inactive"
+    used = {ast.literal_eval(call.args[0]) for call in calls["LaunchConfiguration"]}
+    assert set(arguments) - {"params_file"} <= used | {"params_file"}
+
+
+def test_bag_replay_launch_plays_runs_and_records() -> None:
+    path = REPO_ROOT / "launch" / "bag_replay.launch.py"
+    calls = launch_calls(path)
+    arguments = {ast.literal_eval(call.args[0]) for call in calls["DeclareLaunchArgument"]}
+    assert arguments >= {"bag", "output", "image", "camera_info", "model", "engine"}
+    commands = [ast.unparse(keyword(call, "cmd")) for call in calls["ExecuteProcess"]]
+    assert any("'bag', 'record'" in command for command in commands)
+    assert any("'bag', 'play'" in command for command in commands)
+    assert "faceanything.launch.py" in path.read_text()
+    (handler,) = calls["OnStateTransition"]
+    assert ast.literal_eval(keyword(handler, "goal_state")) == "active"

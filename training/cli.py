@@ -1,0 +1,129 @@
+"""``faceanything-data``: build exact-geometry training datasets from real face images and videos.
+
+``faceanything-data build --images DIR --videos DIR -o DATASET --samples N [--size 256]
+[--seq-len T] [--preview] [--workers N]`` labels the sources with the face mesh, re-renders them
+from random cameras (``training.data``) and writes shards + ``manifest.json`` (``training.data.shards``).
+``faceanything-data ingest-multiview`` does the same for a NeRSemble-layout capture.
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import logging
+import multiprocessing
+import sys
+from pathlib import Path
+from typing import Any
+
+from tqdm import tqdm
+
+from faceanything_ros.canonical.space import load_canonical_space
+from faceanything_ros.config import to_dict
+from faceanything_ros.io.frames import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS
+from training.data.config import DataEngineConfig, load_data_config
+from training.data.generator import SampleGenerator, Task, discover, plan_tasks
+from training.data.preview import write_preview
+from training.data.shards import ShardWriter
+
+log = logging.getLogger("faceanything-data")
+PREVIEW_SAMPLES = 6
+PREVIEW_FILE = "preview.png"
+
+_worker: SampleGenerator | None = None
+
+
+def _start_worker(config: DataEngineConfig) -> None:
+    """Pool initialiser: one canonical space, labeler and generator per process."""
+    global _worker
+    from faceanything_ros.canonical.pseudo_labels import FaceMeshLabeler
+
+    space = load_canonical_space()
+    _worker = SampleGenerator(space, config, FaceMeshLabeler(space))
+
+
+def _run_task(task: Task) -> tuple[list, list]:
+    if _worker is None:
+        raise RuntimeError("data worker used before _start_worker initialised it")
+    return _worker.run(task)
+
+
+def build(args: argparse.Namespace) -> int:
+    """Run the ``build`` command; returns the exit code."""
+    config = load_data_config(args.config) if args.config else DataEngineConfig()
+    config = dataclasses.replace(config, image_size=args.size or config.image_size,
+                                 seq_len=args.seq_len or config.seq_len,
+                                 seed=config.seed if args.seed is None else args.seed)
+    if args.images is None and args.videos is None:
+        raise ValueError("give --images DIR and/or --videos DIR")
+    images = discover(Path(args.images), IMAGE_EXTENSIONS, config) if args.images else []
+    videos = discover(Path(args.videos), VIDEO_EXTENSIONS, config) if args.videos else []
+    tasks = plan_tasks(images, videos, args.samples, config)
+    space = load_canonical_space()
+    metadata: dict[str, Any] = {
+        "image_size": config.image_size, "seq_len": config.seq_len,
+        "canonical_space": {"id": space.id, "version": space.version, "mm_per_unit": space.mm_per_unit},
+        "config": to_dict(config), "skipped": [],
+    }
+    previews: list = []
+    written = 0
+    with ShardWriter(args.output, config.samples_per_shard, metadata) as writer, \
+            tqdm(total=args.samples, unit="sample", desc="building") as progress:
+        for task, (samples, skips) in zip(tasks, _results(tasks, config, args.workers)):
+            metadata["skipped"].extend(skips)
+            for arrays, record in samples:
+                writer.add(arrays, record)
+            if args.preview and samples and len(previews) < PREVIEW_SAMPLES:
+                previews.append(samples[0][0])  # one per task: different sources
+            written += len(samples)
+            progress.update(task.count)
+    for skip in metadata["skipped"]:
+        log.warning("skipped a sample of %s: %s", skip["source"], skip["reason"])
+    log.info("wrote %d samples (%d skipped) to %s", written, len(metadata["skipped"]), args.output)
+    if args.preview:
+        if not previews:
+            raise ValueError("no sample was written, so there is nothing to preview")
+        log.info("preview: %s", write_preview(Path(args.output) / PREVIEW_FILE, previews))
+    return 0 if written else 1
+
+
+def _results(tasks: list[Task], config: DataEngineConfig, workers: int):
+    """Task results in task order, computed in this process (``workers <= 1``) or a process pool."""
+    if workers <= 1:
+        _start_worker(config)
+        yield from map(_run_task, tasks)
+        return
+    context = multiprocessing.get_context("spawn")
+    with context.Pool(workers, initializer=_start_worker, initargs=(config,)) as pool:
+        yield from pool.imap(_run_task, tasks)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Console entry point of ``faceanything-data``; returns the exit code (2 for bad input)."""
+    parser = argparse.ArgumentParser(prog="faceanything-data", description=__doc__.splitlines()[0])
+    commands = parser.add_subparsers(required=True, metavar="COMMAND")
+    build_parser = commands.add_parser("build", help="re-render real faces into a sharded training dataset")
+    build_parser.add_argument("--images", help="folder of source images (its data root has SOURCES.md)")
+    build_parser.add_argument("--videos", help="folder of source videos (its data root has SOURCES.md)")
+    build_parser.add_argument("-o", "--output", required=True, help="new dataset folder")
+    build_parser.add_argument("--samples", type=int, required=True, help="number of samples to write")
+    build_parser.add_argument("--size", type=int, help="output image side in pixels (default 256)")
+    build_parser.add_argument("--seq-len", type=int, help="frames per sample T (default 1)")
+    build_parser.add_argument("--seed", type=int, help="base random seed (default from the config, 0)")
+    build_parser.add_argument("--config", help="DataEngineConfig YAML file")
+    build_parser.add_argument("--workers", type=int, default=1, help="worker processes (default 1)")
+    build_parser.add_argument("--preview", action="store_true", help=f"write {PREVIEW_FILE} (RGB, depth, canonical, mask)")
+    build_parser.set_defaults(run=build)
+    from training.data.multiview import add_ingest_parser
+
+    add_ingest_parser(commands)
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        return args.run(args)
+    except (FileNotFoundError, FileExistsError, ValueError, ImportError, KeyError, OSError) as error:
+        log.error("%s", error)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

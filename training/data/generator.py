@@ -1,0 +1,214 @@
+"""Source files -> training samples: label, sample cameras, re-render, track, augment.
+
+A *task* is one source (an image, or a clip of ``seq_len`` video frames ``frame_stride`` apart)
+rendered ``views_per_label`` times with independent random camera trajectories; the expensive
+face-mesh labelling is done once per task. Every task has its own seed, so a dataset is
+reproducible whatever the number of worker processes. Images give sequences too: the same
+labelled frame seen by a moving camera (a rigid face). Failures (no face, too little face in view)
+are returned as skip records with their reason, never dropped silently.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+
+from faceanything_ros.canonical.space import CanonicalSpace
+from faceanything_ros.io.frames import IMAGE_EXTENSIONS, read_image
+from training.data.augment import augment_frames
+from training.data.cameras import CameraSampler
+from training.data.config import DataEngineConfig
+from training.data.rerender import SourceFrame, render_view, source_frame
+from training.data.sequence import sample_tracks
+from training.data.sources import SourceCatalog
+from training.data.splits import source_key, split_of
+
+MIN_MASK_FRACTION = 0.03  # a rendered frame needs at least this fraction of its pixels on textured face
+CAMERA_ATTEMPTS = 8  # camera trajectories tried per sample before it is skipped
+CLIP_ATTEMPTS = 3  # clip start frames tried per video task before it is skipped
+BACKGROUND_POOL = 2  # other source images loaded per task as background material
+BACKGROUND_SIDE = 256  # background images are downscaled to at most this side (pixels)
+
+
+@dataclass(frozen=True)
+class Task:
+    """One unit of work: ``source`` path, its ``record`` (manifest fields), ``seed``, ``count`` samples,
+    and ``backgrounds``: paths of other images to cut backgrounds from."""
+
+    source: str
+    record: dict[str, Any]
+    seed: int
+    count: int
+    backgrounds: tuple[str, ...]
+
+
+def data_root_of(folder: Path) -> Path:
+    """The data root of an images/videos folder: the nearest of itself and its ancestors with a
+    ``SOURCES.md`` (licence records); ``FileNotFoundError`` when there is none."""
+    folder = folder.resolve()
+    for candidate in (folder, *folder.parents):
+        if (candidate / "SOURCES.md").is_file():
+            return candidate
+    raise FileNotFoundError(f"no SOURCES.md in {folder} or any folder above it; every source needs a licence record")
+
+
+def discover(folder: Path, extensions: tuple[str, ...], config: DataEngineConfig) -> list[tuple[str, dict[str, Any]]]:
+    """``(absolute path, record)`` of every file with ``extensions`` under ``folder``, sorted.
+
+    The record holds ``split``, ``source`` (relative to the data root), ``source_root``,
+    ``identity``, ``video`` and ``provenance`` (licence) for the manifest.
+    """
+    if not folder.is_dir():
+        raise FileNotFoundError(f"source folder not found: {folder}")
+    root = data_root_of(folder)
+    catalog = SourceCatalog(root)
+    found = []
+    for path in sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in extensions):
+        relative = path.relative_to(root).as_posix()
+        key = source_key(relative)
+        found.append((str(path), {
+            "split": split_of(key.identity, config.splits), "source": relative, "source_root": str(root),
+            "identity": key.identity, "video": key.video, "provenance": catalog.provenance(relative).as_dict(),
+        }))
+    if not found:
+        raise ValueError(f"no files ending in {', '.join(extensions)} under {folder}")
+    return found
+
+
+def plan_tasks(images: list[tuple[str, dict]], videos: list[tuple[str, dict]], samples: int,
+               config: DataEngineConfig) -> list[Task]:
+    """Tasks that yield ``samples`` samples in all, spread over the sources in a seeded order
+    (videos and images alternate while both last)."""
+    if samples < 1:
+        raise ValueError(f"samples must be >= 1, got {samples}")
+    rng = np.random.default_rng(config.seed)
+    pools = [list(rng.permutation(len(group))) for group in (images, videos)]
+    groups = (images, videos)
+    image_paths = [path for path, _ in images]
+    tasks, remaining, turn = [], samples, 0
+    while remaining > 0:
+        group = turn % 2 if all(groups) else (0 if images else 1)
+        turn += 1
+        if not pools[group]:
+            pools[group] = list(rng.permutation(len(groups[group])))
+        path, record = groups[group][pools[group].pop()]
+        count = min(config.views_per_label, remaining)
+        others = [p for p in image_paths if p != path]
+        backgrounds = tuple(others[i] for i in rng.choice(len(others), min(BACKGROUND_POOL, len(others)), replace=False))
+        tasks.append(Task(path, record, int(rng.integers(2**63)), count, backgrounds))
+        remaining -= count
+    return tasks
+
+
+class SampleGenerator:
+    """Runs ``Task``s: owns the face-mesh labeler (one per process) and the camera sampler."""
+
+    def __init__(self, space: CanonicalSpace, config: DataEngineConfig, labeler: Any) -> None:
+        self.space = space
+        self.config = config
+        self.labeler = labeler
+        self.sampler = CameraSampler(config.cameras)
+        self.canonical = space.canonical_template
+
+    def run(self, task: Task) -> tuple[list[tuple[dict[str, np.ndarray], dict[str, Any]]], list[dict[str, Any]]]:
+        """``(samples, skips)``: samples as ``(arrays, manifest record)``; skips as ``{source, reason}``."""
+        rng = np.random.default_rng(task.seed)
+        try:
+            frames, indices = self._label(task.source, rng)
+        except ValueError as error:
+            return [], [{"source": task.record["source"], "reason": str(error)}]
+        pool = [_downscaled(read_image(path)) for path in task.backgrounds]
+        samples, skips = [], []
+        for _ in range(task.count):
+            try:
+                arrays = self.render(rng, frames, pool)
+            except ValueError as error:
+                skips.append({"source": task.record["source"], "reason": str(error)})
+                continue
+            samples.append((arrays, {**task.record, "frames": indices}))
+        return samples, skips
+
+    def _label(self, path: str, rng: np.random.Generator) -> tuple[list[SourceFrame], list[int]]:
+        """Labelled source frames (T of them) and their frame indices; ``ValueError`` if no face."""
+        seq_len = self.config.seq_len
+        if Path(path).suffix.lower() in IMAGE_EXTENSIONS:
+            frame = self.label_frame(read_image(path), path)
+            return [frame] * seq_len, [0] * seq_len
+        capture = cv2.VideoCapture(path)
+        try:
+            length = int(capture.get(cv2.CAP_PROP_FRAME_COUNT))
+            span = (seq_len - 1) * self.config.frame_stride + 1
+            if length < span:
+                raise ValueError(f"video has {length} frames, fewer than a clip of {span}")
+            error = ValueError("no clip tried")
+            for _ in range(CLIP_ATTEMPTS):
+                start = int(rng.integers(length - span + 1))
+                indices = [start + i * self.config.frame_stride for i in range(seq_len)]
+                try:
+                    return [self.label_frame(_read_frame(capture, i, path), f"{path} frame {i}") for i in indices], indices
+                except ValueError as failure:
+                    error = failure
+            raise error
+        finally:
+            capture.release()
+
+    def label_frame(self, rgb: np.ndarray, name: str) -> SourceFrame:
+        """The largest face of a (H, W, 3) uint8 frame as a ``SourceFrame``; ``ValueError`` naming ``name`` if none."""
+        labels = self.labeler.label(rgb)
+        if not labels:
+            raise ValueError(f"no face found in {name}")
+        label = labels[0]
+        return source_frame(rgb, label.vertices, label.intrinsics, label.rotation, self.space.topology)
+
+    def render(self, rng: np.random.Generator, frames: list[SourceFrame], pool: list[np.ndarray]) -> dict[str, np.ndarray]:
+        """One sample's arrays (``shards.SAMPLE_ARRAYS``) from T labelled frames; ``ValueError`` when no
+        camera trajectory in ``CAMERA_ATTEMPTS`` shows enough face in every frame."""
+        size = self.config.image_size
+        centres = np.stack([frame.face_centre for frame in frames])
+        for _ in range(CAMERA_ATTEMPTS):
+            cameras = self.sampler.sample_trajectory(rng, centres, frames[0].rotation, frames[0].face_diameter_m, size)
+            views = [render_view(f, c, self.space.topology, self.canonical) for f, c in zip(frames, cameras)]
+            if min(view.mask.mean() for view in views) >= MIN_MASK_FRACTION:
+                break
+        else:
+            raise ValueError(f"no camera in {CAMERA_ATTEMPTS} tries showed {MIN_MASK_FRACTION:.0%} textured face")
+        tracks = sample_tracks(rng, views, [f.vertices for f in frames], self.space.topology,
+                               self.config.tracks_per_sample)
+        surface = np.stack([v.surface for v in views])
+        return {
+            "rgb": augment_frames(rng, np.stack([v.rgb for v in views]), np.stack([v.mask for v in views]),
+                                  pool, self.config.augment),
+            "depth": np.stack([v.depth for v in views]).astype(np.float32),
+            "canonical": np.stack([v.canonical for v in views]).astype(np.float16),
+            "mask": np.stack([v.mask for v in views]),
+            "surface": surface,
+            "intrinsics": np.stack([v.intrinsics for v in views]),
+            "world_from_camera": np.stack([v.world_from_camera for v in views]),
+            "tracks": tracks.pixels,
+            "track_visible": tracks.visible,
+            "track_canonical": tracks.canonical,
+            "track_query_frame": tracks.query_frame,
+        }
+
+
+def _read_frame(capture: cv2.VideoCapture, index: int, path: str) -> np.ndarray:
+    """Frame ``index`` of an open video as (H, W, 3) uint8 RGB; ``ValueError`` if it does not decode."""
+    capture.set(cv2.CAP_PROP_POS_FRAMES, index)
+    ok, bgr = capture.read()
+    if not ok:
+        raise ValueError(f"cannot decode frame {index} of {path}")
+    return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+
+
+def _downscaled(rgb: np.ndarray) -> np.ndarray:
+    """``rgb`` shrunk (area filter) so that its longer side is at most ``BACKGROUND_SIDE`` pixels."""
+    scale = BACKGROUND_SIDE / max(rgb.shape[:2])
+    if scale >= 1.0:
+        return rgb
+    return cv2.resize(rgb, (max(1, round(rgb.shape[1] * scale)), max(1, round(rgb.shape[0] * scale))),
+                      interpolation=cv2.INTER_AREA)
+
+
