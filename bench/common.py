@@ -15,11 +15,13 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
+from faceanything_ros.engines.cache import cpu_model
+
 
 def hardware_info() -> dict[str, Any]:
     """CPU/GPU, core and thread counts and library versions of this machine, for result files."""
     info: dict[str, Any] = {
-        "cpu": _cpu_model(),
+        "cpu": cpu_model(),
         "logical_cores": os.cpu_count(),
         "torch_threads": torch.get_num_threads(),
         "platform": platform.platform(),
@@ -29,16 +31,6 @@ def hardware_info() -> dict[str, Any]:
         "cuda_device": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
     }
     return info
-
-
-def _cpu_model() -> str:
-    """The CPU model name from /proc/cpuinfo, or ``platform.processor()`` where that is absent."""
-    cpuinfo = Path("/proc/cpuinfo")
-    if cpuinfo.is_file():
-        for line in cpuinfo.read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    return platform.processor() or "unknown"
 
 
 def time_calls(function: Callable[[], Any], runs: int, warmup: int) -> list[float]:

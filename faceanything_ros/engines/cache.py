@@ -78,10 +78,11 @@ def device_model(device: torch.device) -> str:
         index = device.index if device.index is not None else torch.cuda.current_device()
         major, minor = torch.cuda.get_device_capability(index)
         return f"cuda {torch.cuda.get_device_name(index)} sm_{major}{minor}"
-    return f"cpu {_cpu_model()} {platform.machine()}"
+    return f"cpu {cpu_model()} {platform.machine()}"
 
 
-def _cpu_model() -> str:
+def cpu_model() -> str:
+    """The CPU model name from /proc/cpuinfo, or ``platform.processor()`` where that is absent."""
     cpuinfo = Path("/proc/cpuinfo")
     if cpuinfo.is_file():
         for line in cpuinfo.read_text().splitlines():

@@ -24,7 +24,7 @@ import sys
 import threading
 import time
 import traceback
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -37,12 +37,13 @@ from rclpy.utilities import remove_ros_args
 
 from faceanything_ros.config import NodeConfig
 from faceanything_ros.ros.conversions import (
-    ImageConversionError, camera_info_to_intrinsics, compressed_to_rgb, diagnostics, image_to_rgb, stamp_to_ns,
+    ImageConversionError, camera_info_to_intrinsics, compressed_to_rgb, image_to_rgb, stamp_to_ns,
 )
 from faceanything_ros.ros.node_camera_info import CameraInfoCache
 from faceanything_ros.ros.node_outputs import OutputPublishers
 from faceanything_ros.ros.node_parameters import declare_node_parameters, node_config
 from faceanything_ros.ros.node_worker import NewestOnlyWorker
+from faceanything_ros.ros.outputs import diagnostics_message
 from faceanything_ros.ros.processing import FrameProcessor
 from faceanything_ros.ros.stats import ProcessingStats
 
@@ -227,7 +228,7 @@ class FaceAnythingNode(LifecycleNode):
         try:
             intrinsics = self._intrinsics_for(frame)
             result = self._processor.process(frame.rgb, frame.stamp_ns, frame.frame_id, intrinsics)
-            self._outputs.publish(result, self.get_parameter("point_stride").value, self._config.track_max_distance)
+            self._outputs.publish(result, replace(self._config, point_stride=self.get_parameter("point_stride").value))
             with self._stats_lock:
                 self._stats.record_output(time.monotonic() - frame.arrival_s)
                 self._frames_without_face += not result.reconstruction.found
@@ -276,17 +277,14 @@ class FaceAnythingNode(LifecycleNode):
         now = time.monotonic()
         with self._stats_lock:
             summary = self._stats.summary()
-            summary["frames_without_face"] = self._frames_without_face
-        last_time, last_out, last_errors = self._last_report
-        self._last_report = (now, summary["frames_out"], summary["errors"])
-        summary["rate_hz"] = (summary["frames_out"] - last_out) / max(now - last_time, 1e-9)
-        summary["engine"] = self._engine
-        summary["input"] = self._config.input
-        level = "WARN" if summary["errors"] > last_errors else "OK"  # bad input since the last report
-        message = f"{summary['frames_out']} frames out, {summary['dropped']} dropped, {summary['errors']} bad"
-        self._diagnostics_publisher.publish(diagnostics(
-            self._types, self.get_clock().now().nanoseconds, f"{self.get_name()}: face reconstruction",
-            summary, level=level, message=message, hardware_id=self._config.device))
+            last_time, last_out, last_errors = self._last_report
+            self._last_report = (now, summary["frames_out"], summary["errors"])
+            message = diagnostics_message(
+                self._types, self.get_clock().now().nanoseconds, self._stats, self._config, self.get_name(),
+                warn=summary["errors"] > last_errors,  # bad input since the last report
+                frames_without_face=self._frames_without_face, engine=self._engine,
+                rate_hz=(summary["frames_out"] - last_out) / max(now - last_time, 1e-9))
+        self._diagnostics_publisher.publish(message)
 
 
 def main(args: list[str] | None = None) -> int:

@@ -53,11 +53,12 @@ def output_messages(types: Types, frame: ProcessedFrame, config: NodeConfig) -> 
 
 
 def diagnostics_message(types: Types, stamp_ns: int, stats: ProcessingStats, config: NodeConfig,
-                        node_name: str = DEFAULT_NODE_NAME, **extra: Any) -> Any:
+                        node_name: str = DEFAULT_NODE_NAME, warn: bool | None = None, **extra: Any) -> Any:
     """``/diagnostics`` array named ``"<node_name>: face reconstruction"``: ``stats.summary()``, engine
-    and input, then ``extra`` key/values (which win). Level WARN when any frame was bad, else OK."""
+    and input, then ``extra`` key/values (which win). Level WARN when ``warn`` (default: when any
+    frame was bad), else OK."""
     summary = {**stats.summary(), "engine": config.engine, "input": config.input, **extra}
-    level = "WARN" if summary["errors"] else "OK"
+    level = "WARN" if (summary["errors"] if warn is None else warn) else "OK"
     message = f"{summary['frames_out']} frames out, {summary['dropped']} dropped, {summary['errors']} bad"
     return diagnostics(types, stamp_ns, f"{node_name}: face reconstruction", summary, level=level, message=message,
                        hardware_id=config.device)

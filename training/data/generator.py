@@ -63,6 +63,7 @@ def discover(folder: Path, extensions: tuple[str, ...], config: DataEngineConfig
     """
     if not folder.is_dir():
         raise FileNotFoundError(f"source folder not found: {folder}")
+    folder = folder.resolve()  # so paths under a symlinked data folder stay relative to the (resolved) root
     root = data_root_of(folder)
     catalog = SourceCatalog(root)
     found = []
