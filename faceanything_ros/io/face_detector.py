@@ -12,6 +12,7 @@ find all 49. A frame without any face therefore costs three detector runs instea
 """
 from __future__ import annotations
 
+import importlib
 from dataclasses import dataclass
 from typing import Any
 
@@ -82,7 +83,7 @@ class FaceDetector:
             raise ValueError(f"DetectorConfig.min_confidence must be in [0, 1], got {config.min_confidence}")
         if config.max_faces < 1:
             raise ValueError(f"DetectorConfig.max_faces must be >= 1, got {config.max_faces}")
-        face_detection = _import_face_detection()
+        face_detection = import_mediapipe_solution("face_detection", "face detection")
         self._detector: Any = face_detection.FaceDetection(
             min_detection_confidence=config.min_confidence, model_selection=1 if config.long_range else 0
         )
@@ -152,13 +153,13 @@ class FaceDetector:
         self.close()
 
 
-def _import_face_detection() -> Any:
-    """mediapipe's ``solutions.face_detection`` module, or an ImportError saying how to install it."""
+def import_mediapipe_solution(name: str, purpose: str) -> Any:
+    """mediapipe's ``solutions.<name>`` module (e.g. ``face_detection``), or an ImportError saying
+    that ``purpose`` needs mediapipe and how to install it."""
     try:
-        from mediapipe.python.solutions import face_detection
+        return importlib.import_module(f"mediapipe.python.solutions.{name}")
     except ImportError as error:
         raise ImportError(
-            f"face detection needs mediapipe, which is not installed ({error}); install it with: {MEDIAPIPE_INSTALL_HINT} "
+            f"{purpose} needs mediapipe, which is not installed ({error}); install it with: {MEDIAPIPE_INSTALL_HINT} "
             "(--no-deps: its declared dependencies pull jax and opencv-contrib, which are not needed)"
         ) from error
-    return face_detection

@@ -18,7 +18,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from faceanything_ros.io.face_detector import MEDIAPIPE_INSTALL_HINT
+from faceanything_ros.io.face_detector import import_mediapipe_solution
 from faceanything_ros.io.validation import validate_rgb
 
 NUM_LANDMARKS = 478  # 468 surface points + 10 iris points (refine_landmarks=True)
@@ -55,7 +55,7 @@ class FaceMesh:
             raise ValueError(f"max_faces must be >= 1, got {max_faces}")
         if not 0.0 <= min_confidence <= 1.0:
             raise ValueError(f"min_confidence must be in [0, 1], got {min_confidence}")
-        face_mesh = _import_face_mesh()
+        face_mesh = import_mediapipe_solution("face_mesh", "the face mesh")
         self.max_faces = max_faces
         self._mesh: Any = face_mesh.FaceMesh(static_image_mode=True, max_num_faces=max_faces, refine_landmarks=True,
                                              min_detection_confidence=min_confidence)
@@ -95,13 +95,3 @@ class FaceMesh:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-
-def _import_face_mesh() -> Any:
-    """mediapipe's ``solutions.face_mesh`` module, or an ImportError saying how to install it."""
-    try:
-        from mediapipe.python.solutions import face_mesh
-    except ImportError as error:
-        raise ImportError(f"the face mesh needs mediapipe, which is not installed ({error}); "
-                          f"install it with: {MEDIAPIPE_INSTALL_HINT}") from error
-    return face_mesh
