@@ -11,6 +11,7 @@ canonical face space, normalised to ``[-1, 1]^3``.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 
 import numpy as np
 
@@ -69,9 +70,12 @@ class Reconstruction:
             depth[closer] = face.depth[closer]
         return depth
 
-    @property
+    @cached_property
     def face_index(self) -> np.ndarray:
-        """(H, W) int16: index into ``faces`` of the visible face at each pixel, -1 where none."""
+        """(H, W) int16 (read-only): index into ``faces`` of the visible face at each pixel, -1 where none.
+
+        Computed once: ``mask``, ``canonical`` and the confidences all select pixels by it.
+        """
         height, width = self.image_size
         index = np.full((height, width), -1, dtype=np.int16)
         depth = np.full((height, width), np.inf, dtype=np.float32)
@@ -79,6 +83,7 @@ class Reconstruction:
             closer = face.mask & (face.depth < depth)
             index[closer] = i
             depth[closer] = face.depth[closer]
+        index.flags.writeable = False
         return index
 
     @property
