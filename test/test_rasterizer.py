@@ -167,3 +167,46 @@ def test_a_jittered_grid_mesh_covers_every_pixel_without_gaps():
     camera = intrinsics_matrix(50.0, 50.0, 31.5, 31.5)  # the mesh overfills the 64 x 64 image
     raster = rasterize(vertices, triangles, camera, 64, 64)
     assert raster.mask.all()
+
+
+def test_coverage_equals_an_exact_test_of_every_pixel_centre():
+    """Random triangles with corners on a half-pixel lattice (edges through pixel centres, edges along
+    rows and columns, corners outside the image): the covered pixels are exactly those whose centre
+    is inside or on the triangle, decided in integer arithmetic over the whole image."""
+    rng = np.random.default_rng(3)
+    height, width = 24, 32
+    camera = intrinsics_matrix(1.0, 1.0, 0.0, 0.0)  # pixel (u, v) = (x, y) at z = 1, exactly
+    v, u = np.mgrid[0:height, 0:width]
+    for _ in range(60):
+        doubled = rng.integers(-12, 2 * width + 12, size=(3, 2))  # corners in half pixels
+        if rng.random() < 0.5:
+            doubled[1, 1] = doubled[0, 1]  # an edge along a pixel row (or between rows)
+        if rng.random() < 0.3:
+            doubled[2, 0] = doubled[0, 0]  # an edge along a pixel column
+        corners = np.concatenate([doubled / 2.0, np.ones((3, 1))], axis=1)
+        raster = rasterize(corners, np.array([[0, 1, 2]]), camera, height, width)
+        edges = [(doubled[(k + 1) % 3], doubled[(k + 2) % 3]) for k in range(3)]
+        functions = np.stack([(b[0] - a[0]) * (2 * v - a[1]) - (b[1] - a[1]) * (2 * u - a[0]) for a, b in edges])
+        inside = np.all(functions >= 0, axis=0) | np.all(functions <= 0, axis=0)
+        area = (doubled[1, 0] - doubled[0, 0]) * (doubled[2, 1] - doubled[0, 1]) - (
+            doubled[1, 1] - doubled[0, 1]) * (doubled[2, 0] - doubled[0, 0])
+        np.testing.assert_array_equal(raster.mask, inside & (area != 0))
+
+
+def test_an_almost_horizontal_edge_is_exact_and_bounded():
+    """An edge 1e-17 px off horizontal (column bounds of ~1e19 px on its rows): coverage stays exact,
+    checked with rational arithmetic."""
+    from fractions import Fraction
+
+    corners = np.array([[0.25, 0.0, 1.0], [30.25, 1e-17, 1.0], [15.25, 20.0, 1.0]])
+    raster = rasterize(corners, np.array([[0, 1, 2]]), intrinsics_matrix(1.0, 1.0, 0.0, 0.0), 24, 32)
+    exact = [[Fraction(float(x)), Fraction(float(y))] for x, y, _ in corners]
+
+    def inside(u: int, v: int) -> bool:
+        signs = [(b[0] - a[0]) * (v - a[1]) - (b[1] - a[1]) * (u - a[0])
+                 for a, b in ((exact[1], exact[2]), (exact[2], exact[0]), (exact[0], exact[1]))]
+        return all(s >= 0 for s in signs) or all(s <= 0 for s in signs)
+
+    expected = np.array([[inside(u, v) for u in range(32)] for v in range(24)])
+    assert expected[1:20].any() and not expected[0].any()  # row 0 lies just outside the tilted edge
+    np.testing.assert_array_equal(raster.mask, expected)

@@ -8,14 +8,16 @@ triangles evaluates to exactly opposite floating-point values in the two, so a m
 without gaps: a pixel centre on a shared edge belongs to at least one of them (to both when it is
 exactly on it; the z-buffer then keeps one).
 
-Algorithm: every triangle's pixel bounding box is enumerated at once (one flat array of
-``(triangle, pixel)`` candidates, built in chunks of at most ``MAX_CANDIDATES_PER_CHUNK``),
-screen-space edge functions give the affine barycentrics ``l``, the perspective-correct ones are
+Algorithm: every pixel row of every triangle's bounding box gets the span of columns that the
+three edge inequalities allow (widened by a tiny margin, so a superset), and all spans are
+enumerated at once (one flat array of ``(triangle, pixel)`` candidates, built in chunks of at most
+``MAX_CANDIDATES_PER_CHUNK``). The exact inclusive edge test then decides coverage, the edge
+functions give the affine barycentrics ``l``, the perspective-correct ones are
 ``b_i = (l_i / z_i) / sum_j (l_j / z_j)`` and the depth is ``z = 1 / sum_j (l_j / z_j)``
 (exact for a planar triangle: ``sum_i b_i * vertex_i`` is the point of the triangle seen through
 the pixel centre). The nearest candidate per pixel wins (a per-pixel maximum of ``1/z`` with
-``numpy.maximum.at``). A 852-triangle face covering a quarter of a 256 x 256 image rasterises in
-about 5 ms on one CPU core.
+``numpy.maximum.at``). A 852-triangle face covering 40 % of a 256 x 256 image rasterises in
+about 4 ms on one CPU core.
 
 Triangles with a vertex at ``z <= near`` are skipped (no near-plane clipping); triangles
 degenerate in the image (zero projected area) cover nothing.
@@ -87,20 +89,18 @@ def rasterize(vertices: np.ndarray, triangles: np.ndarray, intrinsics: np.ndarra
     triangles = _visible_triangles(vertices, triangles, cull_backfaces, near)
     z = vertices[:, 2]
     uv = (vertices @ K.T)[:, :2] / np.where(z > near, z, 1.0)[:, None]
-    pixel, tri, inv_depth, affine = _covered_pixels(uv, z, triangles, height, width)
+    pixel, tri, inv_depth, weights = _covered_pixels(uv, z, triangles, height, width)
     depth = np.full(height * width, np.nan, dtype=np.float32)
     triangle = np.full(height * width, -1, dtype=np.int32)
     barycentrics = np.zeros((height * width, 3), dtype=np.float32)
     channels = 0 if attributes is None else attributes.shape[1]
     interpolated = np.full((height * width, channels), np.nan, dtype=np.float32)
-    if len(pixel):
-        corners = triangles[tri]
-        weights = affine / z[corners] / inv_depth[:, None]
-        depth[pixel] = 1.0 / inv_depth
-        triangle[pixel] = tri
-        barycentrics[pixel] = weights
-        if attributes is not None:
-            interpolated[pixel] = sum(weights[:, k, None] * attributes[corners[:, k]] for k in range(3))
+    depth[pixel] = 1.0 / inv_depth
+    triangle[pixel] = tri
+    barycentrics[pixel] = weights.T
+    if attributes is not None and len(pixel):
+        corners = np.take(triangles, tri, axis=0)  # (N, 3)
+        interpolated[pixel] = np.einsum("kn,nkc->nc", weights, np.take(attributes, corners, axis=0))
     return Raster(
         depth=depth.reshape(height, width),
         triangle=triangle.reshape(height, width),
@@ -122,74 +122,110 @@ def _visible_triangles(vertices: np.ndarray, triangles: np.ndarray, cull_backfac
 
 def _covered_pixels(uv: np.ndarray, z: np.ndarray, triangles: np.ndarray, height: int, width: int
                     ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Nearest covering triangle per pixel: flat pixel ids (N,), triangle ids (N,), 1/z (N,), affine barycentrics (N, 3).
+    """Nearest covering triangle per pixel: flat pixel ids (N,), triangle ids (N,), 1/z (N,) and
+    perspective-correct barycentrics (3, N).
 
     ``triangles`` rows of -1 are skipped. Edge function ``k`` of a triangle (zero on the edge
     opposite corner ``k``) is ``E_k(u, v) = A_k u + B_k v + C_k``, signed so that it is positive
-    inside; ``E_k / |area|`` is the affine barycentric of corner ``k``.
+    inside; ``E_k / |area|`` is the affine barycentric of corner ``k``. Each pixel row of a
+    triangle is evaluated as ``E_k = A_k u + c_k`` with ``c_k = B_k v + C_k``: negating ``A, B, C``
+    (the same edge seen from the neighbouring triangle) negates every rounded step exactly.
     """
-    valid = triangles[:, 0] >= 0
-    corners = uv[np.where(valid[:, None], triangles, 0)]  # (F, 3, 2)
-    nxt, prv = corners[:, [1, 2, 0]], corners[:, [2, 0, 1]]  # the two other corners of each edge function
+    ids = np.flatnonzero(triangles[:, 0] >= 0)
+    corners = uv[triangles[ids]]  # (F, 3, 2)
     area = ((corners[:, 1, 0] - corners[:, 0, 0]) * (corners[:, 2, 1] - corners[:, 0, 1])
             - (corners[:, 1, 1] - corners[:, 0, 1]) * (corners[:, 2, 0] - corners[:, 0, 0]))  # twice the signed area
+    ids, corners, area = ids[area != 0], corners[area != 0], area[area != 0]
     sign = np.sign(area)
-    coefficients = [(nxt[:, k, 1] - prv[:, k, 1]) * sign for k in range(3)]  # A_k
-    coefficients += [(prv[:, k, 0] - nxt[:, k, 0]) * sign for k in range(3)]  # B_k
-    coefficients += [(nxt[:, k, 0] * prv[:, k, 1] - nxt[:, k, 1] * prv[:, k, 0]) * sign for k in range(3)]  # C_k
-    inv_z = 1.0 / z[np.where(valid[:, None], triangles, 0)] / np.abs(np.where(area != 0, area, 1.0))[:, None]
-    u0 = np.clip(np.ceil(corners[:, :, 0].min(axis=1)), 0, width)
-    u1 = np.clip(np.floor(corners[:, :, 0].max(axis=1)), -1, width - 1)
-    v0 = np.clip(np.ceil(corners[:, :, 1].min(axis=1)), 0, height)
-    v1 = np.clip(np.floor(corners[:, :, 1].max(axis=1)), -1, height - 1)
-    box_w = np.maximum(u1 - u0 + 1, 0)
-    counts = np.where(valid & (area != 0), box_w * np.maximum(v1 - v0 + 1, 0), 0).astype(np.int64)
-    # one row per quantity, one column per triangle: np.repeat along columns expands it per candidate
-    table = np.stack([*coefficients, *inv_z.T, u0, v0, box_w, np.arange(len(triangles), dtype=np.float64)])
-    winners = [_rasterize_chunk(table[:, start:stop], counts[start:stop], height, width)
+    nxt, prv = corners[:, [1, 2, 0]].T, corners[:, [2, 0, 1]].T  # (2, 3, F): the other two corners of each edge
+    edge_a = (nxt[1] - prv[1]) * sign  # (3, F) A_k
+    edge_b = (prv[0] - nxt[0]) * sign  # (3, F) B_k
+    edge_c = (nxt[0] * prv[1] - nxt[1] * prv[0]) * sign  # (3, F) C_k
+    inv_z = 1.0 / z[triangles[ids]].T / np.abs(area)  # (3, F): sum_k E_k inv_z_k = 1 / depth
+    top = np.clip(np.ceil(corners[:, :, 1].min(axis=1)), 0, height).astype(np.int64)
+    bottom = np.clip(np.floor(corners[:, :, 1].max(axis=1)), -1, height - 1).astype(np.int64)
+    rows = np.maximum(bottom - top + 1, 0)
+    row_triangle = np.repeat(np.arange(len(ids)), rows)  # one entry per (triangle, pixel row)
+    row_v = np.repeat(top, rows) + _offsets(rows)
+    row_a = np.take(edge_a, row_triangle, axis=1)
+    row_c = np.take(edge_b, row_triangle, axis=1) * row_v.astype(np.float64) + np.take(edge_c, row_triangle, axis=1)
+    box = (np.maximum(np.ceil(np.minimum.reduce(corners[:, :, 0], axis=1)), 0),  # (F,) first and last column
+           np.minimum(np.floor(np.maximum.reduce(corners[:, :, 0], axis=1)), width - 1))
+    left, right = _row_spans(row_a, row_c, *(np.take(column, row_triangle) for column in box))
+    counts = np.maximum(right - left + 1, 0)
+    per_row = (row_a, row_c, np.take(inv_z, row_triangle, axis=1))  # (3, R) each
+    winners = [_rasterize_rows(*(values[:, start:stop] for values in per_row), ids[row_triangle[start:stop]],
+                               left[start:stop], row_v[start:stop] * width + left[start:stop], counts[start:stop],
+                               height * width)
                for start, stop in _chunks(counts)]
     if len(winners) == 1:
         return winners[0]
-    pixel, tri, inv_depth, affine = (np.concatenate(parts) for parts in zip(*winners)) if winners else (
-        np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0), np.zeros((0, 3)))
+    if not winners:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0), np.zeros((3, 0))
+    pixel, tri, inv_depth = (np.concatenate(parts) for parts in list(zip(*winners))[:3])
+    weights = np.concatenate([part[3] for part in winners], axis=1)
     nearest = _nearest_per_pixel(pixel, inv_depth, height * width)
-    return pixel[nearest], tri[nearest], inv_depth[nearest], affine[nearest]
+    return pixel[nearest], tri[nearest], inv_depth[nearest], weights[:, nearest]
+
+
+def _offsets(counts: np.ndarray) -> np.ndarray:
+    """``0, 1, ..., counts[i] - 1`` for each ``i``, concatenated (int64)."""
+    return np.arange(int(counts.sum())) - np.repeat(np.cumsum(counts) - counts, counts)
+
+
+def _row_spans(row_a: np.ndarray, row_c: np.ndarray, box_left: np.ndarray, box_right: np.ndarray
+               ) -> tuple[np.ndarray, np.ndarray]:
+    """First and last pixel column (int64, inclusive) that may be covered on each (triangle, row).
+
+    A superset of the columns where every ``E_k = A_k u + c_k >= 0`` (``row_a``, ``row_c``: (3, R)):
+    each edge bounds ``u`` by ``-c_k / A_k`` widened by a relative 1e-7 pixel margin, far above
+    rounding, so the exact test in ``_rasterize_rows`` alone decides coverage. ``box_left``,
+    ``box_right``: (R,) float columns of the triangle's bounding box clipped to the image.
+    """
+    with np.errstate(divide="ignore", invalid="ignore"):
+        bound = np.where(row_a != 0, -row_c / row_a, 0.0)
+    margin = 1e-7 * (np.abs(bound) + 1.0)
+    left, right = box_left, box_right
+    for k in range(3):
+        left = np.where(row_a[k] > 0, np.maximum(left, np.ceil(bound[k] - margin[k])), left)
+        right = np.where(row_a[k] < 0, np.minimum(right, np.floor(bound[k] + margin[k])), right)
+    left, right = np.minimum(left, box_right + 1), np.maximum(right, box_left - 1)  # finite for int64 (A_k ~ 0)
+    return left.astype(np.int64), right.astype(np.int64)
 
 
 def _chunks(counts: np.ndarray) -> list[tuple[int, int]]:
-    """Consecutive triangle ranges ``[start, stop)`` of at most ``MAX_CANDIDATES_PER_CHUNK`` candidates (one huge triangle alone)."""
-    ranges, start, total = [], 0, 0
-    for i, count in enumerate(counts.tolist()):
-        if total and total + count > MAX_CANDIDATES_PER_CHUNK:
-            ranges.append((start, i))
-            start, total = i, 0
-        total += count
-    if total:
-        ranges.append((start, len(counts)))
+    """Consecutive row ranges ``[start, stop)`` of at most ``MAX_CANDIDATES_PER_CHUNK`` candidates (one long row alone)."""
+    ends = np.cumsum(counts)
+    ranges, start = [], 0
+    while start < len(counts):
+        base = ends[start - 1] if start else 0
+        stop = max(int(np.searchsorted(ends, base + MAX_CANDIDATES_PER_CHUNK, side="right")), start + 1)
+        ranges.append((start, stop))
+        start = stop
     return ranges
 
 
-def _rasterize_chunk(table: np.ndarray, counts: np.ndarray, height: int, width: int
-                     ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Covered candidates of a chunk of triangles, reduced to the nearest per pixel (see ``_covered_pixels``).
+def _rasterize_rows(row_a: np.ndarray, row_c: np.ndarray, row_inv_z: np.ndarray, row_triangle: np.ndarray,
+                    row_left: np.ndarray, row_pixel: np.ndarray, counts: np.ndarray, num_pixels: int
+                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Covered candidates of a range of (triangle, row) spans, reduced to the nearest per pixel.
 
-    ``table``: (16, F) per triangle: A_0..2, B_0..2, C_0..2, ``1 / (z_k |area|)`` for k = 0..2,
-    bounding-box left column, top row and width, triangle index; ``counts``: (F,) bounding-box pixels.
+    ``row_a``, ``row_c``, ``row_inv_z``: (3, R) per row (see ``_covered_pixels``); ``row_triangle``
+    (R,) triangle index, ``row_left`` (R,) first column of the span, ``row_pixel`` (R,) its flat
+    pixel id, ``counts`` (R,) span length. Returns what ``_covered_pixels`` does.
     """
-    expanded = np.repeat(table, counts, axis=1)
-    local = np.arange(expanded.shape[1]) - np.repeat(np.cumsum(counts) - counts, counts)
-    row = local // expanded[14]
-    px = expanded[12] + (local - row * expanded[14])
-    py = expanded[13] + row
-    weights = expanded[0:3] * px + expanded[3:6] * py + expanded[6:9]  # (3, N) edge functions
+    row = np.repeat(np.arange(len(counts)), counts)
+    step = _offsets(counts)
+    u = (np.take(row_left, row) + step).astype(np.float64)
+    weights = np.take(row_a, row, axis=1) * u + np.take(row_c, row, axis=1)  # (3, N) edge functions
     inside = np.flatnonzero((weights[0] >= 0) & (weights[1] >= 0) & (weights[2] >= 0))
-    weights = weights[:, inside]
-    inv_depth = np.einsum("kn,kn->n", weights, expanded[9:12, inside])
-    pixel = (py[inside] * width + px[inside]).astype(np.int64)
-    nearest = _nearest_per_pixel(pixel, inv_depth, height * width)
-    weights = weights[:, nearest].T
-    return (pixel[nearest], expanded[15, inside[nearest]].astype(np.int64), inv_depth[nearest],
-            weights / weights.sum(axis=1, keepdims=True))
+    row = row[inside]
+    weights = weights[:, inside] * np.take(row_inv_z, row, axis=1)  # E_k / (z_k |area|)
+    inv_depth = weights[0] + weights[1] + weights[2]
+    pixel = np.take(row_pixel, row) + step[inside]
+    nearest = _nearest_per_pixel(pixel, inv_depth, num_pixels)
+    inv_depth = inv_depth[nearest]
+    return pixel[nearest], np.take(row_triangle, row[nearest]), inv_depth, weights[:, nearest] / inv_depth
 
 
 def _nearest_per_pixel(pixel: np.ndarray, inv_depth: np.ndarray, num_pixels: int) -> np.ndarray:

@@ -17,6 +17,7 @@ intrinsics, ``world_from_camera`` pose; the ray map is ``rays_from_intrinsics(in
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import cv2
 import numpy as np
@@ -55,6 +56,13 @@ class SourceFrame:
     def face_diameter_m(self) -> float:
         """Largest bounding-box side of the mesh (metres)."""
         return float(np.max(self.vertices.max(axis=0) - self.vertices.min(axis=0)))
+
+    @cached_property
+    def farthest_depth(self) -> np.ndarray:
+        """``(h + 1, w + 1)`` float32: entry ``[r, c]`` is the largest finite ``source_depth`` of rows
+        ``r - 1, r`` and columns ``c - 1, c`` (the 2 x 2 pixels around a point projected between them), NaN if none."""
+        padded = np.pad(self.source_depth, 1, constant_values=np.nan)
+        return np.fmax(np.fmax(padded[:-1, :-1], padded[1:, :-1]), np.fmax(padded[:-1, 1:], padded[1:, 1:]))
 
 
 def source_frame(rgb: np.ndarray, vertices: np.ndarray, intrinsics: np.ndarray, rotation: np.ndarray,
@@ -114,23 +122,27 @@ def render_view(source: SourceFrame, camera: Camera, triangles: np.ndarray, cano
 
     triangles: (F, 3) int topology; canonical: (V, 3) per-vertex canonical coordinates in [-1, 1].
     """
-    vertices_camera = camera.to_camera(source.vertices)
-    raster = rasterize(vertices_camera, triangles, camera.intrinsics, camera.size, camera.size, canonical)
+    size = camera.size
+    # interpolate canonical coordinates and world positions of the visible surface point at once
+    raster = rasterize(camera.to_camera(source.vertices), triangles, camera.intrinsics, size, size,
+                       np.concatenate([canonical, source.vertices], axis=1))
     surface = raster.mask
-    corners = triangles[raster.triangle[surface]]
-    points = np.einsum("nk,nkc->nc", raster.barycentrics[surface].astype(np.float64), source.vertices[corners])
+    flat = np.flatnonzero(surface)
+    points = np.take(raster.attributes.reshape(-1, 6)[:, 3:], flat, axis=0).astype(np.float64)
     pixels, _ = project_points(points, source.intrinsics)
     height, width = source.rgb.shape[:2]
-    inside = np.all((pixels >= 0) & (pixels <= [width - 1, height - 1]), axis=1)
-    seen = _seen_by_source(source, points) & inside
-    mask = np.zeros_like(surface)
-    mask[surface] = seen
+    textured = ((pixels[:, 0] >= 0) & (pixels[:, 0] <= width - 1) & (pixels[:, 1] >= 0) & (pixels[:, 1] <= height - 1)
+                & _seen_by_source(source, points))
+    mask = np.zeros(size * size, dtype=bool)
+    mask[flat[textured]] = True
     # bilinear texture lookup of every textured pixel at its source projection
-    lookup = np.full((camera.size, camera.size, 2), UNTEXTURED, dtype=np.float32)
-    lookup[mask] = pixels[seen]
+    lookup = np.full((size * size, 2), UNTEXTURED, dtype=np.float32)
+    lookup[flat[textured]] = pixels[textured]
+    lookup = lookup.reshape(size, size, 2)
     rgb = cv2.remap(source.rgb, lookup[..., 0], lookup[..., 1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
+    mask = mask.reshape(size, size)
     depth = np.where(mask, raster.depth, np.float32(np.nan))
-    canonical_map = np.where(mask[..., None], raster.attributes, np.float32(np.nan))
+    canonical_map = np.where(mask[..., None], raster.attributes[..., :3], np.float32(np.nan))
     return RenderedView(rgb, depth, canonical_map, mask, surface, raster.triangle, raster.barycentrics,
                         camera.intrinsics.copy(), camera.world_from_camera.copy())
 
@@ -139,21 +151,11 @@ def _seen_by_source(source: SourceFrame, points: np.ndarray) -> np.ndarray:
     """``(N,)`` bool: world points (N, 3) not hidden behind the source depth map.
 
     The point's source depth is compared with the farthest of the 2 x 2 source pixels around its
-    projection, so steep (grazing) surface is not lost to the pixel grid.
+    projection (``SourceFrame.farthest_depth``), so steep (grazing) surface is not lost to the pixel grid.
     """
     pixels, z = project_points(points, source.source_intrinsics)
     height, width = source.source_depth.shape
-    finite = np.all(np.isfinite(pixels), axis=1)
-    u = np.where(finite, pixels[:, 0], -2.0)
-    v = np.where(finite, pixels[:, 1], -2.0)
-    inside = finite & (u > -0.5) & (u < width - 0.5) & (v > -0.5) & (v < height - 0.5)
-    surface_z = np.full(len(points), np.nan)
-    with np.errstate(invalid="ignore"):
-        for cols, rows in ((np.floor(u), np.floor(v)), (np.ceil(u), np.floor(v)), (np.floor(u), np.ceil(v)),
-                           (np.ceil(u), np.ceil(v))):
-            cols = np.clip(cols, 0, width - 1).astype(np.int64)
-            rows = np.clip(rows, 0, height - 1).astype(np.int64)
-            surface_z = np.fmax(surface_z, np.where(inside, source.source_depth[rows, cols], np.nan))
-        return inside & (z <= surface_z * (1.0 + SOURCE_DEPTH_TOLERANCE))
-
-
+    inside = (pixels[:, 0] > -0.5) & (pixels[:, 0] < width - 0.5) & (pixels[:, 1] > -0.5) & (pixels[:, 1] < height - 0.5)
+    cols = np.floor(np.where(inside, pixels[:, 0], 0.0)).astype(np.int64) + 1
+    rows = np.floor(np.where(inside, pixels[:, 1], 0.0)).astype(np.int64) + 1
+    return inside & (z <= source.farthest_depth[rows, cols] * (1.0 + SOURCE_DEPTH_TOLERANCE))
