@@ -66,8 +66,7 @@ class Reconstruction:
         height, width = self.image_size
         depth = np.full((height, width), np.nan, dtype=np.float32)
         for face in self.faces:
-            closer = face.mask & ~(depth <= face.depth)
-            depth[closer] = face.depth[closer]
+            depth = np.where(face.mask & ~(depth <= face.depth), face.depth, depth)
         return depth
 
     @cached_property
@@ -81,8 +80,8 @@ class Reconstruction:
         depth = np.full((height, width), np.inf, dtype=np.float32)
         for i, face in enumerate(self.faces):
             closer = face.mask & (face.depth < depth)
-            index[closer] = i
-            depth[closer] = face.depth[closer]
+            index = np.where(closer, np.int16(i), index)
+            depth = np.where(closer, face.depth, depth)
         index.flags.writeable = False
         return index
 
@@ -122,5 +121,5 @@ class Reconstruction:
         merged = np.full(shape, np.nan, dtype=np.float32)
         for i, face in enumerate(self.faces):
             where = index == i
-            merged[where] = getattr(face, name)[where]
-        return merged
+            merged = np.where(where[..., None] if channels else where, getattr(face, name), merged)
+        return merged.astype(np.float32, copy=False)

@@ -88,7 +88,8 @@ def run_node_with_client(ros_install, tiny_checkpoint: Path, tmp_path: Path, nod
             except subprocess.TimeoutExpired:
                 node.kill()
                 returncode = node.wait()
-    assert client.returncode == 0, f"client failed:\n{client.stdout[-3000:]}\n{client.stderr[-3000:]}"
+    assert client.returncode == 0, (f"client failed:\n{client.stdout[-3000:]}\n{client.stderr[-3000:]}\n"
+                                    f"node log (exit {returncode}):\n{node_log.read_text()[-3000:]}")
     with np.load(tmp_path / "out" / "arrays.npz") as arrays:
         loaded = {key: arrays[key] for key in arrays.files}
     return NodeRun(json.loads((tmp_path / "out" / "record.json").read_text()), loaded, returncode,

@@ -113,17 +113,24 @@ def point_cloud_from_depth(
     keep &= np.isfinite(depth) & (depth > 0)
     if valid is not None:
         keep &= np.asarray(valid)
-    rows, cols = np.nonzero(keep)
+    flat = np.flatnonzero(keep)
+    rows, cols = np.divmod(flat, width)
     pixels = np.stack([cols, rows], axis=1)
-    points = unproject_pixels(pixels, depth[rows, cols], intrinsics)
-    colors = image[rows, cols] if image is not None else np.full((rows.size, 3), DEFAULT_COLOR, np.uint8)
+    points = unproject_pixels(pixels, _at_pixels(depth, flat, depth.dtype), intrinsics)
+    colors = _at_pixels(image, flat, np.uint8) if image is not None else np.full((flat.size, 3), DEFAULT_COLOR, np.uint8)
     return PointCloud(
         points=points.astype(np.float32),
-        colors=np.ascontiguousarray(colors),
+        colors=colors,
         pixels=pixels.astype(np.int32),
-        canonical=None if canonical is None else np.asarray(canonical, np.float32)[rows, cols],
-        confidence=None if confidence is None else np.asarray(confidence, np.float32)[rows, cols],
+        canonical=None if canonical is None else _at_pixels(canonical, flat, np.float32),
+        confidence=None if confidence is None else _at_pixels(confidence, flat, np.float32),
     )
+
+
+def _at_pixels(values: np.ndarray, flat: np.ndarray, dtype: type) -> np.ndarray:
+    """``(N, ...)`` ``dtype`` values of an ``(H, W, ...)`` map at ``(N,)`` row-major pixel ids ``flat``."""
+    values = np.asarray(values, dtype)
+    return np.take(values.reshape(-1, *values.shape[2:]), flat, axis=0)
 
 
 def _check_map(value: np.ndarray | None, name: str, shape: tuple[int, ...], dtype: type | None) -> None:

@@ -32,8 +32,8 @@ def unproject_pixels(pixels: np.ndarray, depth: np.ndarray, intrinsics: np.ndarr
     depth = _as_array(depth, "depth", ndim=1)
     if depth.shape[0] != pixels.shape[0]:
         raise ValueError(f"depth must have shape ({pixels.shape[0]},) to match pixels, got {depth.shape}")
-    homogeneous = np.concatenate([pixels, np.ones((pixels.shape[0], 1))], axis=1)
-    directions = homogeneous @ np.linalg.inv(K).T
+    inverse = np.linalg.inv(K)
+    directions = pixels @ inverse[:, :2].T + inverse[:, 2]  # K^-1 (u, v, 1)
     valid_depth = np.where(np.isfinite(depth) & (depth > 0), depth, np.nan)
     return directions * valid_depth[:, None]
 

@@ -15,6 +15,7 @@ from scipy.spatial import cKDTree
 
 BACKENDS = ("kdtree", "torch")
 DEFAULT_CHUNK_ELEMENTS = 1 << 24  # distance-matrix entries computed at once by the torch backend
+KDTREE_LEAF_SIZE = 128  # points per k-d tree leaf
 
 
 class NeighbourIndex(Protocol):
@@ -30,8 +31,9 @@ class KDTreeNeighbours:
 
     def __init__(self, points: np.ndarray) -> None:
         points = _check_points(points, "reference points", allow_empty=False)
-        # Median-free, uncompacted build: ~2.5x faster to build for dense face maps; queries stay exact.
-        self._tree = cKDTree(points, balanced_tree=False, compact_nodes=False)
+        # Median-free, uncompacted build with large leaves: for a dense 200k-pixel face map ~3x faster to
+        # build than the defaults, at the cost of slower queries (few: one per track); results stay exact.
+        self._tree = cKDTree(points, leafsize=KDTREE_LEAF_SIZE, balanced_tree=False, compact_nodes=False)
 
     def query(self, queries: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Nearest reference point of each of ``(Q, D)`` queries: ``(index (Q,) int64, distance (Q,) float64)``."""
