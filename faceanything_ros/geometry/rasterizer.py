@@ -135,7 +135,8 @@ def _covered_pixels(uv: np.ndarray, z: np.ndarray, triangles: np.ndarray, height
     corners = uv[triangles[ids]]  # (F, 3, 2)
     area = ((corners[:, 1, 0] - corners[:, 0, 0]) * (corners[:, 2, 1] - corners[:, 0, 1])
             - (corners[:, 1, 1] - corners[:, 0, 1]) * (corners[:, 2, 0] - corners[:, 0, 0]))  # twice the signed area
-    ids, corners, area = ids[area != 0], corners[area != 0], area[area != 0]
+    covering = area != 0
+    ids, corners, area = ids[covering], corners[covering], area[covering]
     sign = np.sign(area)
     nxt, prv = corners[:, [1, 2, 0]].T, corners[:, [2, 0, 1]].T  # (2, 3, F): the other two corners of each edge
     edge_a = (nxt[1] - prv[1]) * sign  # (3, F) A_k
