@@ -58,8 +58,9 @@ class Client:
     def __init__(self, compressed: bool) -> None:
         self.node = rclpy.create_node("faceanything_test_client")
         self.received: dict[str, list[tuple[float, object]]] = {name: [] for name in OUTPUTS}
-        for name, msg_type in OUTPUTS.items():
+        self.output_subscriptions = [
             self.node.create_subscription(msg_type, f"{NODE}/{name}", self._keeper(name), RELIABLE)
+            for name, msg_type in OUTPUTS.items()]
         self.diagnostics: list[tuple[float, dict[str, str]]] = []
         self.node.create_subscription(DiagnosticArray, "/diagnostics", self._on_diagnostics, RELIABLE)
         image_type, topic = (CompressedImage, IMAGE_TOPIC + "/compressed") if compressed else (Image, IMAGE_TOPIC)
@@ -84,6 +85,15 @@ class Client:
                 return False
             rclpy.spin_once(self.node, timeout_sec=0.05)
         return True
+
+    def wait_connected(self, timeout_s: float) -> bool:
+        """Until the image publisher matches the node's subscription and every output subscription its
+        publisher, then 0.5 s for DDS to finish the node's side of the matches (a best-effort image
+        sent before that is lost)."""
+        connected = self.spin_until(lambda: self.image_publisher.get_subscription_count() > 0 and all(
+            subscription.get_publisher_count() > 0 for subscription in self.output_subscriptions), timeout_s)
+        self.spin_until(lambda: False, 0.5)
+        return connected
 
     def call(self, srv_type, name: str, request, timeout_s: float = 60.0):
         client = self.node.create_client(srv_type, f"{NODE}/{name}")
@@ -203,7 +213,7 @@ def lifecycle_scenario(client: Client, frames: list[np.ndarray], record: dict, a
     record["states"].append(client.state())
     record["activate_ok"] = client.transition(Transition.TRANSITION_ACTIVATE)
     record["states"].append(client.state())
-    client.spin_until(lambda: client.image_publisher.get_subscription_count() > 0, 20.0)
+    client.wait_connected(20.0)
 
     # lock step: the next frame after all outputs arrived. Each frame has a CameraInfo of its stamp,
     # sent with the previous frame: when a frame is processed, the latest info is the next frame's,
@@ -269,13 +279,13 @@ def lifecycle_scenario(client: Client, frames: list[np.ndarray], record: dict, a
     record["reconfigure_ok"] = client.transition(Transition.TRANSITION_CONFIGURE)
     record["reactivate_ok"] = client.transition(Transition.TRANSITION_ACTIVATE)
     record["states"].append(client.state())
-    client.spin_until(lambda: client.image_publisher.get_subscription_count() > 0, 20.0)
+    client.wait_connected(20.0)
     client.publish_image(raw_image(frames[0]), inactive_stamp + 1)
     record["outputs_after_reactivate"] = client.wait_outputs(inactive_stamp + 1)
 
 
 def plain_scenario(client: Client, frames: list[np.ndarray], record: dict, arrays: dict) -> None:
-    client.spin_until(lambda: client.image_publisher.get_subscription_count() > 0, 60.0)
+    client.wait_connected(60.0)
 
     def jpeg_message(rgb: np.ndarray) -> CompressedImage:
         ok, jpeg = cv2.imencode(".jpg", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))

@@ -46,6 +46,7 @@ log = logging.getLogger(__name__)
 RELIABLE = QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE)
 STARTUP_TIMEOUT_S = 180.0  # model load (and an engine build) before the node subscribes
 IDLE_S = 5.0  # after the last image, stop once no output arrived for this long
+MATCH_SETTLE_S = 1.0  # wait after our side of the DDS matches before the first message
 
 
 def replay_through_node(in_bag: str | Path, out_bag: str | Path, image_topic: str, config: NodeConfig,
@@ -136,8 +137,9 @@ class _Recorder:
                            for topic, kind in inputs.items()}
         self.outputs = {output_topic(key, node_name): kind for key, kind in OUTPUT_TYPES.items()}
         self.outputs[DIAGNOSTICS_TOPIC] = DIAGNOSTICS_TYPE
-        for topic, kind in self.outputs.items():
+        self.subscriptions = [
             self.node.create_subscription(_message_class(kind), topic, self._keeper(topic, kind), RELIABLE, raw=True)
+            for topic, kind in self.outputs.items()]
         self.tracks_topic = output_topic("tracks", node_name)
         self.recorded: list[tuple[str, str, int, bytes]] = []
         self.stats = ProcessingStats()
@@ -162,15 +164,18 @@ class _Recorder:
         return keep
 
     def wait_for_node(self, node: _NodeProcess, timeout_s: float) -> None:
-        """Block until the node subscribes to every input and publishes every output we listen to."""
+        """Block until our input publishers match the node's subscriptions and our output subscriptions
+        match its publishers, then ``MATCH_SETTLE_S`` more: DDS completes the node's side of each match
+        on its own, and a best-effort input sent before that is lost (what ``ros2 bag play --delay`` is for)."""
         deadline = time.monotonic() + timeout_s
         while not (all(p.get_subscription_count() for p in self.publishers.values())
-                   and all(self.node.count_publishers(topic) for topic in self.outputs)):
+                   and all(s.get_publisher_count() for s in self.subscriptions)):
             if node.process.poll() is not None:
                 raise RuntimeError(f"the node exited with status {node.process.returncode}:\n{node.log_tail()}")
             if time.monotonic() > deadline:
                 raise RuntimeError(f"the node did not connect within {timeout_s:.0f} s:\n{node.log_tail()}")
             time.sleep(0.1)
+        time.sleep(MATCH_SETTLE_S)
         log.info("the node is connected")
 
     def play(self, reader: BagReader, image_topic: str) -> None:
