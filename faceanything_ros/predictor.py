@@ -18,7 +18,7 @@ from .geometry.pointcloud import point_cloud_from_depth
 from .geometry.rays import solve_intrinsics
 from .io.crop import CropBox, crop_box_for_face, crop_image, paste_back
 from .io.face_detector import FaceBox, FaceDetector
-from .io.validation import validate_frames, validate_intrinsics_for_frames
+from .io.validation import validate_frame_indices, validate_frames, validate_intrinsics_for_frames
 from .model.checkpoint import CheckpointMetadata, load_checkpoint
 from .model.net import ModelPrediction
 from .reconstruction import FaceReconstruction, Reconstruction
@@ -68,14 +68,15 @@ class Predictor:
         self.close()
 
     def predict(self, frames: np.ndarray | Sequence[np.ndarray], intrinsics: np.ndarray | None = None,
-                first_index: int = 0) -> list[Reconstruction]:
+                frame_indices: Sequence[int] | None = None) -> list[Reconstruction]:
         """Reconstruct every face in a window of frames from one camera.
 
         Args:
             frames: uint8 RGB, ``(H, W, 3)``, ``(T, H, W, 3)`` or a list of same-size frames.
             intrinsics: ``(3, 3)`` or ``(T, 3, 3)`` pinhole K in pixels (e.g. from CameraInfo), or
                 None to solve one K for the window from the predicted rays (least squares).
-            first_index: ``frame_index`` of the first frame (for streams processed in windows).
+            frame_indices: ``frame_index`` of each frame (the stream's own numbering, e.g. with a
+                stride), or None for ``0 .. T-1``.
 
         Returns:
             One ``Reconstruction`` per frame, in order; a frame without a face has ``faces == []``
@@ -83,6 +84,7 @@ class Predictor:
         """
         frames = validate_frames(frames)
         num_frames, height, width, _ = frames.shape
+        indices = validate_frame_indices(frame_indices, num_frames)
         given = None if intrinsics is None else validate_intrinsics_for_frames(intrinsics, num_frames, height, width)
         crops = self._run_model(frames)
         if given is not None:
@@ -92,7 +94,7 @@ class Predictor:
             cameras = np.repeat(camera[None], num_frames, axis=0)
         return [
             Reconstruction(
-                frame_index=first_index + t,
+                frame_index=indices[t],
                 image_size=(height, width),
                 intrinsics=cameras[t],
                 intrinsics_source=source,

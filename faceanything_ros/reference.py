@@ -21,7 +21,7 @@ from faceanything_ros.config import FaceMeshConfig
 from faceanything_ros.geometry.pointcloud import point_cloud_from_depth
 from faceanything_ros.io.crop import crop_box_for_face
 from faceanything_ros.io.face_detector import FaceBox
-from faceanything_ros.io.validation import validate_frames, validate_intrinsics_for_frames
+from faceanything_ros.io.validation import validate_frame_indices, validate_frames, validate_intrinsics_for_frames
 from faceanything_ros.reconstruction import FaceReconstruction, Reconstruction
 
 # face-mesh landmarks standing in for FaceBox.keypoints (io.face_detector.KEYPOINT_NAMES order):
@@ -33,7 +33,7 @@ class Reconstructor(Protocol):
     """What produces reconstructions: ``Predictor`` (learned model) and ``MeshReference`` (face mesh)."""
 
     def predict(self, frames: np.ndarray | Sequence[np.ndarray], intrinsics: np.ndarray | None = None,
-                first_index: int = 0) -> list[Reconstruction]:
+                frame_indices: Sequence[int] | None = None) -> list[Reconstruction]:
         """One ``Reconstruction`` per frame of a ``(T, H, W, 3)`` uint8 RGB window (see ``Predictor.predict``)."""
 
     def close(self) -> None:
@@ -54,20 +54,21 @@ class MeshReference:
         self.labeler = FaceMeshLabeler(config=self.config)
 
     def predict(self, frames: np.ndarray | Sequence[np.ndarray], intrinsics: np.ndarray | None = None,
-                first_index: int = 0) -> list[Reconstruction]:
+                frame_indices: Sequence[int] | None = None) -> list[Reconstruction]:
         """Reconstruct every face in each frame.
 
         Args:
             frames: uint8 RGB, ``(H, W, 3)``, ``(T, H, W, 3)`` or a list of same-size frames.
             intrinsics: ``(3, 3)`` or ``(T, 3, 3)`` pinhole K in pixels, or None for the
                 ``config.default_fov_deg`` horizontal field of view (``intrinsics_source`` "default-fov").
-            first_index: ``frame_index`` of the first frame.
+            frame_indices: ``frame_index`` of each frame, or None for ``0 .. T-1``.
 
         Returns:
             One ``Reconstruction`` per frame; a frame without a face has ``faces == []`` and a message.
         """
         frames = validate_frames(frames)
         num_frames, height, width, _ = frames.shape
+        indices = validate_frame_indices(frame_indices, num_frames)
         if intrinsics is None:
             cameras = np.repeat(self.labeler.intrinsics_for(height, width, None)[None], num_frames, axis=0)
             source = "default-fov"
@@ -76,7 +77,7 @@ class MeshReference:
         results = []
         for t in range(num_frames):
             faces = [_face_reconstruction(frames[t], label) for label in self.labeler.label(frames[t], cameras[t])]
-            results.append(Reconstruction(frame_index=first_index + t, image_size=(height, width),
+            results.append(Reconstruction(frame_index=indices[t], image_size=(height, width),
                                           intrinsics=cameras[t], intrinsics_source=source, faces=faces,
                                           message="ok" if faces else "no face mesh found"))
         return results

@@ -72,3 +72,12 @@ def test_reconstruct_rejects_non_positive_counts(tiny_checkpoint, tmp_path, argu
     assert main(["reconstruct", str(video), "-o", str(tmp_path / "o"), "--model", str(tiny_checkpoint),
                  argument, "0"]) == 2
     assert "must be >= 1" in caplog.text
+
+
+def test_strided_windows_keep_the_source_frame_numbers(tmp_path):
+    video = face_video("liveportrait_d18_man_frontal_mouth.mp4")
+    out = tmp_path / "out"
+    assert main(["reconstruct", str(video), "-o", str(out), "--method", "mesh", "--max-frames", "4", "--stride", "3",
+                 "--window", "2", "--ply-every", "0"]) == 0
+    assert sorted(p.stem for p in (out / "depth").glob("*.png")) == ["000000", "000003", "000006", "000009"]
+    assert [int(np.load(out / "maps" / f"{i:06d}.npz")["frame_index"]) for i in (3, 9)] == [3, 9]

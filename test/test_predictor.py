@@ -120,7 +120,7 @@ def test_real_network_on_real_faces_is_found_and_shaped(predictor):
 def test_window_of_video_frames_shares_one_camera(predictor):
     with open_frames(face_video("liveportrait_d18_man_frontal_mouth.mp4"), max_frames=4) as source:
         frames = np.stack([frame.rgb for frame in source])
-    reconstructions = predictor.predict(frames, first_index=10)
+    reconstructions = predictor.predict(frames, frame_indices=range(10, 14))
     assert [r.frame_index for r in reconstructions] == [10, 11, 12, 13]
     assert all(r.found for r in reconstructions)
     for r in reconstructions[1:]:

@@ -23,7 +23,7 @@ def reference():
 def test_reconstruction_of_a_real_face(reference):
     rgb = read_image(face_image("mica_carell.jpg"))
     height, width = rgb.shape[:2]
-    (result,) = reference.predict(rgb, first_index=7)
+    (result,) = reference.predict(rgb, frame_indices=[7])
     assert result.frame_index == 7 and result.image_size == (height, width) and result.message == "ok"
     assert result.intrinsics_source == "default-fov"
     np.testing.assert_allclose(result.intrinsics, intrinsics_from_fov(width, height, 60.0))

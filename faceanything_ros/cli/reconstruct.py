@@ -85,8 +85,7 @@ def run(args: argparse.Namespace) -> int:
 
     def flush(window: list) -> None:
         nonlocal faces_found
-        reconstructions = predictor.predict(np.stack([f.rgb for f in window]), intrinsics,
-                                            first_index=window[0].index)
+        reconstructions = predictor.predict(np.stack([f.rgb for f in window]), intrinsics, [f.index for f in window])
         for frame, reconstruction in zip(window, reconstructions):
             tracking_frame = reconstruction.tracking_frame()
             if not len(tracker.ids) and reconstruction.found:

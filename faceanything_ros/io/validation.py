@@ -99,6 +99,17 @@ def validate_intrinsics_for_frames(
     return checked
 
 
+def validate_frame_indices(frame_indices: Sequence[int] | None, num_frames: int) -> list[int]:
+    """``frame_index`` of each of ``num_frames`` frames: ``frame_indices`` (one int per frame, e.g. the
+    source's indices of a strided window), or ``0 .. num_frames - 1`` when None."""
+    if frame_indices is None:
+        return list(range(num_frames))
+    indices = [int(index) for index in frame_indices]
+    if len(indices) != num_frames:
+        raise ValueError(f"frame_indices has {len(indices)} entries for {num_frames} frames")
+    return indices
+
+
 def _check_array_and_dtype(array: object, name: str) -> None:
     if not isinstance(array, np.ndarray):
         raise TypeError(f"{name} must be a numpy array (uint8 RGB), got {type(array).__name__}")

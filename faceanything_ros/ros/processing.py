@@ -88,7 +88,8 @@ class FrameProcessor:
             self._context.clear()
         window = [*self._context, rgb]
         given = None if intrinsics is None else np.repeat(np.asarray(intrinsics, np.float64)[None], len(window), 0)
-        reconstruction = self.predictor.predict(window, given, first_index=self._frames_processed - len(self._context))[-1]
+        first = self._frames_processed - len(self._context)
+        reconstruction = self.predictor.predict(window, given, range(first, first + len(window)))[-1]
         if self._context.maxlen:
             self._context.append(rgb)
         self._frames_processed += 1
