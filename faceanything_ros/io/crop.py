@@ -47,6 +47,11 @@ class CropBox:
         """Crop pixels per image pixel, ``output_size / side``."""
         return self.output_size / self.side
 
+    @classmethod
+    def centred(cls, centre_u: float, centre_v: float, side: float, output_size: int) -> "CropBox":
+        """The square box of ``side`` image pixels centred on pixel coordinates ``(centre_u, centre_v)``."""
+        return cls(x0=centre_u - side / 2.0 + 0.5, y0=centre_v - side / 2.0 + 0.5, side=side, output_size=output_size)
+
     def intrinsics(self, intrinsics: np.ndarray) -> np.ndarray:
         """``(3, 3)`` float64 intrinsics of the crop, given the image's ``(3, 3)`` intrinsics (pixels)."""
         return crop_resize_intrinsics(intrinsics, self.x0, self.y0, self.scale)
@@ -72,9 +77,7 @@ def crop_box_for_face(face: FaceBox, scale: float, output_size: int) -> CropBox:
     """
     if not scale > 0:
         raise ValueError(f"crop scale must be > 0, got {scale}")
-    side = scale * max(face.width, face.height)
-    centre_u, centre_v = face.center
-    return CropBox(x0=centre_u - side / 2.0 + 0.5, y0=centre_v - side / 2.0 + 0.5, side=side, output_size=output_size)
+    return CropBox.centred(*face.center, scale * max(face.width, face.height), output_size)
 
 
 def crop_image(rgb: np.ndarray, box: CropBox) -> np.ndarray:

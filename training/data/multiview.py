@@ -145,7 +145,7 @@ def render_calibrated(vertices_world: np.ndarray, view: CalibratedView, space: C
     low, high = np.nanmin(pixels, axis=0), np.nanmax(pixels, axis=0)
     side = CROP_MARGIN * float(np.max(high - low))
     centre = (low + high) / 2.0
-    box = CropBox(x0=centre[0] - side / 2.0 + 0.5, y0=centre[1] - side / 2.0 + 0.5, side=side, output_size=size)
+    box = CropBox.centred(centre[0], centre[1], side, size)
     K = box.intrinsics(view.intrinsics)
     raster = rasterize(vertices, space.topology, K, size, size, space.canonical_template)
     return RenderedView(rgb=crop_image(read_image(view.image), box), depth=raster.depth, canonical=raster.attributes,
