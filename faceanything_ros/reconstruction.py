@@ -45,7 +45,8 @@ class Reconstruction:
     """A frame's reconstruction: camera intrinsics and zero or more faces (largest first).
 
     ``faces`` is empty when no face was found; ``message`` then says why. Frame-level maps
-    (``depth``, ``canonical``, ``mask``) merge the faces, the nearest surface winning.
+    (``depth``, ``canonical``, ``mask``) merge the faces, the nearest surface winning; each is
+    computed once, on first use, and read-only (``faces`` must not change afterwards).
     """
 
     frame_index: int
@@ -60,20 +61,16 @@ class Reconstruction:
         """True when at least one face was reconstructed."""
         return bool(self.faces)
 
-    @property
+    @cached_property
     def depth(self) -> np.ndarray:
-        """(H, W) float32 metres, NaN where no face; the nearest face wins where faces overlap."""
-        height, width = self.image_size
-        depth = np.full((height, width), np.nan, dtype=np.float32)
-        for face in self.faces:
-            depth = np.where(face.mask & ~(depth <= face.depth), face.depth, depth)
-        return depth
+        """(H, W) float32 metres (read-only), NaN where no face; the nearest face wins where faces overlap."""
+        return self._merged("depth")
 
     @cached_property
     def face_index(self) -> np.ndarray:
         """(H, W) int16 (read-only): index into ``faces`` of the visible face at each pixel, -1 where none.
 
-        Computed once: ``mask``, ``canonical`` and the confidences all select pixels by it.
+        Computed once: ``mask``, ``depth``, ``canonical`` and the confidences all select pixels by it.
         """
         height, width = self.image_size
         index = np.full((height, width), -1, dtype=np.int16)
@@ -90,19 +87,19 @@ class Reconstruction:
         """(H, W) bool: pixels of any face."""
         return self.face_index >= 0
 
-    @property
+    @cached_property
     def canonical(self) -> np.ndarray:
-        """(H, W, 3) float32 canonical coordinates of the visible face, NaN where none."""
+        """(H, W, 3) float32 canonical coordinates of the visible face, NaN where none (read-only)."""
         return self._merged("canonical", channels=3)
 
-    @property
+    @cached_property
     def canonical_confidence(self) -> np.ndarray:
-        """(H, W) float32 canonical confidence of the visible face, NaN where none."""
+        """(H, W) float32 canonical confidence of the visible face, NaN where none (read-only)."""
         return self._merged("canonical_confidence")
 
-    @property
+    @cached_property
     def depth_confidence(self) -> np.ndarray:
-        """(H, W) float32 depth confidence of the visible face, NaN where none."""
+        """(H, W) float32 depth confidence of the visible face, NaN where none (read-only)."""
         return self._merged("depth_confidence")
 
     @property
@@ -116,10 +113,16 @@ class Reconstruction:
                              depth=self.depth, intrinsics=self.intrinsics)
 
     def _merged(self, name: str, channels: int = 0) -> np.ndarray:
+        """Read-only (H, W[, C]) float32 map ``name`` of the visible face at each pixel (``face_index``), NaN where none.
+
+        Computed once per property (``cached_property``): the faces of a reconstruction do not change.
+        """
         index = self.face_index
         shape = self.image_size + ((channels,) if channels else ())
         merged = np.full(shape, np.nan, dtype=np.float32)
         for i, face in enumerate(self.faces):
             where = index == i
             merged = np.where(where[..., None] if channels else where, getattr(face, name), merged)
-        return merged.astype(np.float32, copy=False)
+        merged = merged.astype(np.float32, copy=False)
+        merged.flags.writeable = False
+        return merged
