@@ -1,11 +1,12 @@
 """Typed configuration for every part of the pipeline, with YAML in/out.
 
-The CLI, the Python API and (later) the ROS node's parameters all map onto these dataclasses,
+The CLI, the Python API and the ROS node's parameters all map onto these dataclasses,
 so one setting has one name and one meaning everywhere.
 """
 from __future__ import annotations
 
 import dataclasses
+import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -97,7 +98,7 @@ class PredictorConfig:
 
     detector: DetectorConfig = field(default_factory=DetectorConfig)
     min_depth_confidence: float = 1.0  # depth confidence (>= 1; 1 = keep all) below which a pixel leaves the cloud
-    mask_threshold: float = 0.5  # face-mask probability threshold, (0, 1)
+    mask_threshold: float = 0.5  # face-mask probability threshold, [0, 1]
     default_fov_deg: float = 60.0  # horizontal field of view assumed only when rays cannot be solved
 
 
@@ -142,16 +143,16 @@ class NodeConfig:
     device: str = "cpu"  # torch device, e.g. "cpu", "cuda", "cuda:1"
     window: int = 1  # frames the model sees jointly: the newest + window-1 previous ones as context
     max_rate_hz: float = 0.0  # processed frames per second at most; 0 = as fast as the model runs
-    num_tracks: int = 256  # query grid size when (re)seeding tracks
+    num_tracks: int = TrackerConfig.num_tracks  # query grid size when (re)seeding tracks
     reseed: str = "on_loss"  # never | on_loss (visible fraction < reseed_min_visible) | every_n frames
     reseed_min_visible: float = 0.3  # fraction of visible tracks, [0, 1], below which on_loss re-seeds
     reseed_every_n: int = 0  # processed frames between re-seeds for reseed=every_n (>= 1 then)
-    min_depth_confidence: float = 1.0  # depth confidence (>= 1; 1 = keep all) for cloud points
-    mask_threshold: float = 0.5  # face-mask probability threshold, [0, 1]
-    track_max_distance: float = 0.05  # canonical NN distance above which a track is not visible
-    track_min_confidence: float = 1.0  # canonical confidence (>= 1; 1 = all) of searched pixels
-    face_min_confidence: float = 0.5  # face detector score threshold, [0, 1]
-    max_faces: int = 1  # faces reconstructed per frame, largest first
+    min_depth_confidence: float = PredictorConfig.min_depth_confidence  # depth confidence (>= 1; 1 = keep all) for cloud points
+    mask_threshold: float = PredictorConfig.mask_threshold  # face-mask probability threshold, [0, 1]
+    track_max_distance: float = TrackerConfig.max_distance  # canonical NN distance above which a track is not visible
+    track_min_confidence: float = TrackerConfig.min_confidence  # canonical confidence (>= 1; 1 = all) of searched pixels
+    face_min_confidence: float = DetectorConfig.min_confidence  # face detector score threshold, [0, 1]
+    max_faces: int = DetectorConfig.max_faces  # faces reconstructed per frame, largest first
     point_stride: int = 1  # keep every n-th pixel row and column in the published point cloud
     input: str = "raw"  # raw (sensor_msgs/Image) | compressed (sensor_msgs/CompressedImage)
     qos_reliability: str = "best_effort"  # sensor-data QoS by default
@@ -209,12 +210,11 @@ def from_dict(cls: type[T], data: dict[str, Any]) -> T:
     unknown = sorted(set(data) - set(fields))
     if unknown:
         raise ValueError(f"unknown {cls.__name__} keys: {unknown}; known: {sorted(fields)}")
+    types = typing.get_type_hints(cls)  # the fields' annotations resolved in cls's own module
     kwargs: dict[str, Any] = {}
     for name, value in data.items():
-        ftype = fields[name].type
-        nested = _CONFIG_TYPES.get(ftype if isinstance(ftype, str) else getattr(ftype, "__name__", ""))
-        if nested is not None:
-            kwargs[name] = from_dict(nested, value)
+        if dataclasses.is_dataclass(types[name]):
+            kwargs[name] = from_dict(types[name], value)
         elif isinstance(value, list):
             kwargs[name] = tuple(value)
         else:
@@ -234,12 +234,3 @@ def save_yaml(config: Any, path: str | Path) -> None:
     """Write a config dataclass to a YAML file."""
     Path(path).write_text(yaml.safe_dump(to_dict(config), sort_keys=False))
 
-
-_CONFIG_TYPES: dict[str, type] = {
-    "ModelConfig": ModelConfig,
-    "DetectorConfig": DetectorConfig,
-    "TrackerConfig": TrackerConfig,
-    "FaceMeshConfig": FaceMeshConfig,
-    "PredictorConfig": PredictorConfig,
-    "NodeConfig": NodeConfig,
-}

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from .reconstruct import checkpoint_or_bundled
+from ..model.bundled import checkpoint_or_bundled
 
 log = logging.getLogger("faceanything")
 

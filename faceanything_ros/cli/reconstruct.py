@@ -12,7 +12,7 @@ from tqdm import tqdm
 from ..config import FaceMeshConfig, PredictorConfig, TrackerConfig, load_yaml
 from ..engines import ENGINE_NAMES, PRECISIONS
 from ..geometry.camera import intrinsics_matrix
-from ..model.bundled import NO_BUNDLED_MODEL, bundled_checkpoint
+from ..model.bundled import checkpoint_or_bundled
 
 log = logging.getLogger("faceanything")
 
@@ -41,16 +41,6 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     rec.add_argument("--intrinsics", type=float, nargs=4, metavar=("FX", "FY", "CX", "CY"),
                      help="pinhole intrinsics in pixels; default: solved from the predicted rays")
     rec.set_defaults(run=run)
-
-
-def checkpoint_or_bundled(path: Path | None) -> Path:
-    """``path``, or the bundled checkpoint; FileNotFoundError saying none is bundled otherwise."""
-    if path is not None:
-        return path
-    bundled = bundled_checkpoint()
-    if bundled is None:
-        raise FileNotFoundError(NO_BUNDLED_MODEL)
-    return bundled
 
 
 def run(args: argparse.Namespace) -> int:

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import torch
 
+from ..config import ENGINES
 from ..model.net import FaceAnythingNet
 from .base import Engine, EngineUnavailableError
 from .cache import EngineCache, file_sha256
@@ -25,9 +26,9 @@ from .torch_engine import TorchEngine
 
 log = logging.getLogger(__name__)
 
-ENGINES: dict[str, type[Engine]] = {"torch": TorchEngine, "compile": CompileEngine, "onnx": OnnxEngine,
-                                    "tensorrt": TensorRTEngine}
-ENGINE_NAMES = ("auto", *ENGINES)  # what --engine accepts
+ENGINE_CLASSES: dict[str, type[Engine]] = {"torch": TorchEngine, "compile": CompileEngine, "onnx": OnnxEngine,
+                                           "tensorrt": TensorRTEngine}
+ENGINE_NAMES = ENGINES  # what --engine accepts: "auto" and every key of ENGINE_CLASSES (config.ENGINES)
 DEFAULT_PRECISION = {"torch": "fp32", "compile": "fp32", "onnx": "fp32", "tensorrt": "fp16"}
 AUTO_ORDER = {"cuda": ("tensorrt", "compile"), "cpu": ("onnx", "torch")}
 
@@ -82,7 +83,7 @@ def create_engine(name: str, model: FaceAnythingNet, checkpoint: str | Path, dev
     if reason is not None:
         raise EngineUnavailableError(reason)
     precision = precision or DEFAULT_PRECISION[resolved]
-    engine_class = ENGINES[resolved]
+    engine_class = ENGINE_CLASSES[resolved]
     if issubclass(engine_class, StaticShapeEngine):
         engine = engine_class(model, device, precision, file_sha256(checkpoint), EngineCache(cache_dir))
     else:

@@ -15,3 +15,14 @@ NO_BUNDLED_MODEL = (
 def bundled_checkpoint() -> Path | None:
     """Path of the bundled checkpoint, or None when this version ships none."""
     return BUNDLED_CHECKPOINT if BUNDLED_CHECKPOINT.is_file() else None
+
+
+def checkpoint_or_bundled(path: str | Path | None) -> Path:
+    """``path`` (when given and not empty), else the bundled checkpoint; ``FileNotFoundError`` saying
+    that none is bundled otherwise."""
+    if path:
+        return Path(path)
+    bundled = bundled_checkpoint()
+    if bundled is None:
+        raise FileNotFoundError(NO_BUNDLED_MODEL)
+    return bundled
