@@ -8,8 +8,6 @@ convenience the predictor calls. Backends compiled for static shapes build (or l
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from typing import Callable
-
 import numpy as np
 import torch
 from torch import Tensor
@@ -28,6 +26,7 @@ class Engine(ABC):
     """Runs a ``FaceAnythingNet`` on one device at one precision.
 
     Attributes:
+        model: the network, on ``device`` in eval mode.
         name: backend name (``"torch"``, ``"compile"``, ``"onnx"``, ``"tensorrt"``).
         device: torch device the outputs of ``run`` live on.
         precision: ``"fp32"``, ``"fp16"`` or ``"bf16"`` (compute precision; outputs are float32).
@@ -40,6 +39,7 @@ class Engine(ABC):
     def __init__(self, model: FaceAnythingNet, device: torch.device, precision: str):
         if precision not in PRECISIONS:
             raise ValueError(f"precision must be one of {sorted(PRECISIONS)}, got {precision!r}")
+        self.model = model.to(device).eval()
         self.device = device
         self.precision = precision
         self.input_size = model.config.image_size
@@ -74,11 +74,3 @@ class Engine(ABC):
         """One line for logs, e.g. ``"onnx on cpu, fp32, 256 px input"``."""
         return f"{self.name} on {self.device}, {self.precision}, {self.input_size} px input"
 
-
-def run_per_sequence(images: Tensor, forward_one: Callable[[Tensor], dict[str, Tensor]]) -> dict[str, Tensor]:
-    """Run a static-shape (batch 1) ``forward_one`` on each sequence of ``(B, T, 3, H, W)`` images
-    and concatenate the outputs along the batch axis."""
-    if images.shape[0] == 1:
-        return forward_one(images)
-    results = [forward_one(images[b:b + 1]) for b in range(images.shape[0])]
-    return {name: torch.cat([result[name] for result in results]) for name in results[0]}

@@ -17,7 +17,6 @@ import json
 import logging
 import os
 import platform
-import tempfile
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -27,6 +26,7 @@ import torch
 from tqdm import tqdm
 
 from .. import __version__
+from ..files import write_atomically
 
 log = logging.getLogger(__name__)
 
@@ -146,17 +146,14 @@ class EngineCache:
         renamed into place (artefact first, sidecar last). Returns the artefact path."""
         self.root.mkdir(parents=True, exist_ok=True)
         artefact = self.artefact_path(key, suffix)
-        descriptor, temporary = tempfile.mkstemp(dir=self.root, prefix=f".{key.stem()}.", suffix=suffix)
-        os.close(descriptor)
-        temporary_path = Path(temporary)
-        try:
-            write(temporary_path)
-            record = {"key": key.to_json(), "size_bytes": temporary_path.stat().st_size,
-                      "sha256": file_sha256(temporary_path)}
-            os.replace(temporary_path, artefact)
-        finally:
-            temporary_path.unlink(missing_ok=True)
-        _write_text_atomically(self.sidecar_path(key), json.dumps(record, indent=2) + "\n")
+        record = {"key": key.to_json()}
+
+        def write_and_measure(temporary: Path) -> None:
+            write(temporary)
+            record.update(size_bytes=temporary.stat().st_size, sha256=file_sha256(temporary))
+
+        write_atomically(artefact, write_and_measure)
+        write_atomically(self.sidecar_path(key), lambda temporary: temporary.write_text(json.dumps(record, indent=2) + "\n"))
         return artefact
 
     def get_or_build(self, key: CacheKey, suffix: str, write: Callable[[Path], None],
@@ -186,13 +183,3 @@ class EngineCache:
         log.info("built %s in %.1f s", artefact, time.perf_counter() - started)
         return loaded
 
-
-def _write_text_atomically(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` through a temporary file in the same folder and a rename."""
-    descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(descriptor, "w") as handle:
-            handle.write(text)
-        os.replace(temporary, path)
-    finally:
-        Path(temporary).unlink(missing_ok=True)

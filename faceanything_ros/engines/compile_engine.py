@@ -33,7 +33,7 @@ class CompileEngine(Engine):
     def __init__(self, model: FaceAnythingNet, device: torch.device, precision: str = "fp32"):
         super().__init__(model, device, precision)
         mode = "reduce-overhead" if device.type == "cuda" else None
-        self.model = torch.compile(model.to(device).eval(), mode=mode, dynamic=False)
+        self.model = torch.compile(self.model, mode=mode, dynamic=False)
         self._compiled_shapes: set[tuple[int, ...]] = set()
 
     def _forward(self, images: Tensor) -> dict[str, Tensor]:

@@ -14,7 +14,7 @@ import torch
 from torch import Tensor
 
 from ..model.net import FaceAnythingNet
-from .base import Engine, run_per_sequence
+from .base import Engine
 from .cache import CacheKey, EngineCache, device_model, library_versions
 
 Runner = Callable[[Tensor], dict[str, Tensor]]  # (1, T, 3, H, W) float32 -> network outputs
@@ -29,7 +29,6 @@ class StaticShapeEngine(Engine):
     def __init__(self, model: FaceAnythingNet, device: torch.device, precision: str, checkpoint_sha256: str,
                  cache: EngineCache):
         super().__init__(model, device, precision)
-        self.model = model.to(device).eval()
         self.checkpoint_sha256 = checkpoint_sha256
         self.cache = cache
         self._runners: dict[tuple[int, int, int], Runner] = {}
@@ -75,3 +74,12 @@ class StaticShapeEngine(Engine):
 def parameter_millions(model: FaceAnythingNet) -> float:
     """Parameter count of ``model`` in millions (build-time estimates scale with it)."""
     return sum(p.numel() for p in model.parameters()) / 1e6
+
+
+def run_per_sequence(images: Tensor, forward_one: Runner) -> dict[str, Tensor]:
+    """Run a static-shape (batch 1) ``forward_one`` on each sequence of ``(B, T, 3, H, W)`` images
+    and concatenate the outputs along the batch axis."""
+    if images.shape[0] == 1:
+        return forward_one(images)
+    results = [forward_one(images[b:b + 1]) for b in range(images.shape[0])]
+    return {name: torch.cat([result[name] for result in results]) for name in results[0]}

@@ -18,7 +18,6 @@ class TorchEngine(Engine):
 
     def __init__(self, model: FaceAnythingNet, device: torch.device, precision: str = "fp32"):
         super().__init__(model, device, precision)
-        self.model = model.to(device).eval()
 
     def _forward(self, images: Tensor) -> dict[str, Tensor]:
         with precision_context(self.device, self.precision):

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -23,6 +22,7 @@ from .. import __version__
 from ..canonical.mediapipe_space import SPACE_VERSION as MEDIAPIPE_SPACE_VERSION
 from ..canonical.space import MEDIAPIPE_SPACE_ID
 from ..config import ModelConfig, from_dict, to_dict
+from ..files import write_atomically
 from .net import FaceAnythingNet
 
 CHECKPOINT_FORMAT_VERSION = 1
@@ -66,9 +66,7 @@ class CheckpointMetadata:
 
     def to_json(self) -> str:
         """The metadata as a JSON object string (the model config as a plain dict)."""
-        data = to_dict(self)
-        data["model_config"] = to_dict(self.model_config)
-        return json.dumps(data, sort_keys=True)
+        return json.dumps(to_dict(self), sort_keys=True)
 
     @classmethod
     def from_json(cls, text: str, source: str = "checkpoint") -> "CheckpointMetadata":
@@ -120,10 +118,8 @@ def save_checkpoint(path: str | Path, model: FaceAnythingNet, metadata: Checkpoi
     if non_finite:
         raise ValueError(f"refusing to save non-finite (NaN/Inf) weights: {non_finite[:_LISTED_NAMES]}")
     path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(path.name + ".partial")
-    save_file(weights, str(partial), metadata={METADATA_KEY: metadata.to_json()})
-    os.replace(partial, path)
-    return path
+    return write_atomically(path, lambda temporary: save_file(weights, str(temporary),
+                                                             metadata={METADATA_KEY: metadata.to_json()}))
 
 
 def read_checkpoint_metadata(path: str | Path) -> CheckpointMetadata:
