@@ -17,6 +17,8 @@ import torch
 
 from faceanything_ros.engines.cache import cpu_model
 
+SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"  # real face data beside the repository
+
 
 def hardware_info() -> dict[str, Any]:
     """CPU/GPU, core and thread counts and library versions of this machine, for result files."""

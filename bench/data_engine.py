@@ -24,7 +24,7 @@ import cv2
 import numpy as np
 import torch
 
-from bench.common import report
+from bench.common import SHARED_DATA, report
 from faceanything_ros.canonical.pseudo_labels import FaceMeshLabeler
 from faceanything_ros.canonical.space import load_canonical_space
 from faceanything_ros.geometry.rasterizer import rasterize
@@ -33,7 +33,7 @@ from training.data.config import DataEngineConfig
 from training.data.generator import SampleGenerator, discover, plan_tasks
 from training.data.shards import ShardWriter
 
-DEFAULT_IMAGES = Path(__file__).resolve().parents[2] / "shared" / "data" / "faces_train" / "images" / "stargan_v2_celebahq"
+DEFAULT_IMAGES = SHARED_DATA / "faces_train" / "images" / "stargan_v2_celebahq"
 TARGET_PER_CORE = 50.0
 
 
@@ -48,13 +48,15 @@ def measure(images: Path, sources: int, samples: int, config: DataEngineConfig) 
     space = load_canonical_space()
     labeler = FaceMeshLabeler(space)
     generator = SampleGenerator(space, config, labeler)
-    paths = sorted(p for p in images.rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS)[:sources]
-    if not paths:
-        raise SystemExit(f"no images under {images}")
+    try:
+        entries = discover(images, IMAGE_EXTENSIONS, config)[:sources]
+    except (FileNotFoundError, ValueError) as error:
+        raise SystemExit(str(error)) from error
+    paths = [path for path, _ in entries]
     pictures = [read_image(p) for p in paths]
-    generator.label_frame(pictures[0], str(paths[0]))  # warm up mediapipe
+    generator.label_frame(pictures[0], paths[0])  # warm up mediapipe
     start = time.perf_counter()
-    frames = [generator.label_frame(picture, str(path)) for picture, path in zip(pictures, paths)]
+    frames = [generator.label_frame(picture, path) for picture, path in zip(pictures, paths)]
     rows = [row("label", time.perf_counter() - start, len(frames), "frame")]
     pool = [cv2.resize(p, (128, 128)) for p in pictures]
     rng = np.random.default_rng(0)
@@ -70,8 +72,7 @@ def measure(images: Path, sources: int, samples: int, config: DataEngineConfig) 
     for index in range(samples):
         generator.render(rng, [frames[index % len(frames)]] * config.seq_len, pool)
     rows.append(row("render", time.perf_counter() - start, samples, "sample"))
-    entries = discover(images, IMAGE_EXTENSIONS, config)
-    tasks = plan_tasks(entries[:sources], [], samples, config)
+    tasks = plan_tasks(entries, [], samples, config)
     with tempfile.TemporaryDirectory() as folder:
         start = time.perf_counter()
         written = 0

@@ -26,15 +26,16 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from bench.common import latency_stats, report, time_calls
+from bench.common import SHARED_DATA, latency_stats, report, time_calls
 from faceanything_ros.config import MODEL_SIZES, ModelConfig, PredictorConfig, TrackerConfig
 from faceanything_ros.engines import ENGINE_NAMES, EngineUnavailableError, create_engine, resolve_engine
+from faceanything_ros.engines.static_engine import parameter_millions
 from faceanything_ros.io.frames import open_frames
 from faceanything_ros.model.checkpoint import init_checkpoint, load_checkpoint
 from faceanything_ros.predictor import Predictor
 from faceanything_ros.tracking import CanonicalTracker
 
-VIDEOS = Path(__file__).resolve().parents[2] / "shared" / "data" / "faces" / "videos"
+VIDEOS = SHARED_DATA / "faces" / "videos"
 DEFAULT_VIDEO = "liveportrait_d18_man_frontal_mouth.mp4"
 
 
@@ -64,6 +65,7 @@ def end_to_end(checkpoint: Path, engine: str, device: str, video: Path, frames: 
 
     The first window (engine build, compile, caches) is run untimed; then ``max_frames`` frames
     are timed in windows of ``frames``. Every pixel of each face crop counts as face (see below).
+    ``faces_found`` counts the frames with a face in every window, the untimed first one included.
     """
     samples, faces = [], 0
     # Random weights predict no face mask; threshold 0 makes the whole crop "face", so point clouds
@@ -99,7 +101,7 @@ def measure(args: argparse.Namespace, workdir: Path) -> list[dict]:
             checkpoint = workdir / f"{size}-{side}.safetensors"
             init_checkpoint(checkpoint, size, seed=0, image_size=side)
             model, _ = load_checkpoint(checkpoint, device=args.device)
-            setting = {"size": size, "parameters_m": sum(p.numel() for p in model.parameters()) / 1e6,
+            setting = {"size": size, "parameters_m": parameter_millions(model),
                        "checkpoint_mb": checkpoint.stat().st_size / 1e6, "requested_resolution": requested,
                        "resolution": side}
             for name in args.engines:

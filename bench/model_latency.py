@@ -15,10 +15,10 @@ from faceanything_ros.config import MODEL_SIZES, ModelConfig
 from faceanything_ros.model import FaceAnythingNet
 
 
-def measure(size: str, resolutions: list[int], frame_counts: list[int], runs: int, warmup: int,
-            device: str) -> list[dict]:
-    """One result row per (resolution, frames): latency stats in ms plus the setting itself."""
-    model = FaceAnythingNet(ModelConfig.preset(size)).to(device).eval()
+def measure(model: FaceAnythingNet, size: str, resolutions: list[int], frame_counts: list[int], runs: int,
+            warmup: int, device: str) -> list[dict]:
+    """One result row per (resolution, frames) of ``model`` (preset ``size``, on ``device``):
+    latency stats in ms plus the setting itself."""
     rows = []
     for resolution in resolutions:
         for frames in frame_counts:
@@ -41,8 +41,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--json", metavar="PATH", help="also write results + hardware info here")
     args = parser.parse_args(argv)
 
-    rows = measure(args.size, args.resolutions, args.frames, args.runs, args.warmup, args.device)
-    parameters = sum(p.numel() for p in FaceAnythingNet(ModelConfig.preset(args.size)).parameters())
+    model = FaceAnythingNet(ModelConfig.preset(args.size)).to(args.device).eval()
+    rows = measure(model, args.size, args.resolutions, args.frames, args.runs, args.warmup, args.device)
+    parameters = sum(p.numel() for p in model.parameters())
     title = (f"FaceAnythingNet {args.size} ({parameters / 1e6:.2f} M parameters) on {args.device}, "
              f"{torch.get_num_threads()} threads, {args.runs} runs after {args.warmup} warm-up")
     columns = [("input px", "resolution", "d"), ("T", "frames", "d"), ("median ms", "median_ms", ".1f"),

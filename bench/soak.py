@@ -20,14 +20,13 @@ from pathlib import Path
 import numpy as np
 
 from bench.common import report
+from bench.engines import DEFAULT_VIDEO, VIDEOS
 from faceanything_ros.config import ENGINES, NodeConfig
 from faceanything_ros.io.frames import open_frames
 from faceanything_ros.ros.node_worker import NewestOnlyWorker
 from faceanything_ros.ros.processing import FrameProcessor
 from faceanything_ros.ros.stats import ProcessingStats
 
-DEFAULT_VIDEO = Path(__file__).resolve().parents[2] / "shared" / "data" / "faces" / "videos" / \
-    "liveportrait_d18_man_frontal_mouth.mp4"
 WARMUP_FRAMES = 20  # RSS "start" is taken after these (model, detector and allocator warm)
 
 
@@ -88,7 +87,7 @@ def main() -> None:
     """Parse arguments, soak, print the table (and JSON)."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--frames", type=int, default=10_000, help="frames to process (default: 10000)")
-    parser.add_argument("--video", default=str(DEFAULT_VIDEO), help="face video, looped")
+    parser.add_argument("--video", default=str(VIDEOS / DEFAULT_VIDEO), help="face video, looped")
     parser.add_argument("--model", help="checkpoint (default: a tiny untrained one)")
     parser.add_argument("--engine", choices=ENGINES, default="torch", help="inference engine (default: torch)")
     parser.add_argument("--device", default="cpu")

@@ -7,23 +7,26 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-FACES = REPO.parent / "shared" / "data" / "faces"
+SHARED_DATA = REPO.parent / "shared" / "data"  # real face data beside the repository (may be absent)
+FACES = SHARED_DATA / "faces"
+FACES_TRAIN = SHARED_DATA / "faces_train"
+
+
+def _shared_file(path: Path) -> Path:
+    """``path`` when it is a file, else skip the test (the shared data is absent)."""
+    if not path.is_file():
+        pytest.skip(f"shared face data not found: {path}")
+    return path
 
 
 def face_image(name: str) -> Path:
     """Path of an image in ../shared/data/faces/images (skips the test when the data is absent)."""
-    path = FACES / "images" / name
-    if not path.is_file():
-        pytest.skip(f"shared face data not found: {path}")
-    return path
+    return _shared_file(FACES / "images" / name)
 
 
 def face_video(name: str) -> Path:
     """Path of a video in ../shared/data/faces/videos (skips the test when the data is absent)."""
-    path = FACES / "videos" / name
-    if not path.is_file():
-        pytest.skip(f"shared face data not found: {path}")
-    return path
+    return _shared_file(FACES / "videos" / name)
 
 
 @pytest.fixture(scope="session")

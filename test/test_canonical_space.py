@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from scipy.spatial.transform import Rotation
 
-from conftest import REPO
+from conftest import FACES_TRAIN
 from faceanything_ros.canonical import MEDIAPIPE_SPACE_ID, CanonicalSpace, load_canonical_space
 from faceanything_ros.canonical.mediapipe_space import (
     IRIS_CENTERS,
@@ -27,7 +27,7 @@ from faceanything_ros.geometry.camera import intrinsics_from_fov
 from faceanything_ros.geometry.rasterizer import rasterize
 from training.canonical_template import build_template, generalized_procrustes, select_images
 
-TRAIN_IMAGES = REPO.parent / "shared" / "data" / "faces_train" / "images"
+TRAIN_IMAGES = FACES_TRAIN / "images"
 
 
 @pytest.fixture(scope="module")

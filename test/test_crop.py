@@ -1,10 +1,9 @@
 """Square face crops, crop intrinsics and paste-back, checked against the pixel convention of geometry.camera."""
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
+from conftest import face_image
 
 from faceanything_ros.config import DetectorConfig
 from faceanything_ros.geometry.camera import intrinsics_matrix, pixel_grid
@@ -174,7 +173,7 @@ def test_bad_boxes_maps_and_pixels_are_rejected():
 
 
 def test_detected_face_crop_holds_a_centred_face_of_the_expected_size():
-    rgb = read_image(Path("/work/shared/data/faces/images/mica_carell.jpg"))
+    rgb = read_image(face_image("mica_carell.jpg"))
     with FaceDetector(DetectorConfig()) as detector:
         (face,) = detector.detect(rgb)
         box = crop_box_for_face(face, scale=1.8, output_size=224)

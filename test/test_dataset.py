@@ -6,7 +6,7 @@ import json
 import numpy as np
 import pytest
 import torch
-from conftest import FACES
+from conftest import FACES, FACES_TRAIN
 
 from faceanything_ros.geometry.camera import intrinsics_matrix
 from faceanything_ros.geometry.rays import rays_from_intrinsics
@@ -15,9 +15,6 @@ from training.data.dataset import FaceDataset
 from training.data.shards import SAMPLE_ARRAYS, ShardWriter, read_manifest, read_sample
 from training.data.sources import SourceCatalog
 from training.data.splits import check_splits, source_key, split_of
-
-TRAIN_DATA = FACES.parent / "faces_train"
-
 
 def random_sample(rng: np.random.Generator, frames: int = 2, size: int = 16, tracks: int = 5) -> dict[str, np.ndarray]:
     mask = rng.random((frames, size, size)) < 0.5
@@ -73,8 +70,8 @@ def test_shard_writer_rejects_wrong_dtypes_and_mixed_splits(tmp_path):
 
 
 def test_split_rules_never_mix_identities_or_videos():
-    rows = [line.split("\t")[0] for line in (TRAIN_DATA / "files.tsv").read_text().splitlines()[1:]] \
-        if (TRAIN_DATA / "files.tsv").is_file() else pytest.skip("faces_train data not found")
+    rows = [line.split("\t")[0] for line in (FACES_TRAIN / "files.tsv").read_text().splitlines()[1:]] \
+        if (FACES_TRAIN / "files.tsv").is_file() else pytest.skip("faces_train data not found")
     records = []
     for path in rows:
         key = source_key(path)
@@ -94,7 +91,7 @@ def test_split_rules_never_mix_identities_or_videos():
 
 
 def test_source_catalog_gives_the_licence():
-    catalog = SourceCatalog(TRAIN_DATA) if (TRAIN_DATA / "SOURCES.md").is_file() else pytest.skip("no faces_train")
+    catalog = SourceCatalog(FACES_TRAIN) if (FACES_TRAIN / "SOURCES.md").is_file() else pytest.skip("no faces_train")
     utk = catalog.provenance("images/utkface_crop/100_1_0_20170110183726390.jpg.chip.jpg")
     assert utk.repo == "bagashvilit/facial_recognition_bias" and utk.licence.startswith("MIT")
     assert "non-commercial" in utk.terms
@@ -153,15 +150,15 @@ def test_cli_builds_a_tiny_dataset_with_preview(tmp_path):
 
 
 def test_data_config_yaml_round_trip(tmp_path):
-    from faceanything_ros.config import save_yaml
-    from training.data.config import AugmentConfig, CameraSamplerConfig, DataEngineConfig, load_data_config
+    from faceanything_ros.config import load_yaml, save_yaml
+    from training.data.config import AugmentConfig, CameraSamplerConfig, DataEngineConfig
 
     config = DataEngineConfig(image_size=128, seq_len=4, cameras=CameraSamplerConfig(yaw_deg=(-10.0, 10.0)),
                               augment=AugmentConfig(jpeg_probability=0.0))
     save_yaml(config, tmp_path / "data.yaml")
-    assert load_data_config(str(tmp_path / "data.yaml")) == config
+    assert load_yaml(DataEngineConfig, tmp_path / "data.yaml") == config
     with pytest.raises(ValueError, match="yaw_deg"):
         CameraSamplerConfig(yaw_deg=(10.0, -10.0))
     with pytest.raises(ValueError, match="unknown"):
         (tmp_path / "bad.yaml").write_text("image_sise: 3\n")
-        load_data_config(str(tmp_path / "bad.yaml"))
+        load_yaml(DataEngineConfig, tmp_path / "bad.yaml")

@@ -3,20 +3,20 @@ from __future__ import annotations
 
 import subprocess
 import sys
-from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
 import pytest
+from conftest import face_image
 
 from faceanything_ros.config import DetectorConfig
 from faceanything_ros.io import FaceBox, FaceDetector, read_image
 from faceanything_ros.io import face_detector as face_detector_module
 
-IMAGES = Path("/work/shared/data/faces/images")
+# Images are named relative to ../shared/data/faces/images (conftest.face_image).
 # A 128x128 robot-camera face crop that the full-range model misses unless the image is padded.
-ROBOT_CROP = IMAGES / "ros4hri_robot_face_crops" / "person_2" / "scene_0" / "1651761683955035421.jpg"
-DECA_CROP = IMAGES / "deca_example_IMG_0392_inputs.jpg"  # 224x224 DECA input crop
+ROBOT_CROP = "ros4hri_robot_face_crops/person_2/scene_0/1651761683955035421.jpg"
+DECA_CROP = "deca_example_IMG_0392_inputs.jpg"  # 224x224 DECA input crop
 
 
 @pytest.fixture(scope="module", params=[True, False], ids=["full_range", "short_range"])
@@ -36,10 +36,10 @@ def assert_plausible_face(face: FaceBox, height: int, width: int) -> None:
 
 
 @pytest.mark.parametrize(
-    "name", ["mica_carell.jpg", "deca_aflw2000_image00202.jpg", "facerec_obama.jpg", DECA_CROP.name]
+    "name", ["mica_carell.jpg", "deca_aflw2000_image00202.jpg", "facerec_obama.jpg", DECA_CROP]
 )
 def test_one_face_found_on_single_person_images(detector, name):
-    rgb = read_image(IMAGES / name)
+    rgb = read_image(face_image(name))
     height, width = rgb.shape[:2]
     faces = detector.detect(rgb)
     assert len(faces) == 1
@@ -49,7 +49,7 @@ def test_one_face_found_on_single_person_images(detector, name):
 
 def test_face_of_centred_portrait_crops_is_near_the_centre(detector):
     for name in ("deca_aflw2000_image00202.jpg", "mica_carell.jpg"):
-        rgb = read_image(IMAGES / name)
+        rgb = read_image(face_image(name))
         (face,) = detector.detect(rgb)
         centre = np.array(face.center)
         assert np.all(np.abs(centre - (np.array(rgb.shape[1::-1]) - 1) / 2) < 0.15 * rgb.shape[0])
@@ -57,7 +57,7 @@ def test_face_of_centred_portrait_crops_is_near_the_centre(detector):
 
 
 def test_two_people_largest_first_and_max_faces(detector):
-    rgb = read_image(IMAGES / "facerec_two_people.jpg")
+    rgb = read_image(face_image("facerec_two_people.jpg"))
     with FaceDetector(DetectorConfig(long_range=detector.config.long_range, max_faces=2)) as two_faces:
         two = two_faces.detect(rgb)
     with FaceDetector(DetectorConfig(long_range=detector.config.long_range, max_faces=1)) as one_face:
@@ -77,14 +77,14 @@ def test_blank_images_give_no_face(detector):
 
 
 def test_frame_filling_robot_crop_is_found(detector):
-    rgb = read_image(ROBOT_CROP)
+    rgb = read_image(face_image(ROBOT_CROP))
     (face,) = detector.detect(rgb)
     assert_plausible_face(face, 128, 128)
     assert face.area > 0.3 * 128 * 128
 
 
 def test_padded_retry_is_what_finds_the_robot_crop_with_the_full_range_model(monkeypatch):
-    rgb = read_image(ROBOT_CROP)
+    rgb = read_image(face_image(ROBOT_CROP))
     with FaceDetector(DetectorConfig(long_range=True)) as detector:
         monkeypatch.setattr(face_detector_module, "PADDED_RETRY_FRACTIONS", ())
         assert detector.detect(rgb) == []
@@ -93,7 +93,7 @@ def test_padded_retry_is_what_finds_the_robot_crop_with_the_full_range_model(mon
 
 
 def test_min_confidence_threshold_drops_lower_scores():
-    rgb = read_image(IMAGES / "facerec_two_people.jpg")
+    rgb = read_image(face_image("facerec_two_people.jpg"))
     scores = [face.score for face in FaceDetector(DetectorConfig(max_faces=2, min_confidence=0.5)).detect(rgb)]
     threshold = (min(scores) + max(scores)) / 2
     strict = FaceDetector(DetectorConfig(max_faces=2, min_confidence=threshold)).detect(rgb)

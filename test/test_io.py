@@ -7,6 +7,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+from conftest import face_image, face_video
 
 from faceanything_ros.geometry.camera import intrinsics_matrix
 from faceanything_ros.io import (
@@ -20,9 +21,20 @@ from faceanything_ros.io import (
     validate_rgb,
 )
 
-FACES = Path("/work/shared/data/faces")
-VIDEO = FACES / "videos" / "liveportrait_d18_man_frontal_mouth.mp4"  # 480x480, 216 frames, 30 fps (SOURCES.md)
-IMAGE = FACES / "images" / "mica_carell.jpg"  # 486x486
+VIDEO_NAME = "liveportrait_d18_man_frontal_mouth.mp4"  # 480x480, 216 frames, 30 fps (SOURCES.md)
+IMAGE_NAME = "mica_carell.jpg"  # 486x486
+
+
+@pytest.fixture
+def video() -> Path:
+    """Path of the shared test video ``VIDEO_NAME`` (skips when the shared data is absent)."""
+    return face_video(VIDEO_NAME)
+
+
+@pytest.fixture
+def image() -> Path:
+    """Path of the shared test image ``IMAGE_NAME`` (skips when the shared data is absent)."""
+    return face_image(IMAGE_NAME)
 
 
 def rgb_image(height: int, width: int) -> np.ndarray:
@@ -135,33 +147,33 @@ def test_bad_intrinsics_are_rejected(K, pattern):
 # --- frame sources -------------------------------------------------------------------------------
 
 
-def test_video_source_matches_sources_md_and_opencv():
-    with open_frames(VIDEO) as source:
-        assert (source.kind, source.name, source.fps, len(source)) == ("video", VIDEO.name, 30.0, 216)
+def test_video_source_matches_sources_md_and_opencv(video):
+    with open_frames(video) as source:
+        assert (source.kind, source.name, source.fps, len(source)) == ("video", video.name, 30.0, 216)
         frames = list(source)
     assert [f.index for f in frames] == list(range(216))
     assert all(f.rgb.shape == (480, 480, 3) and f.rgb.dtype == np.uint8 for f in frames)
     assert frames[30].timestamp_s == pytest.approx(1.0)
-    capture = cv2.VideoCapture(str(VIDEO))
+    capture = cv2.VideoCapture(str(video))
     ok, bgr = capture.read()
     capture.release()
     assert ok and np.array_equal(frames[0].rgb, bgr[:, :, ::-1])
 
 
-def test_video_stride_and_max_frames_pick_source_frames():
-    all_frames = [f.rgb for f in open_frames(VIDEO, max_frames=101)]
-    strided = open_frames(VIDEO, stride=50)
+def test_video_stride_and_max_frames_pick_source_frames(video):
+    all_frames = [f.rgb for f in open_frames(video, max_frames=101)]
+    strided = open_frames(video, stride=50)
     assert len(strided) == 5
     picked = list(strided)
     assert [f.index for f in picked] == [0, 50, 100, 150, 200]
     assert picked[4].timestamp_s == pytest.approx(200 / 30)
     assert np.array_equal(picked[1].rgb, all_frames[50]) and np.array_equal(picked[2].rgb, all_frames[100])
-    limited = open_frames(VIDEO, stride=50, max_frames=2)
+    limited = open_frames(video, stride=50, max_frames=2)
     assert len(limited) == 2 and [f.index for f in limited] == [0, 50]
 
 
-def test_sources_can_be_iterated_twice():
-    source = open_frames(VIDEO, max_frames=3)
+def test_sources_can_be_iterated_twice(video):
+    source = open_frames(video, max_frames=3)
     first, second = list(source), list(source)
     assert all(np.array_equal(a.rgb, b.rgb) for a, b in zip(first, second))
 
@@ -185,13 +197,13 @@ def test_folder_source_natural_order_rgb_and_ignores_other_files(tmp_path):
     assert without_fps.fps is None and [(f.index, f.timestamp_s) for f in without_fps] == [(0, 0.0), (2, 0.0)]
 
 
-def test_single_image_source_and_read_image():
-    source = open_frames(IMAGE)
-    assert (source.kind, source.name, source.fps, len(source)) == ("image", IMAGE.name, None, 1)
+def test_single_image_source_and_read_image(image):
+    source = open_frames(image)
+    assert (source.kind, source.name, source.fps, len(source)) == ("image", image.name, None, 1)
     (frame,) = list(source)
     assert frame.index == 0 and frame.timestamp_s == 0.0 and frame.rgb.shape == (486, 486, 3)
-    assert np.array_equal(frame.rgb, cv2.imread(str(IMAGE))[:, :, ::-1])
-    assert np.array_equal(read_image(IMAGE), frame.rgb)
+    assert np.array_equal(frame.rgb, cv2.imread(str(image))[:, :, ::-1])
+    assert np.array_equal(read_image(image), frame.rgb)
 
 
 def test_missing_path_raises_file_not_found(tmp_path):
@@ -242,14 +254,14 @@ def test_undecodable_or_too_small_image_in_folder_is_reported_not_skipped(tmp_pa
         (dict(fps=0.0), "fps must be a positive number"),
     ],
 )
-def test_bad_options_are_rejected(kwargs, pattern):
+def test_bad_options_are_rejected(image, kwargs, pattern):
     with pytest.raises(ValueError, match=pattern):
-        open_frames(IMAGE, **kwargs)
+        open_frames(image, **kwargs)
 
 
-def test_fps_for_video_and_unknown_extension_are_rejected(tmp_path):
+def test_fps_for_video_and_unknown_extension_are_rejected(video, tmp_path):
     with pytest.raises(ValueError, match="frame rate is read from the file"):
-        open_frames(VIDEO, fps=25.0)
+        open_frames(video, fps=25.0)
     other = tmp_path / "clip.txt"
     other.write_text("x")
     with pytest.raises(ValueError, match=r"unsupported file type '.txt'"):

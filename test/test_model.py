@@ -2,12 +2,12 @@
 from __future__ import annotations
 
 import math
-from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
 import torch
+from conftest import face_image
 
 from faceanything_ros.config import ModelConfig
 from faceanything_ros.model import FaceAnythingNet, ModelPrediction
@@ -16,7 +16,6 @@ from faceanything_ros.model.heads.dpt import HeadOutput
 from faceanything_ros.model.layers.aggregator import Aggregator
 from faceanything_ros.model.layers.patch_embed import sincos_position_embedding
 
-FACE_IMAGE = Path("/work/shared/data/faces/images/deca_exp_1.jpg")
 SCALAR_OUTPUTS = ("depth", "depth_confidence", "canonical_confidence", "mask_logit")
 VECTOR_OUTPUTS = ("rays", "canonical")
 
@@ -153,9 +152,7 @@ def test_parameter_counts(size, part, expected):
 
 
 def test_infer_on_a_face_photo_matches_forward(tiny):
-    if not FACE_IMAGE.is_file():
-        pytest.skip(f"face image not available: {FACE_IMAGE}")
-    rgb = cv2.cvtColor(cv2.resize(cv2.imread(str(FACE_IMAGE)), (224, 224)), cv2.COLOR_BGR2RGB)
+    rgb = cv2.cvtColor(cv2.resize(cv2.imread(str(face_image("deca_exp_1.jpg"))), (224, 224)), cv2.COLOR_BGR2RGB)
     frames = np.stack([rgb, rgb[:, ::-1]])
     prediction = tiny.infer(frames)
     assert isinstance(prediction, ModelPrediction) and prediction.num_frames == 2

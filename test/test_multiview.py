@@ -67,7 +67,7 @@ def test_triangulation_is_exact_on_exact_projections():
         c, s = np.cos(yaw), np.sin(yaw)
         pose[:3, :3] = [[c, 0, s], [0, 1, 0], [-s, 0, c]]
         pose[:3, 3] = [0, 0, 1.0] - pose[:3, :3] @ [0, 0, 1.0]
-        camera = (points - pose[:3, 3]) @ pose[:3, :3]
+        camera = transform_points(invert_pose(pose), points)
         pixels.append((camera @ K.T)[:, :2] / camera[:, 2:])
         poses.append(pose)
     weights = np.ones((3, 50))
@@ -85,7 +85,7 @@ def test_ingest_recovers_the_known_geometry(capture, tmp_path):
     root, truth, _ = capture
     views = load_capture(root)["frame_00000"]
     with FaceMeshLabeler() as labeler:
-        fused, used = fuse_views(views, labeler)
+        fused, used, _ = fuse_views(views, labeler)
         monocular_mm = []
         for view in views:  # each view's own fit moved into the world: metric scale is a prior there
             own = labeler.label(read_image(view.image), view.intrinsics)[0].vertices

@@ -10,7 +10,7 @@ from faceanything_ros.geometry.projection import project_points, sample_bilinear
 from faceanything_ros.geometry.rays import rays_from_intrinsics
 from faceanything_ros.io.frames import read_image
 from training.data.augment import augment_frames
-from training.data.cameras import Camera, CameraParameters, CameraSampler, invert_pose
+from training.data.cameras import Camera, CameraParameters, CameraSampler, invert_pose, transform_points
 from training.data.config import AugmentConfig, CameraSamplerConfig
 from training.data.rerender import render_view, source_frame
 from training.data.sequence import render_sequence, sample_tracks
@@ -57,7 +57,7 @@ def test_novel_view_depth_is_the_posed_mesh_seen_by_the_known_camera(labelled):
     # every masked pixel unprojects onto the plane of its triangle of the posed mesh, moved by the pose
     rows, cols = np.nonzero(view.mask)
     points = unproject_pixels(np.stack([cols, rows], 1).astype(float), view.depth[rows, cols].astype(float), camera.intrinsics)
-    world = points @ camera.world_from_camera[:3, :3].T + camera.world_from_camera[:3, 3]
+    world = transform_points(camera.world_from_camera, points)
     corners = label.vertices[label.triangles[view.triangle[rows, cols]]]
     normals = np.cross(corners[:, 1] - corners[:, 0], corners[:, 2] - corners[:, 0])
     normals /= np.linalg.norm(normals, axis=1, keepdims=True)
@@ -83,7 +83,7 @@ def test_novel_view_rays_texture_and_pose(labelled):
     # a textured pixel shows the source pixel its surface point projects to
     rows, cols = np.nonzero(view.mask)
     points = unproject_pixels(np.stack([cols, rows], 1).astype(float), view.depth[rows, cols].astype(float), camera.intrinsics)
-    world = points @ camera.world_from_camera[:3, :3].T + camera.world_from_camera[:3, 3]
+    world = transform_points(camera.world_from_camera, points)
     source_pixels, _ = project_points(world, label.intrinsics)
     expected = sample_bilinear(rgb, source_pixels)
     assert np.median(np.abs(expected - view.rgb[rows, cols])) <= 1.0
@@ -138,7 +138,7 @@ def test_sequence_tracks_are_exact_for_a_static_face(labelled):
         assert views[q].mask[int(v), int(u)] and u == int(u) and v == int(v)
         point = unproject_pixels(np.array([[u, v]], float), np.array([views[q].depth[int(v), int(u)]], float),
                                  cameras[q].intrinsics)
-        world = point @ cameras[q].world_from_camera[:3, :3].T + cameras[q].world_from_camera[:3, 3]
+        world = transform_points(cameras[q].world_from_camera, point)
         for t in range(3):
             expected, _ = project_points(cameras[t].to_camera(world), cameras[t].intrinsics)
             np.testing.assert_allclose(tracks.pixels[n, t], expected[0], atol=2e-3)

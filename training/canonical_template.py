@@ -40,19 +40,18 @@ from faceanything_ros.canonical.topology import (
     triangles_from_edges,
 )
 from faceanything_ros.io.face_mesh import FaceMesh
-from faceanything_ros.io.frames import read_image
+from faceanything_ros.io.frames import IMAGE_EXTENSIONS, read_image
 
 log = logging.getLogger("faceanything.training")
 
 FOREHEAD, CHIN = 10, 152  # landmarks at the top of the forehead and the bottom of the chin
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
 
 
 def select_images(root: Path, max_images: int, seed: int) -> list[Path]:
     """``max_images`` image paths drawn with ``default_rng(seed)`` from all images under ``root`` (sorted), sorted."""
-    paths = sorted(p for p in root.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
+    paths = sorted(p for p in root.rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS)
     if not paths:
-        raise FileNotFoundError(f"no images (.jpg/.png) under {root}")
+        raise FileNotFoundError(f"no images ({', '.join(IMAGE_EXTENSIONS)}) under {root}")
     if len(paths) > max_images:
         chosen = np.random.default_rng(seed).choice(len(paths), size=max_images, replace=False)
         paths = [paths[i] for i in sorted(chosen)]

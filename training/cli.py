@@ -18,16 +18,14 @@ from typing import Any
 from tqdm import tqdm
 
 from faceanything_ros.canonical.space import load_canonical_space
-from faceanything_ros.config import to_dict
+from faceanything_ros.config import load_yaml, to_dict
 from faceanything_ros.io.frames import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS
-from training.data.config import DataEngineConfig, load_data_config
+from training.data.config import DataEngineConfig
 from training.data.generator import SampleGenerator, Task, discover, plan_tasks
-from training.data.preview import write_preview
-from training.data.shards import ShardWriter
+from training.data.preview import PREVIEW_FILE, PREVIEW_SAMPLES, write_preview
+from training.data.shards import ShardWriter, space_metadata
 
 log = logging.getLogger("faceanything-data")
-PREVIEW_SAMPLES = 6
-PREVIEW_FILE = "preview.png"
 
 _worker: SampleGenerator | None = None
 
@@ -49,7 +47,7 @@ def _run_task(task: Task) -> tuple[list, list]:
 
 def build(args: argparse.Namespace) -> int:
     """Run the ``build`` command; returns the exit code."""
-    config = load_data_config(args.config) if args.config else DataEngineConfig()
+    config = load_yaml(DataEngineConfig, args.config) if args.config else DataEngineConfig()
     config = dataclasses.replace(config, image_size=args.size or config.image_size,
                                  seq_len=args.seq_len or config.seq_len,
                                  seed=config.seed if args.seed is None else args.seed)
@@ -61,7 +59,7 @@ def build(args: argparse.Namespace) -> int:
     space = load_canonical_space()
     metadata: dict[str, Any] = {
         "image_size": config.image_size, "seq_len": config.seq_len,
-        "canonical_space": {"id": space.id, "version": space.version, "mm_per_unit": space.mm_per_unit},
+        "canonical_space": space_metadata(space),
         "config": to_dict(config), "skipped": [],
     }
     previews: list = []

@@ -1,17 +1,11 @@
-"""Typed configuration of the data engine (YAML via ``faceanything_ros.config`` helpers).
+"""Typed configuration of the data engine (YAML via ``faceanything_ros.config.load_yaml`` / ``save_yaml``).
 
 Angles in degrees, distances in metres, focal lengths in pixels *equivalent at 256 px* (a focal
 length ``f`` at output size ``S`` is ``f * 256 / S`` equivalent), image sizes in pixels.
 """
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass, field
-from pathlib import Path
-
-import yaml
-
-from faceanything_ros.config import from_dict
 
 REFERENCE_SIZE = 256  # output size (pixels) at which focal lengths are quoted ("px equivalent")
 
@@ -134,13 +128,3 @@ class DataEngineConfig:
         if self.tracks_per_sample < 0:
             raise ValueError(f"tracks_per_sample must be >= 0, got {self.tracks_per_sample}")
 
-
-def load_data_config(path: str) -> DataEngineConfig:
-    """``DataEngineConfig`` from a YAML file (nested ``cameras``/``augment``/``splits`` sections)."""
-    file = Path(path)
-    if not file.is_file():
-        raise FileNotFoundError(f"data config file not found: {file}")
-    data = yaml.safe_load(file.read_text()) or {}
-    nested = {"cameras": CameraSamplerConfig, "augment": AugmentConfig, "splits": SplitConfig}
-    sections = {name: from_dict(cls, data.pop(name)) for name, cls in nested.items() if name in data}
-    return dataclasses.replace(from_dict(DataEngineConfig, data), **sections)

@@ -14,6 +14,7 @@ import torch
 from torch.utils.data import Dataset
 
 from faceanything_ros.geometry.rays import rays_from_intrinsics
+from faceanything_ros.model.prediction import frames_to_batch
 from training.data.shards import read_manifest, read_sample
 from training.data.splits import SPLITS
 
@@ -50,7 +51,7 @@ class FaceDataset(Dataset):
         size = mask.shape[-1]
         rays = np.stack([rays_from_intrinsics(K, size, size) for K in arrays["intrinsics"]])
         return {
-            "images": torch.from_numpy(arrays["rgb"]).permute(0, 3, 1, 2).float().div_(255.0),
+            "images": frames_to_batch(arrays["rgb"])[0],
             "depth": torch.from_numpy(np.where(mask, arrays["depth"], 0.0).astype(np.float32)),
             "canonical": torch.from_numpy(np.where(mask[..., None], arrays["canonical"], 0.0).astype(np.float32)),
             "mask": torch.from_numpy(mask),

@@ -21,8 +21,8 @@ from faceanything_ros.io.frames import IMAGE_EXTENSIONS, read_image
 from training.data.augment import augment_frames
 from training.data.cameras import CameraSampler
 from training.data.config import DataEngineConfig
-from training.data.rerender import SourceFrame, render_view, source_frame
-from training.data.sequence import sample_tracks
+from training.data.rerender import RenderedView, SourceFrame, source_frame
+from training.data.sequence import Tracks, render_sequence, sample_tracks
 from training.data.sources import SourceCatalog
 from training.data.splits import source_key, split_of
 
@@ -88,17 +88,21 @@ def plan_tasks(images: list[tuple[str, dict]], videos: list[tuple[str, dict]], s
     rng = np.random.default_rng(config.seed)
     pools = [list(rng.permutation(len(group))) for group in (images, videos)]
     groups = (images, videos)
-    image_paths = [path for path, _ in images]
     tasks, remaining, turn = [], samples, 0
     while remaining > 0:
         group = turn % 2 if all(groups) else (0 if images else 1)
         turn += 1
         if not pools[group]:
             pools[group] = list(rng.permutation(len(groups[group])))
-        path, record = groups[group][pools[group].pop()]
+        index = pools[group].pop()
+        path, record = groups[group][index]
         count = min(config.views_per_label, remaining)
-        others = [p for p in image_paths if p != path]
-        backgrounds = tuple(others[i] for i in rng.choice(len(others), min(BACKGROUND_POOL, len(others)), replace=False))
+        # background candidates: every image but the task's own source, which is images[own] (own =
+        # len(images) for a video); candidate i is images[i + (i >= own)] (paths unique, as from discover)
+        own = index if group == 0 else len(images)
+        others = len(images) - (group == 0)
+        chosen = rng.choice(others, min(BACKGROUND_POOL, others), replace=False)
+        backgrounds = tuple(images[i + (i >= own)][0] for i in chosen)
         tasks.append(Task(path, record, int(rng.integers(2**63)), count, backgrounds))
         remaining -= count
     return tasks
@@ -171,28 +175,37 @@ class SampleGenerator:
         centres = np.stack([frame.face_centre for frame in frames])
         for _ in range(CAMERA_ATTEMPTS):
             cameras = self.sampler.sample_trajectory(rng, centres, frames[0].rotation, frames[0].face_diameter_m, size)
-            views = [render_view(f, c, self.space.topology, self.canonical) for f, c in zip(frames, cameras)]
+            views = render_sequence(frames, cameras, self.space.topology, self.canonical)
             if min(view.mask.mean() for view in views) >= MIN_MASK_FRACTION:
                 break
         else:
             raise ValueError(f"no camera in {CAMERA_ATTEMPTS} tries showed {MIN_MASK_FRACTION:.0%} textured face")
         tracks = sample_tracks(rng, views, [f.vertices for f in frames], self.space.topology,
                                self.config.tracks_per_sample)
-        surface = np.stack([v.surface for v in views])
-        return {
-            "rgb": augment_frames(rng, np.stack([v.rgb for v in views]), np.stack([v.mask for v in views]),
-                                  pool, self.config.augment),
-            "depth": np.stack([v.depth for v in views]).astype(np.float32),
-            "canonical": np.stack([v.canonical for v in views]).astype(np.float16),
-            "mask": np.stack([v.mask for v in views]),
-            "surface": surface,
-            "intrinsics": np.stack([v.intrinsics for v in views]),
-            "world_from_camera": np.stack([v.world_from_camera for v in views]),
-            "tracks": tracks.pixels,
-            "track_visible": tracks.visible,
-            "track_canonical": tracks.canonical,
-            "track_query_frame": tracks.query_frame,
-        }
+        arrays = sample_arrays(views, tracks)
+        arrays["rgb"] = augment_frames(rng, arrays["rgb"], arrays["mask"], pool, self.config.augment)
+        return arrays
+
+
+def sample_arrays(views: list[RenderedView], tracks: Tracks) -> dict[str, np.ndarray]:
+    """``shards.SAMPLE_ARRAYS`` of T rendered views and their ``tracks``, in the stored dtypes.
+
+    ``rgb`` is the views' own (T, S, S, 3) uint8 texture, before any augmentation; ``depth`` (T, S, S)
+    float32 metres and ``canonical`` (T, S, S, 3) float16 keep the views' NaN off ``mask``.
+    """
+    return {
+        "rgb": np.stack([v.rgb for v in views]),
+        "depth": np.stack([v.depth for v in views]).astype(np.float32, copy=False),
+        "canonical": np.stack([v.canonical for v in views]).astype(np.float16),
+        "mask": np.stack([v.mask for v in views]),
+        "surface": np.stack([v.surface for v in views]),
+        "intrinsics": np.stack([v.intrinsics for v in views]),
+        "world_from_camera": np.stack([v.world_from_camera for v in views]),
+        "tracks": tracks.pixels,
+        "track_visible": tracks.visible,
+        "track_canonical": tracks.canonical,
+        "track_query_frame": tracks.query_frame,
+    }
 
 
 def _read_frame(capture: cv2.VideoCapture, index: int, path: str) -> np.ndarray:

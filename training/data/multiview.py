@@ -36,6 +36,9 @@ from faceanything_ros.geometry.rasterizer import rasterize
 from faceanything_ros.io.crop import CropBox, crop_image
 from faceanything_ros.io.frames import IMAGE_EXTENSIONS, read_image
 from training.data.cameras import invert_pose, transform_points
+from training.data.config import DataEngineConfig
+from training.data.generator import sample_arrays
+from training.data.preview import PREVIEW_FILE, PREVIEW_SAMPLES, write_preview
 from training.data.rerender import RenderedView
 from training.data.sequence import sample_tracks
 from training.data.splits import split_of
@@ -114,9 +117,10 @@ def triangulate(pixels: np.ndarray, weights: np.ndarray, intrinsics: np.ndarray,
     return points
 
 
-def fuse_views(views: list[CalibratedView], labeler: Any) -> tuple[np.ndarray, list[CalibratedView]]:
-    """``(V, 3)`` fused world mesh of one timestep and the views whose label entered it."""
-    labelled, labels = [], []
+def fuse_views(views: list[CalibratedView], labeler: Any) -> tuple[np.ndarray, list[CalibratedView], list[np.ndarray]]:
+    """``(V, 3)`` fused world mesh of one timestep, the views whose label entered it and their
+    decoded images ((H, W, 3) uint8 RGB, in the same order)."""
+    labelled, labels, images = [], [], []
     for view in views:
         rgb = read_image(view.image)
         found = labeler.label(rgb, view.intrinsics)
@@ -125,6 +129,7 @@ def fuse_views(views: list[CalibratedView], labeler: Any) -> tuple[np.ndarray, l
             continue
         labels.append((found[0], rgb.shape[:2]))
         labelled.append(view)
+        images.append(rgb)
     if len(labelled) < 2:
         raise ValueError(f"need a face in at least 2 views to fuse, found {len(labelled)} of {len(views)}")
     pixels = np.stack([label.landmarks_px for label, _ in labels])
@@ -134,12 +139,14 @@ def fuse_views(views: list[CalibratedView], labeler: Any) -> tuple[np.ndarray, l
                         np.stack([v.world_from_camera for v in labelled]))
     missing = ~np.all(np.isfinite(fused), axis=1)
     fused[missing] = world[:, missing].mean(axis=0)
-    return fused, labelled
+    return fused, labelled, images
 
 
-def render_calibrated(vertices_world: np.ndarray, view: CalibratedView, space: CanonicalSpace, size: int) -> RenderedView:
+def render_calibrated(vertices_world: np.ndarray, view: CalibratedView, space: CanonicalSpace, size: int,
+                      rgb: np.ndarray | None = None) -> RenderedView:
     """The fused mesh seen by ``view``, in a square crop around the face resized to ``size`` pixels;
-    ``rgb`` is the real image crop (ground truth as in ``rerender.RenderedView``, ``surface == mask``)."""
+    ``rgb`` of the result is the real image crop (ground truth as in ``rerender.RenderedView``,
+    ``surface == mask``). ``rgb``: the view's image already decoded ((H, W, 3) uint8), or None to read it."""
     vertices = transform_points(invert_pose(view.world_from_camera), vertices_world)
     pixels, _ = project_points(vertices, view.intrinsics)
     low, high = np.nanmin(pixels, axis=0), np.nanmax(pixels, axis=0)
@@ -148,7 +155,8 @@ def render_calibrated(vertices_world: np.ndarray, view: CalibratedView, space: C
     box = CropBox.centred(centre[0], centre[1], side, size)
     K = box.intrinsics(view.intrinsics)
     raster = rasterize(vertices, space.topology, K, size, size, space.canonical_template)
-    return RenderedView(rgb=crop_image(read_image(view.image), box), depth=raster.depth, canonical=raster.attributes,
+    image = read_image(view.image) if rgb is None else rgb
+    return RenderedView(rgb=crop_image(image, box), depth=raster.depth, canonical=raster.attributes,
                         mask=raster.mask, surface=raster.mask, triangle=raster.triangle,
                         barycentrics=raster.barycentrics, intrinsics=K, world_from_camera=view.world_from_camera.copy())
 
@@ -156,21 +164,13 @@ def render_calibrated(vertices_world: np.ndarray, view: CalibratedView, space: C
 def view_sample(rng: np.random.Generator, view: RenderedView, vertices_world: np.ndarray, space: CanonicalSpace,
                 tracks: int) -> dict[str, np.ndarray]:
     """``shards.SAMPLE_ARRAYS`` of one rendered view (T = 1)."""
-    found = sample_tracks(rng, [view], [vertices_world], space.topology, tracks)
-    return {
-        "rgb": view.rgb[None], "depth": view.depth[None].astype(np.float32),
-        "canonical": view.canonical[None].astype(np.float16), "mask": view.mask[None], "surface": view.surface[None],
-        "intrinsics": view.intrinsics[None], "world_from_camera": view.world_from_camera[None],
-        "tracks": found.pixels, "track_visible": found.visible, "track_canonical": found.canonical,
-        "track_query_frame": found.query_frame,
-    }
+    return sample_arrays([view], sample_tracks(rng, [view], [vertices_world], space.topology, tracks))
 
 
 def ingest(args: argparse.Namespace) -> int:
     """The ``ingest-multiview`` command: a capture folder -> a dataset (one sample per view)."""
     from faceanything_ros.canonical.pseudo_labels import FaceMeshLabeler
-    from training.data.preview import write_preview
-    from training.data.shards import ShardWriter
+    from training.data.shards import ShardWriter, space_metadata
 
     root = Path(args.capture)
     capture = load_capture(root)
@@ -178,25 +178,26 @@ def ingest(args: argparse.Namespace) -> int:
     identity = f"multiview:{args.participant or root.name}"
     split = split_of(identity)
     rng = np.random.default_rng(args.seed)
-    metadata = {"image_size": args.size, "seq_len": 1, "skipped": [],
-                "canonical_space": {"id": space.id, "version": space.version, "mm_per_unit": space.mm_per_unit}}
+    metadata = {"image_size": args.size, "seq_len": 1, "skipped": [], "canonical_space": space_metadata(space)}
     previews = []
-    with FaceMeshLabeler(space) as labeler, ShardWriter(args.output, 64, metadata) as writer:
+    with FaceMeshLabeler(space) as labeler, \
+            ShardWriter(args.output, DataEngineConfig().samples_per_shard, metadata) as writer:
         for timestep, views in capture.items():
             try:
-                fused, used = fuse_views(views, labeler)
+                fused, used, images = fuse_views(views, labeler)
             except ValueError as error:
                 metadata["skipped"].append({"source": f"{root}/{timestep}", "reason": str(error)})
                 continue
-            for view in used:
-                arrays = view_sample(rng, render_calibrated(fused, view, space, args.size), fused, space, args.tracks)
+            for view, rgb in zip(used, images):
+                arrays = view_sample(rng, render_calibrated(fused, view, space, args.size, rgb), fused, space,
+                                     args.tracks)
                 writer.add(arrays, {"split": split, "source": str(view.image.relative_to(root)), "source_root": str(root),
                                     "identity": identity, "video": f"{identity}/{timestep}", "frames": [0],
                                     "provenance": {"repo": "", "commit": "", "licence": args.licence, "terms": args.licence}})
-                if args.preview and len(previews) < 6:
+                if args.preview and len(previews) < PREVIEW_SAMPLES:
                     previews.append(arrays)
     if args.preview and previews:
-        write_preview(Path(args.output) / "preview.png", previews)
+        write_preview(Path(args.output) / PREVIEW_FILE, previews)
     log.info("wrote %d view samples to %s", len(writer.records), args.output)
     return 0 if writer.records else 1
 
@@ -211,5 +212,5 @@ def add_ingest_parser(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--participant", help="identity id for the split (default: the capture folder name)")
     parser.add_argument("--licence", default="NeRSemble terms of use (research only)", help="licence text for the manifest")
     parser.add_argument("--seed", type=int, default=0, help="random seed (track queries)")
-    parser.add_argument("--preview", action="store_true", help="write preview.png")
+    parser.add_argument("--preview", action="store_true", help=f"write {PREVIEW_FILE}")
     parser.set_defaults(run=ingest)

@@ -8,6 +8,9 @@ import numpy as np
 
 from faceanything_ros.export.colorize import colorize_canonical, colorize_depth
 
+PREVIEW_SAMPLES = 6  # samples (rows) in a dataset's preview sheet
+PREVIEW_FILE = "preview.png"  # the preview sheet's file name in the dataset folder
+
 
 def preview_grid(samples: list[dict[str, np.ndarray]]) -> np.ndarray:
     """``(rows * S, 4 * S, 3)`` uint8 RGB grid of frame 0 of each sample (``shards.SAMPLE_ARRAYS`` dicts)."""

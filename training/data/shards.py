@@ -23,6 +23,7 @@ from typing import Any
 
 import numpy as np
 
+from faceanything_ros.canonical.space import CanonicalSpace
 from training.data.splits import SPLITS, check_splits
 
 FORMAT = "faceanything-data"
@@ -44,6 +45,11 @@ SAMPLE_ARRAYS: dict[str, tuple[str, str, str]] = {
     "track_query_frame": ("int32", "(N,)", "frame where each track was queried"),
 }
 RECORD_KEYS = ("split", "source", "source_root", "identity", "video", "frames", "provenance")
+
+
+def space_metadata(space: CanonicalSpace) -> dict[str, Any]:
+    """The manifest's ``canonical_space`` entry: ``id``, ``version`` and ``mm_per_unit`` of ``space``."""
+    return {"id": space.id, "version": space.version, "mm_per_unit": space.mm_per_unit}
 
 
 class ShardWriter:
