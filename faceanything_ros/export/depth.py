@@ -17,6 +17,12 @@ def depth_to_millimetres(depth: np.ndarray) -> np.ndarray:
     return np.clip(millimetres, 0, MAX_DEPTH_MM).astype(np.uint16)
 
 
+def millimetres_to_metres(millimetres: np.ndarray) -> np.ndarray:
+    """``(H, W)`` integer millimetres, 0 = none -> ``(H, W)`` float32 metres, NaN = none (inverse of
+    ``depth_to_millimetres`` up to the millimetre rounding)."""
+    return np.where(millimetres > 0, millimetres.astype(np.float32) / 1000.0, np.nan).astype(np.float32)
+
+
 def save_depth_png(path: str | Path, depth: np.ndarray) -> None:
     """Write ``(H, W)`` depth in metres as a 16-bit PNG in millimetres (0 = no depth)."""
     if not cv2.imwrite(str(path), depth_to_millimetres(depth)):
@@ -28,7 +34,7 @@ def load_depth_png(path: str | Path) -> np.ndarray:
     millimetres = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
     if millimetres is None or millimetres.dtype != np.uint16 or millimetres.ndim != 2:
         raise ValueError(f"{path} is not a single-channel 16-bit depth PNG")
-    return np.where(millimetres > 0, millimetres.astype(np.float32) / 1000.0, np.nan).astype(np.float32)
+    return millimetres_to_metres(millimetres)
 
 
 def save_reconstruction_npz(path: str | Path, reconstruction: Reconstruction) -> None:

@@ -47,10 +47,10 @@ class SequenceWriter:
             raise OSError(f"could not write {self.out_dir / 'canonical' / stem}.png")
         if self.ply_every and reconstruction.frame_index % self.ply_every == 0 and reconstruction.found:
             write_ply(self.out_dir / "clouds" / f"{stem}.ply", reconstruction.cloud)
-        self.video.write(side_by_side(frame, reconstruction, tracks))
+        self.video.write(side_by_side(frame, reconstruction, tracks, canonical))
 
     def close(self, tracks: Tracks | None) -> None:
-        """Finish the video and write ``tracks.npz`` (when any track was followed)."""
+        """Finish the video and write ``tracks.npz`` when ``tracks`` is given (any frame was processed)."""
         self.video.close()
         if tracks is not None:
             save_tracks(self.out_dir / "tracks.npz", tracks)
