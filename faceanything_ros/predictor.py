@@ -1,6 +1,6 @@
 """Frames -> ``Reconstruction``: detection, crop, the network, intrinsics, paste-back, clouds.
 
-ROS-free; the CLI, the (later) ROS node and the evaluators all call ``Predictor.predict``.
+ROS-free; the CLI, the ROS node and the evaluators all call ``Predictor.predict``.
 """
 from __future__ import annotations
 
@@ -13,14 +13,14 @@ import numpy as np
 
 from .config import PredictorConfig
 from .engines import create_engine
-from .geometry.camera import intrinsics_from_fov, pixel_grid
+from .geometry.camera import intrinsics_from_fov, mean_focal, pixel_grid
 from .geometry.pointcloud import point_cloud_from_depth
 from .geometry.rays import solve_intrinsics
 from .io.crop import CropBox, crop_box_for_face, crop_image, paste_back
 from .io.face_detector import FaceBox, FaceDetector
 from .io.validation import validate_frame_indices, validate_frames, validate_intrinsics_for_frames
 from .model.checkpoint import CheckpointMetadata, load_checkpoint
-from .model.net import ModelPrediction
+from .model.prediction import ModelPrediction
 from .reconstruction import FaceReconstruction, Reconstruction
 
 log = logging.getLogger(__name__)
@@ -141,7 +141,7 @@ class Predictor:
         # Depth of a face of fixed metric size scales with focal length: rescale the network's
         # depth from the focal its rays imply to the focal of the camera actually used.
         try:
-            depth_scale = _mean_focal(crop.intrinsics(camera)) / _mean_focal(solve_intrinsics(*_sampled_rays(prediction)))
+            depth_scale = mean_focal(crop.intrinsics(camera)) / mean_focal(solve_intrinsics(*_sampled_rays(prediction)))
         except ValueError as error:
             log.warning("predicted rays of a face crop give no pinhole camera (%s); depth left unscaled", error)
             depth_scale = 1.0
@@ -170,7 +170,3 @@ def _sampled_rays(prediction: ModelPrediction) -> tuple[np.ndarray, np.ndarray]:
     pixels = pixel_grid(side, side)[::RAY_SAMPLE_STRIDE, ::RAY_SAMPLE_STRIDE]
     return rays.reshape(-1, 3).astype(np.float64), pixels.reshape(-1, 2)
 
-
-def _mean_focal(intrinsics: np.ndarray) -> float:
-    """Mean of fx and fy, pixels."""
-    return float(intrinsics[0, 0] + intrinsics[1, 1]) / 2.0

@@ -1,6 +1,7 @@
 """The one result type of the product: what a frame's reconstruction holds.
 
-Every producer (the learned model through ``Predictor``; later the face-mesh reference method)
+Every producer (the learned model through ``Predictor``, the face-mesh reference method through
+``reference.MeshReference``)
 returns ``Reconstruction`` objects, and every consumer (export, tracking, ROS, evaluation) reads
 only these, so methods are compared side by side with the same code.
 

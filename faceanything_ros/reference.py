@@ -16,6 +16,7 @@ from typing import Protocol, Sequence
 
 import numpy as np
 
+from faceanything_ros.canonical.mediapipe_space import IRIS_CENTERS, NOSE_TIP
 from faceanything_ros.canonical.pseudo_labels import FaceMeshLabeler, MeshLabel
 from faceanything_ros.config import FaceMeshConfig
 from faceanything_ros.geometry.pointcloud import point_cloud_from_depth
@@ -26,7 +27,7 @@ from faceanything_ros.reconstruction import FaceReconstruction, Reconstruction
 
 # face-mesh landmarks standing in for FaceBox.keypoints (io.face_detector.KEYPOINT_NAMES order):
 # right iris centre, left iris centre, nose tip, inner lips (mean of upper and lower), right and left tragion
-KEYPOINT_LANDMARKS = ((468,), (473,), (1,), (13, 14), (234,), (454,))
+KEYPOINT_LANDMARKS = ((IRIS_CENTERS[0],), (IRIS_CENTERS[1],), (NOSE_TIP,), (13, 14), (234,), (454,))
 
 
 class Reconstructor(Protocol):

@@ -28,7 +28,7 @@ import numpy as np
 from scipy.spatial.transform import Rotation
 
 from faceanything_ros.canonical.topology import NUM_SURFACE_LANDMARKS
-from faceanything_ros.geometry.camera import validate_intrinsics
+from faceanything_ros.geometry.camera import mean_focal, validate_intrinsics
 from faceanything_ros.geometry.projection import unproject_pixels
 
 
@@ -84,7 +84,7 @@ def fit_face_pose(pixels: np.ndarray, relative_depth_px: np.ndarray, template: n
         raise ValueError("face landmarks contain NaN or infinite values")
     if not face_scale > 0:
         raise ValueError(f"face_scale must be > 0, got {face_scale}")
-    focal = (K[0, 0] + K[1, 1]) / 2.0
+    focal = mean_focal(K)
     surface = slice(0, NUM_SURFACE_LANDMARKS)
     pixels_per_metre, rotation, offset = similarity_transform(
         template[surface], np.column_stack([pixels, relative_depth_px])[surface])

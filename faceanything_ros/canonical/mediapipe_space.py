@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from faceanything_ros.canonical.space import MEDIAPIPE_SPACE_ID, CanonicalSpace
+from faceanything_ros.io.face_mesh import NUM_LANDMARKS
 
 SPACE_VERSION = "1"
 TEMPLATE_FILE = Path(__file__).parent / "data" / f"facemesh478_v{SPACE_VERSION}.npz"
@@ -40,7 +41,7 @@ class MediaPipeFaceSpace(CanonicalSpace):
             self.mm_per_unit = float(data["mm_per_unit"])
             self.num_faces = int(data["num_faces"])
             self.sources_sha256 = str(data["sources_sha256"])
-        if self.id != MEDIAPIPE_SPACE_ID or self.template.shape != (478, 3) or self.topology.ndim != 2:
+        if self.id != MEDIAPIPE_SPACE_ID or self.template.shape != (NUM_LANDMARKS, 3) or self.topology.ndim != 2:
             raise ValueError(f"{path} is not a {MEDIAPIPE_SPACE_ID} space file (id {self.id!r}, "
                              f"template {self.template.shape}, triangles {self.topology.shape})")
 

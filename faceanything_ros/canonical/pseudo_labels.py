@@ -21,7 +21,7 @@ from faceanything_ros.config import FaceMeshConfig
 from faceanything_ros.geometry.camera import intrinsics_from_fov, validate_intrinsics
 from faceanything_ros.geometry.projection import project_points
 from faceanything_ros.geometry.rasterizer import rasterize
-from faceanything_ros.io.face_mesh import FaceLandmarks, FaceMesh
+from faceanything_ros.io.face_mesh import NUM_LANDMARKS, FaceLandmarks, FaceMesh
 from faceanything_ros.io.validation import validate_rgb
 
 VISIBILITY_TOLERANCE_M = 0.005  # a vertex up to 5 mm behind the rendered surface at its pixel still counts as visible
@@ -96,7 +96,7 @@ class FaceMeshLabeler:
     def __init__(self, space: CanonicalSpace | None = None, config: FaceMeshConfig | None = None) -> None:
         self.space = space if space is not None else load_canonical_space()
         self.config = config if config is not None else FaceMeshConfig()
-        if self.space.num_vertices != 478:
+        if self.space.num_vertices != NUM_LANDMARKS:
             raise ValueError(f"FaceMeshLabeler needs a 478-vertex face-mesh space, {self.space.id!r} has "
                              f"{self.space.num_vertices}")
         self._mesh = FaceMesh(self.config.max_faces, self.config.min_confidence)

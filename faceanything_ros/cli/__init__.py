@@ -1,4 +1,4 @@
-"""``faceanything``: reconstruct and track faces in videos, images and (later) bags.
+"""``faceanything``: reconstruct and track faces in videos, images and rosbags.
 
 One module per command, each with ``add_parser(commands)`` registering its sub-parser and
 setting ``run(args) -> exit code``; ``COMMANDS`` lists them in help order.
@@ -28,7 +28,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     try:
         return args.run(args)
-    except (FileNotFoundError, ValueError, ImportError, OSError) as error:
+    except (ValueError, ImportError, OSError) as error:  # OSError includes FileNotFoundError
         log.error("%s", error)
         return 2
 

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from ..engines import PRECISIONS
 from ..model.bundled import checkpoint_or_bundled
 
 log = logging.getLogger("faceanything")
@@ -24,7 +25,7 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--model", type=Path, help="checkpoint (.safetensors); default: the bundled one")
     parser.add_argument("--engine", required=True, choices=BUILDABLE, help="which compiled engine to build")
     parser.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda:0 (default: cpu)")
-    parser.add_argument("--precision", choices=("fp32", "fp16", "bf16"),
+    parser.add_argument("--precision", choices=sorted(PRECISIONS),
                         help="compute precision (default: fp16 for tensorrt, fp32 for onnx)")
     parser.add_argument("--sizes", type=int, nargs="+",
                         help="square input sides in pixels (default: the model's input size)")

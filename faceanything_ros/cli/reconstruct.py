@@ -70,7 +70,7 @@ def run(args: argparse.Namespace) -> int:
         if not predictor.metadata.trained:
             log.warning("%s is UNTRAINED (random weights): outputs show the pipeline, not real geometry", checkpoint)
     tracker = CanonicalTracker(TrackerConfig(num_tracks=args.num_tracks), device=args.device)
-    writer = SequenceWriter(args.out, fps=source.fps or 10.0, ply_every=args.ply_every)
+    writer = SequenceWriter(args.out, fps=source.fps, ply_every=args.ply_every)
     states, faces_found, started = [], 0, time.perf_counter()
 
     def flush(window: list) -> None:
@@ -78,7 +78,7 @@ def run(args: argparse.Namespace) -> int:
         reconstructions = predictor.predict(np.stack([f.rgb for f in window]), intrinsics, [f.index for f in window])
         for frame, reconstruction in zip(window, reconstructions):
             tracking_frame = reconstruction.tracking_frame()
-            if not len(tracker.ids) and reconstruction.found:
+            if tracker.num_queries == 0 and reconstruction.found:
                 tracker.seed_grid(tracking_frame)
             state = tracker.step(tracking_frame)
             states.append(state)

@@ -42,6 +42,11 @@ def validate_intrinsics(intrinsics: np.ndarray, name: str = "intrinsics") -> np.
     return K
 
 
+def mean_focal(intrinsics: np.ndarray) -> float:
+    """Mean of ``fx`` and ``fy`` of a ``(3, 3)`` K, pixels."""
+    return float(intrinsics[0, 0] + intrinsics[1, 1]) / 2.0
+
+
 def crop_resize_intrinsics(intrinsics: np.ndarray, x0: float, y0: float, scale: float) -> np.ndarray:
     """Intrinsics of the image cropped at top-left corner ``(x0, y0)`` then resized by ``scale``.
 

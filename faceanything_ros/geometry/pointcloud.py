@@ -70,8 +70,8 @@ class PointCloud:
             parts = [getattr(cloud, name) for cloud in clouds]
             if all(part is None for part in parts):
                 return None
-            missing = [np.full((len(cloud), *width), np.nan, np.float32) for cloud in clouds]
-            return np.concatenate([fill if part is None else part for part, fill in zip(parts, missing)])
+            return np.concatenate([np.full((len(cloud), *width), np.nan, np.float32) if part is None else part
+                                   for part, cloud in zip(parts, clouds)])
 
         return cls(
             points=np.concatenate([cloud.points for cloud in clouds]),

@@ -29,6 +29,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from faceanything_ros.geometry.camera import validate_intrinsics
+from faceanything_ros.geometry.projection import project_points
 
 MAX_CANDIDATES_PER_CHUNK = 2_000_000  # (triangle, pixel) pairs held in memory at once
 
@@ -88,7 +89,7 @@ def rasterize(vertices: np.ndarray, triangles: np.ndarray, intrinsics: np.ndarra
 
     triangles = _visible_triangles(vertices, triangles, cull_backfaces, near)
     z = vertices[:, 2]
-    uv = (vertices @ K.T)[:, :2] / np.where(z > near, z, 1.0)[:, None]
+    uv, _ = project_points(vertices, K)  # NaN only for vertices at z <= 0, all in skipped triangles
     pixel, tri, inv_depth, weights = _covered_pixels(uv, z, triangles, height, width)
     depth = np.full(height * width, np.nan, dtype=np.float32)
     triangle = np.full(height * width, -1, dtype=np.int32)

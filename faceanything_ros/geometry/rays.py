@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from faceanything_ros.geometry.camera import intrinsics_matrix, pixel_grid, validate_intrinsics
+from faceanything_ros.geometry.projection import unproject_depth
 
 MIN_RAY_Z = 1e-6  # rays with forward component at or below this (unit rays) are ignored by the fit
 MIN_SPREAD = 1e-12  # variance of x/z (or y/z) below which the rays cannot determine a focal length
@@ -23,9 +24,7 @@ def rays_from_intrinsics(intrinsics: np.ndarray, height: int, width: int) -> np.
     K = validate_intrinsics(intrinsics)
     if height < 1 or width < 1:
         raise ValueError(f"image size must be positive, got height={height}, width={width}")
-    grid = pixel_grid(height, width)
-    homogeneous = np.concatenate([grid, np.ones((height, width, 1))], axis=-1)
-    directions = homogeneous @ np.linalg.inv(K).T
+    directions = unproject_depth(np.ones((height, width)), K)  # K^-1 (u, v, 1) at every pixel
     return directions / np.linalg.norm(directions, axis=-1, keepdims=True)
 
 

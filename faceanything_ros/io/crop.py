@@ -161,10 +161,8 @@ def paste_back(
     rows = _footprint(size, -box.y0 * box.scale, 1.0 / box.scale, image_height)
     if cols.start >= cols.stop or rows.start >= rows.stop:
         return out
-    to_crop = np.array(
-        [[box.scale, 0.0, (cols.start - box.x0 + 0.5) * box.scale - 0.5],
-         [0.0, box.scale, (rows.start - box.y0 + 0.5) * box.scale - 0.5]]
-    )
+    offset_u, offset_v = box.image_pixels_to_crop(np.array([[cols.start, rows.start]], dtype=np.float64))[0]
+    to_crop = np.array([[box.scale, 0.0, offset_u], [0.0, box.scale, offset_v]])
     warped = cv2.warpAffine(
         source, to_crop, (cols.stop - cols.start, rows.stop - rows.start),
         flags=_INTERPOLATIONS[interpolation] | cv2.WARP_INVERSE_MAP, borderMode=cv2.BORDER_REPLICATE,

@@ -2,7 +2,8 @@
 
 ``open_frames(path)`` picks the source from the path and returns a ``FrameSource``; iterating it
 yields ``Frame(index, rgb, timestamp_s)`` with ``rgb`` a ``(H, W, 3)`` uint8 RGB array (OpenCV's
-BGR converted). Every decoding failure raises ``ValueError`` naming the file; nothing is skipped.
+BGR converted). An image that does not decode raises ``ValueError`` naming the file (nothing is
+skipped); a video that stops decoding before its declared length logs a warning and ends there.
 """
 from __future__ import annotations
 
