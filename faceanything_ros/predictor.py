@@ -68,7 +68,8 @@ class Predictor:
         self.close()
 
     def predict(self, frames: np.ndarray | Sequence[np.ndarray], intrinsics: np.ndarray | None = None,
-                frame_indices: Sequence[int] | None = None) -> list[Reconstruction]:
+                frame_indices: Sequence[int] | None = None, context_frames: int = 0,
+                detections: Sequence[list[FaceBox] | None] | None = None) -> list[Reconstruction]:
         """Reconstruct every face in a window of frames from one camera.
 
         Args:
@@ -77,16 +78,27 @@ class Predictor:
                 None to solve one K for the window from the predicted rays (least squares).
             frame_indices: ``frame_index`` of each frame (the stream's own numbering, e.g. with a
                 stride), or None for ``0 .. T-1``.
+            context_frames: the first this many frames are context only (a stream's earlier frames):
+                the network sees them and their rays enter the window's K, but they get no
+                ``Reconstruction`` (no paste-back, no cloud). ``0 <= context_frames < T``.
+            detections: per frame, its faces as detected before (e.g. ``[f.face for f in r.faces]``
+                of that frame's earlier ``Reconstruction``), or None to detect them here; None = all.
 
         Returns:
-            One ``Reconstruction`` per frame, in order; a frame without a face has ``faces == []``
-            and a ``message`` saying so.
+            One ``Reconstruction`` per frame after the context frames, in order; a frame without a
+            face has ``faces == []`` and a ``message`` saying so.
         """
         frames = validate_frames(frames)
         num_frames, height, width, _ = frames.shape
         indices = validate_frame_indices(frame_indices, num_frames)
+        if not 0 <= context_frames < num_frames:
+            raise ValueError(f"context_frames must be in [0, {num_frames}) for {num_frames} frames, got {context_frames}")
+        if detections is not None and len(detections) != num_frames:
+            raise ValueError(f"detections has {len(detections)} entries for {num_frames} frames")
         given = None if intrinsics is None else validate_intrinsics_for_frames(intrinsics, num_frames, height, width)
-        crops = self._run_model(frames)
+        faces = [self.detector.detect(frame) if detections is None or detections[t] is None else list(detections[t])
+                 for t, frame in enumerate(frames)]
+        crops = self._run_model(frames, faces)
         if given is not None:
             cameras, source = given, "given"
         else:
@@ -101,12 +113,11 @@ class Predictor:
                 faces=[self._paste_face(frames[t], result, cameras[t]) for result in crops[t]],
                 message="ok" if crops[t] else "no face detected",
             )
-            for t in range(num_frames)
+            for t in range(context_frames, num_frames)
         ]
 
-    def _run_model(self, frames: np.ndarray) -> list[list[_CropResult]]:
-        """Detect, crop and run the network; faces of the same size rank form one sequence."""
-        detections = [self.detector.detect(frame) for frame in frames]
+    def _run_model(self, frames: np.ndarray, detections: list[list[FaceBox]]) -> list[list[_CropResult]]:
+        """Crop each frame's detected faces and run the network; faces of the same size rank form one sequence."""
         boxes = [[crop_box_for_face(face, self.config.detector.crop_scale, self.input_size) for face in faces]
                  for faces in detections]
         results: list[list[_CropResult]] = [[] for _ in frames]

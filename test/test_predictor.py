@@ -127,6 +127,23 @@ def test_window_of_video_frames_shares_one_camera(predictor):
         np.testing.assert_array_equal(r.intrinsics, reconstructions[0].intrinsics)
 
 
+
+def test_context_frames_with_kept_detections_give_the_same_last_frame(predictor):
+    """Streaming: earlier frames as context (no paste-back) with their detections kept from before."""
+    with open_frames(face_video("liveportrait_d18_man_frontal_mouth.mp4"), max_frames=3) as source:
+        frames = np.stack([frame.rgb for frame in source])
+    full = predictor.predict(frames, frame_indices=[4, 5, 6])
+    kept = [[face.face for face in r.faces] for r in full[:2]] + [None]
+    (last,) = predictor.predict(frames, frame_indices=[4, 5, 6], context_frames=2, detections=kept)
+    assert full[2].found and last.frame_index == 6 and last.intrinsics_source == full[2].intrinsics_source
+    np.testing.assert_array_equal(last.intrinsics, full[2].intrinsics)
+    np.testing.assert_array_equal(last.depth, full[2].depth)
+    np.testing.assert_array_equal(last.canonical, full[2].canonical)
+    with pytest.raises(ValueError, match="context_frames"):
+        predictor.predict(frames, context_frames=3)
+    with pytest.raises(ValueError, match="detections has 2 entries"):
+        predictor.predict(frames, detections=kept[:2])
+
 def test_max_faces_gives_each_face_its_own_result(tiny_checkpoint):
     image = read_image(face_image("facerec_two_people.jpg"))
     config = PredictorConfig(detector=DetectorConfig(max_faces=2))
