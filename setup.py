@@ -39,7 +39,6 @@ setup(
         "tqdm>=4.66,<5",
         "pyyaml>=6,<7",
         "rosbags>=0.11.7,<0.12",
-        "rosbags-image>=0.10,<0.11",
         *MEDIAPIPE_RUNTIME,
         # onnx engine (the CPU default): onnx 1.17 is the last release allowing protobuf < 5
         # (mediapipe); torch.onnx.export(dynamo=False) needs only onnx, not onnxscript

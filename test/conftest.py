@@ -1,4 +1,4 @@
-"""Shared fixtures: paths of the real face data and a tiny untrained checkpoint."""
+"""Shared fixtures: paths of the real face data, a tiny untrained checkpoint, one colcon build."""
 from __future__ import annotations
 
 import os
@@ -45,3 +45,16 @@ def engine_cache(tmp_path_factory) -> Path:
     path = tmp_path_factory.mktemp("engine_cache")
     os.environ["FACEANYTHING_ENGINE_CACHE"] = str(path)
     return path
+
+
+@pytest.fixture(scope="session")
+def built_workspace(tmp_path_factory) -> Path:
+    """A colcon-built workspace of this repository (``ros_workspace``), built once per session for the
+    tests that run the installed package as it is (a test changing the sources builds its own)."""
+    from ros_workspace import build_environment, colcon_build, copy_repository
+
+    root = tmp_path_factory.mktemp("ros_workspace")
+    workspace = root / "ws"
+    copy_repository(workspace)
+    colcon_build(workspace, build_environment(root))
+    return workspace

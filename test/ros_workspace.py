@@ -4,7 +4,8 @@ The generated message types (``faceanything_ros.msg``) exist only in a colcon in
 the editable pip install the tests otherwise import, so every ROS test works through a built
 workspace: it copies the repository's sources to ``WS/src/faceanything_ros``, runs ``colcon
 build`` and runs Python (the node, a test client) in subprocesses after ``source
-install/setup.bash``. That also proves the installed package, not the source tree, works.
+install/setup.bash``. That also proves the installed package, not the source tree, works. Tests
+that only run the installed package share one build per session (``conftest.built_workspace``).
 
 DDS traffic stays on this machine: ``ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST`` and a
 ``ROS_DOMAIN_ID`` derived from the test process id, so parallel test runs do not hear each other.

@@ -1,4 +1,5 @@
-"""video-to-bag and bag-eval (direct mode): round trips through sqlite3 and MCAP bags, accuracy, bad input."""
+"""video-to-bag and bag-eval: direct-mode round trips through sqlite3 and MCAP bags, accuracy, bad input;
+``--through-node`` against the real node."""
 from __future__ import annotations
 
 import json
@@ -8,7 +9,7 @@ import pytest
 
 from conftest import face_video
 from ros_workspace import (
-    build_environment, colcon_build, copy_repository, requires_ros_build_tools, run_checked, sourced_command,
+    build_environment, requires_ros_build_tools, run_checked, sourced_command,
 )
 from faceanything_ros.cli import main
 from faceanything_ros.config import NodeConfig, save_yaml
@@ -184,12 +185,10 @@ def test_corrupt_missing_and_existing_bags(tmp_path, tiny_checkpoint, evaluated)
 
 @requires_ros_build_tools
 @pytest.mark.slow
-def test_bag_eval_through_the_real_node(tmp_path, tiny_checkpoint):
+def test_bag_eval_through_the_real_node(tmp_path, built_workspace, tiny_checkpoint):
     """The bag played at its rate to the node (own process, colcon install) over DDS; its outputs recorded."""
-    workspace = tmp_path / "ws"
+    workspace = built_workspace
     env = build_environment(tmp_path)
-    copy_repository(workspace)
-    colcon_build(workspace, env)
     frames = 4
     video_to_bag(face_video(VIDEO), tmp_path / "in", camera_info_topic="/camera_info", max_frames=frames)
     command = ('exec python -m faceanything_ros.cli bag-eval "$0" --image-topic /image --camera-info-topic '

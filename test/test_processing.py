@@ -8,10 +8,10 @@ import pytest
 
 from conftest import face_video
 from faceanything_ros.config import NODE_CHOICES, NODE_RANGES, NodeConfig, from_dict, load_yaml, save_yaml, to_dict
-from faceanything_ros.engines import ENGINE_NAMES
 from faceanything_ros.geometry.camera import intrinsics_matrix
 from faceanything_ros.io.frames import open_frames
 from faceanything_ros.model.bundled import bundled_checkpoint
+from faceanything_ros.predictor import Predictor
 from faceanything_ros.ros.processing import FrameProcessor
 from faceanything_ros.ros.stats import ProcessingStats
 
@@ -42,7 +42,6 @@ def test_node_config_maps_onto_predictor_and_tracker():
     assert (predictor.mask_threshold, predictor.min_depth_confidence) == (0.3, 1.5)
     assert (predictor.detector.min_confidence, predictor.detector.max_faces) == (0.7, 2)
     assert (tracker.num_tracks, tracker.max_distance, tracker.min_confidence) == (50, 0.1, 2.0)
-    assert set(NODE_CHOICES["engine"]) == set(ENGINE_NAMES)
     assert set(NODE_RANGES) | set(NODE_CHOICES) <= {f.name for f in dataclasses.fields(NodeConfig)}
 
 
@@ -98,6 +97,12 @@ def test_window_keeps_previous_frames_as_context(tiny_checkpoint, frames):
     np.testing.assert_array_equal(single[0].reconstruction.depth, windowed[0].reconstruction.depth)
     assert not np.array_equal(single[1].reconstruction.depth, windowed[1].reconstruction.depth, equal_nan=True)
     assert windowed[1].reconstruction.frame_index == 1
+    # the context frame's detection is kept and it is not pasted back again: same as the whole window at once
+    cfg = config(tiny_checkpoint, window=2)
+    with Predictor(tiny_checkpoint, config=cfg.predictor_config(), engine=cfg.engine) as predictor:
+        joint = predictor.predict(np.stack(frames[:2]))[1]
+    np.testing.assert_array_equal(joint.depth, windowed[1].reconstruction.depth)
+    np.testing.assert_array_equal(joint.canonical, windowed[1].reconstruction.canonical)
 
 
 def test_reseed_policies(tiny_checkpoint, frames):

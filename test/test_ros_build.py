@@ -2,9 +2,10 @@
 
 Runs only where the ROS 2 Jazzy wheels and colcon are installed (``scripts/install_ros.sh VENV``,
 then ``VENV/bin/python -m pytest test/test_ros_build.py``); elsewhere every test is skipped.
-Each test builds a copy of the repository in a fresh workspace under ``tmp_path`` and checks the
-installed result from outside the source tree. The pub/sub check runs rclpy in a subprocess, so
-this test process never imports rclpy.
+The first test checks the session's shared build of the repository
+(the ``built_workspace`` fixture), the second builds a copy with an extra message in a
+fresh workspace under ``tmp_path``; both check the installed result from outside the source
+tree. The pub/sub check runs rclpy in a subprocess, so this test process never imports rclpy.
 """
 from __future__ import annotations
 
@@ -50,12 +51,10 @@ rclpy.shutdown()
 """
 
 
-def test_repository_builds_and_imports_from_install_tree(tmp_path: Path) -> None:
-    workspace = tmp_path / "ws"
-    copy_repository(workspace)
+def test_repository_builds_and_imports_from_install_tree(tmp_path: Path, built_workspace: Path) -> None:
+    workspace = built_workspace
     env = build_environment(tmp_path)
-
-    install_prefix = colcon_build(workspace, env)
+    install_prefix = workspace / "install" / PACKAGE
 
     assert (install_prefix / "share" / PACKAGE / "package.xml").is_file()
     ament_index = install_prefix / "share" / "ament_index" / "resource_index"

@@ -1,8 +1,8 @@
 """The faceanything node in a real ROS 2 graph (rclpy + Fast DDS on loopback).
 
 The node needs the generated ``faceanything_ros.msg``, which only a colcon install has, so the
-module colcon-builds the repository once (``ros_workspace``) and runs everything from that
-install in subprocesses: the node through its installed executables
+module uses the session's colcon build of the repository (the ``built_workspace`` fixture)
+and runs everything from that install in subprocesses: the node through its installed executables
 (``lib/faceanything_ros/faceanything_lifecycle_node``, what ``ros2 run`` starts) or
 ``python -m faceanything_ros.ros.node``, and ``ros_node_client.py``, which publishes frames of a
 shared face video (+ CameraInfo) and records what the node publishes. The assertions are here.
@@ -23,10 +23,11 @@ import numpy as np
 import pytest
 from conftest import face_video
 from ros_workspace import (
-    REPO_ROOT, build_environment, colcon_build, copy_repository, requires_ros_build_tools, sourced_command,
+    REPO_ROOT, build_environment, requires_ros_build_tools, sourced_command,
 )
 
 from faceanything_ros.config import NODE_RANGES, NodeConfig
+from faceanything_ros.ros.outputs import OUTPUT_TYPES
 
 pytestmark = [pytest.mark.slow, requires_ros_build_tools]
 
@@ -48,15 +49,12 @@ class NodeRun:
 
 
 @pytest.fixture(scope="module")
-def ros_install(tmp_path_factory) -> tuple[Path, dict[str, str]]:
+def ros_install(tmp_path_factory, built_workspace) -> tuple[Path, dict[str, str]]:
     """A colcon install of this repository and the environment to run it in (DDS on loopback)."""
     root = tmp_path_factory.mktemp("ros_node")
-    workspace = root / "ws"
-    copy_repository(workspace)
     env = build_environment(root)
     env["FACEANYTHING_ENGINE_CACHE"] = str(root / "engine_cache")
-    colcon_build(workspace, env)
-    return workspace, env
+    return built_workspace, env
 
 
 def run_node_with_client(ros_install, tiny_checkpoint: Path, tmp_path: Path, node_command: str,
@@ -310,3 +308,7 @@ def test_bag_replay_launch_plays_runs_and_records() -> None:
     assert "faceanything.launch.py" in path.read_text()
     (handler,) = calls["OnStateTransition"]
     assert ast.literal_eval(keyword(handler, "goal_state")) == "active"
+    # the launch file restates the node's outputs (it imports no package code): they must agree
+    (outputs,) = [node.value for node in ast.parse(path.read_text()).body
+                  if isinstance(node, ast.Assign) and ast.unparse(node.targets[0]) == "OUTPUTS"]
+    assert ast.literal_eval(outputs) == tuple(OUTPUT_TYPES)

@@ -14,6 +14,9 @@ log = logging.getLogger("faceanything")
 
 def add_parser(commands: argparse._SubParsersAction) -> None:
     """Register ``bag-eval``."""
+    from ..ros.bag import STORAGES
+    from ..ros.outputs import DEFAULT_NODE_NAME
+
     parser = commands.add_parser("bag-eval", help="replay a rosbag2 (sqlite3 or MCAP) through the node's processing")
     parser.add_argument("bag", type=Path, help="input rosbag2 folder (or .db3 / .mcap file)")
     parser.add_argument("--image-topic", required=True, help="sensor_msgs/Image or CompressedImage topic")
@@ -26,8 +29,9 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--device", help="torch device (default: --config's, cpu)")
     parser.add_argument("--depth-topic", help="ground-truth depth (32FC1 metres or 16UC1 mm) for depth accuracy")
     parser.add_argument("--tracks-topic", help="ground-truth CanonicalTrackArray for track accuracy")
-    parser.add_argument("--storage", choices=("sqlite3", "mcap"), help="output storage (default: the input's)")
-    parser.add_argument("--node-name", default="faceanything", help="node name in output topics (default: %(default)s)")
+    parser.add_argument("--storage", choices=tuple(STORAGES), help="output storage (default: the input's)")
+    parser.add_argument("--node-name", default=DEFAULT_NODE_NAME,
+                        help="node name in output topics (default: %(default)s)")
     parser.add_argument("--through-node", action="store_true",
                         help="publish the bag at its recorded rate to the real node over DDS and record its "
                              "outputs (needs ROS 2 rclpy), instead of calling the processing directly")

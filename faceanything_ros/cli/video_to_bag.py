@@ -12,6 +12,7 @@ log = logging.getLogger("faceanything")
 
 def add_parser(commands: argparse._SubParsersAction) -> None:
     """Register ``video-to-bag``."""
+    from ..ros.bag import STORAGES
     from ..ros.bag_video import DEFAULT_START_NS, VIDEO_BAG_ENCODINGS
 
     parser = commands.add_parser("video-to-bag", help="make a rosbag2 (sqlite3 or MCAP) from a video")
@@ -26,7 +27,7 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--hfov", type=float, default=60.0, help="horizontal field of view, degrees, for camera_info "
                         "without --intrinsics (default: 60)")
     parser.add_argument("--frame-id", default="camera_optical_frame", help="header frame_id (default: %(default)s)")
-    parser.add_argument("--storage", choices=("sqlite3", "mcap"), default="sqlite3", help="default: sqlite3")
+    parser.add_argument("--storage", choices=tuple(STORAGES), default="sqlite3", help="default: sqlite3")
     parser.add_argument("--start-ns", type=int, default=DEFAULT_START_NS,
                         help="stamp of the first frame, nanoseconds (default: 1 s; frame i adds i / fps)")
     parser.add_argument("--max-frames", type=int, help="stop after this many frames")
@@ -37,8 +38,9 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     """Write the bag."""
     from ..ros.bag_video import video_to_bag
+    from ..ros.conversions import COMPRESSED_FORMATS
 
-    topic = args.topic or ("/image/compressed" if args.encoding in ("jpeg", "png") else "/image")
+    topic = args.topic or ("/image/compressed" if args.encoding in COMPRESSED_FORMATS else "/image")
     count = video_to_bag(
         args.video, args.out, topic=topic, encoding=args.encoding, camera_info_topic=args.camera_info_topic,
         intrinsics=intrinsics_matrix(*args.intrinsics) if args.intrinsics else None, hfov_deg=args.hfov,

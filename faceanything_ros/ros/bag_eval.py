@@ -16,7 +16,7 @@ import bisect
 import logging
 import math
 import time
-from collections import Counter, OrderedDict
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -26,14 +26,15 @@ from faceanything_ros.config import NodeConfig
 
 from .bag import BagReader, BagWriter
 from .bag_accuracy import DepthAccuracy, TrackAccuracy
+from .bounded import put_bounded
 from .conversions import (
-    ImageConversionError, camera_info_to_intrinsics, compressed_to_rgb, depth_image_to_metres, image_to_rgb,
+    ImageConversionError, camera_info_intrinsics_or_none, compressed_to_rgb, depth_image_to_metres, image_to_rgb,
     stamp_to_ns, track_array_to_arrays,
 )
 from .message_types import typestore
 from .outputs import (
-    DEFAULT_NODE_NAME, DIAGNOSTICS_TOPIC, DIAGNOSTICS_TYPE, OUTPUT_TYPES, diagnostics_message, output_messages,
-    output_topic,
+    DEFAULT_NODE_NAME, DIAGNOSTICS_PERIOD_NS, DIAGNOSTICS_TOPIC, DIAGNOSTICS_TYPE, OUTPUT_TYPES, diagnostics_message,
+    output_messages, output_topic,
 )
 from .processing import FrameProcessor, ProcessedFrame
 from .stats import ProcessingStats
@@ -41,10 +42,7 @@ from .stats import ProcessingStats
 log = logging.getLogger(__name__)
 
 IMAGE_TYPES = ("sensor_msgs/msg/Image", "sensor_msgs/msg/CompressedImage")
-CAMERA_INFO_TYPE = "sensor_msgs/msg/CameraInfo"
-TRACKS_TYPE = "faceanything_ros/msg/CanonicalTrackArray"
 MAX_PENDING = 256  # predictions / ground truths kept while waiting for their counterpart's stamp
-DIAGNOSTICS_PERIOD_NS = 1_000_000_000
 
 
 def evaluate_bag(in_bag: str | Path, out_bag: str | Path, image_topic: str, config: NodeConfig,
@@ -61,13 +59,13 @@ def evaluate_bag(in_bag: str | Path, out_bag: str | Path, image_topic: str, conf
     """
     types = typestore().types
     with BagReader(in_bag) as reader:
-        compressed = reader.check_topic(image_topic, IMAGE_TYPES) == IMAGE_TYPES[1]
-        for topic, msgtypes in ((camera_info_topic, (CAMERA_INFO_TYPE,)), (depth_topic, (IMAGE_TYPES[0],)),
-                                (tracks_topic, (TRACKS_TYPE,))):
+        reader.check_topic(image_topic, IMAGE_TYPES)
+        for topic, msgtypes in ((camera_info_topic, (OUTPUT_TYPES["camera_info"],)),
+                                (depth_topic, (IMAGE_TYPES[0],)), (tracks_topic, (OUTPUT_TYPES["tracks"],))):
             if topic:
                 reader.check_topic(topic, msgtypes)
         cameras = _CameraInfos(reader, camera_info_topic) if camera_info_topic else None
-        run = _Run(types, config, node_name, namespace, depth_topic, tracks_topic)
+        run = _Run(depth_topic, tracks_topic)
         with FrameProcessor(config) as processor, BagWriter(out_bag, storage or reader.storage) as writer:
             topics = [t for t in (image_topic, camera_info_topic, depth_topic, tracks_topic) if t]
             next_diagnostics = None
@@ -75,20 +73,20 @@ def evaluate_bag(in_bag: str | Path, out_bag: str | Path, image_topic: str, conf
                 if connection.topic in (image_topic, camera_info_topic):
                     writer.write_raw(connection.topic, connection.msgtype, timestamp, rawdata)
                 if connection.topic == image_topic:
-                    frame = run.process_image(processor, reader, rawdata, connection.msgtype, compressed, cameras)
+                    frame = run.process_image(processor, rawdata, connection.msgtype, cameras)
                     if frame is not None:
                         for key, message in output_messages(types, frame, config).items():
                             writer.write(output_topic(key, node_name, namespace), OUTPUT_TYPES[key], timestamp, message)
                     if next_diagnostics is None or timestamp >= next_diagnostics:
                         writer.write(DIAGNOSTICS_TOPIC, DIAGNOSTICS_TYPE, timestamp,
-                                     diagnostics_message(types, timestamp, run.stats, config, node_name))
+                                     diagnostics_message(types, timestamp, run.stats.summary(), config, node_name))
                         next_diagnostics = timestamp + DIAGNOSTICS_PERIOD_NS
                     last_timestamp = timestamp
                 elif connection.topic in (depth_topic, tracks_topic):
-                    run.add_truth(connection.topic, reader, rawdata, connection.msgtype)
+                    run.add_truth(connection.topic, rawdata, connection.msgtype)
             if run.stats.frames_in:
                 writer.write(DIAGNOSTICS_TOPIC, DIAGNOSTICS_TYPE, last_timestamp,
-                             diagnostics_message(types, last_timestamp, run.stats, config, node_name))
+                             diagnostics_message(types, last_timestamp, run.stats.summary(), config, node_name))
             counts = dict(writer.counts)
     report = {
         "input_bag": str(in_bag), "output_bag": str(out_bag), "mode": "direct", "image_topic": image_topic,
@@ -119,30 +117,32 @@ class _CameraInfos:
 class _Run:
     """The state of one evaluation: statistics, intrinsics sources, ground-truth matching."""
 
-    def __init__(self, types: Any, config: NodeConfig, node_name: str, namespace: str,
-                 depth_topic: str | None, tracks_topic: str | None) -> None:
+    def __init__(self, depth_topic: str | None, tracks_topic: str | None) -> None:
         self.stats = ProcessingStats()
         self.frames_with_face = 0
         self.intrinsics: Counter[str] = Counter()
         self.depth_topic, self.tracks_topic = depth_topic, tracks_topic
         self.depth = DepthAccuracy() if depth_topic else None
         self.tracks = TrackAccuracy() if tracks_topic else None
-        self._predictions: OrderedDict[int, ProcessedFrame] = OrderedDict()
-        self._truths: dict[str, OrderedDict[int, Any]] = {t: OrderedDict() for t in (depth_topic, tracks_topic) if t}
+        # per truth topic, stamp -> what its scoring reads: the depth map (H, W) metres, or the
+        # tracks' (ids (Q,), pixels (Q, 2), visible (Q,)); the frames themselves are not kept
+        self._predictions: dict[str, dict[int, Any]] = {t: {} for t in (depth_topic, tracks_topic) if t}
+        self._truths: dict[str, dict[int, Any]] = {t: {} for t in (depth_topic, tracks_topic) if t}
         self.truth_unmatched = 0
 
-    def process_image(self, processor: FrameProcessor, reader: BagReader, rawdata: bytes, msgtype: str,
-                      compressed: bool, cameras: _CameraInfos | None) -> ProcessedFrame | None:
-        """Convert and process one image message; None (error counted and logged once per kind) on failure."""
+    def process_image(self, processor: FrameProcessor, rawdata: bytes, msgtype: str,
+                      cameras: _CameraInfos | None) -> ProcessedFrame | None:
+        """Convert and process one image message (``IMAGE_TYPES``); None (error counted and logged once
+        per kind) on failure."""
         start = time.perf_counter()
         self.stats.record_input()
         try:
-            message = reader.deserialize(rawdata, msgtype)
+            message = BagReader.deserialize(rawdata, msgtype)
         except Exception as error:  # noqa: BLE001 - any corrupt CDR payload is one bad frame, counted
             self._error("undeserializable", f"{msgtype} message could not be deserialized: {error}")
             return None
         try:
-            rgb = compressed_to_rgb(message) if compressed else image_to_rgb(message)
+            rgb = compressed_to_rgb(message) if msgtype == IMAGE_TYPES[1] else image_to_rgb(message)
             stamp = stamp_to_ns(message.header.stamp)
             intrinsics = self._intrinsics(cameras, stamp, rgb.shape)
             frame = processor.process(rgb, stamp, message.header.frame_id, intrinsics)
@@ -155,27 +155,23 @@ class _Run:
         self.stats.record_output(time.perf_counter() - start)
         self.frames_with_face += frame.reconstruction.found
         self.intrinsics["estimated" if frame.intrinsics_estimated else "given"] += 1
-        if self._truths:
-            _bounded_put(self._predictions, frame.stamp_ns, frame)
-            for topic in self._truths:
-                self._match(topic, frame.stamp_ns)
+        for topic, predictions in self._predictions.items():
+            scored = frame.reconstruction.depth if topic == self.depth_topic else (
+                frame.tracks.ids, frame.tracks.pixels, frame.tracks.visible)
+            put_bounded(predictions, frame.stamp_ns, scored, MAX_PENDING)
+            self._match(topic, frame.stamp_ns)
         return frame
 
     def _intrinsics(self, cameras: _CameraInfos | None, stamp: int, shape: tuple[int, ...]) -> np.ndarray | None:
-        """K of the matching CameraInfo; None (estimated) without one or when its size differs (counted)."""
-        info = cameras.for_stamp(stamp) if cameras else None
-        if info is None:
-            return None
-        try:
-            return camera_info_to_intrinsics(info, shape[1], shape[0])
-        except ImageConversionError as error:
-            self._error(error.kind, f"{error}; intrinsics estimated instead")
-            return None
+        """K of the matching CameraInfo; None (estimated) without one or when it does not fit (counted)."""
+        return camera_info_intrinsics_or_none(
+            cameras.for_stamp(stamp) if cameras else None, shape[1], shape[0],
+            lambda error: self._error(error.kind, f"{error}; intrinsics estimated instead"))
 
-    def add_truth(self, topic: str, reader: BagReader, rawdata: bytes, msgtype: str) -> None:
+    def add_truth(self, topic: str, rawdata: bytes, msgtype: str) -> None:
         """Keep one ground-truth message until the prediction of its stamp exists, then score it."""
         try:
-            message = reader.deserialize(rawdata, msgtype)
+            message = BagReader.deserialize(rawdata, msgtype)
             stamp = stamp_to_ns(message.header.stamp)
             truth = depth_image_to_metres(message) if topic == self.depth_topic else track_array_to_arrays(message)
         except ImageConversionError as error:
@@ -184,20 +180,19 @@ class _Run:
         except Exception as error:  # noqa: BLE001 - any corrupt CDR payload is one bad message, counted
             self._error("truth_undeserializable", f"{topic}: {error}")
             return
-        self.truth_unmatched += _bounded_put(self._truths[topic], stamp, truth)
+        self.truth_unmatched += put_bounded(self._truths[topic], stamp, truth, MAX_PENDING)
         self._match(topic, stamp)
 
     def _match(self, topic: str, stamp: int) -> None:
         """Score the prediction and truth of ``stamp`` on ``topic`` when both are there."""
-        if stamp not in self._predictions or stamp not in self._truths[topic]:
+        if stamp not in self._predictions[topic] or stamp not in self._truths[topic]:
             return
-        frame, truth = self._predictions[stamp], self._truths[topic].pop(stamp)
+        prediction, truth = self._predictions[topic][stamp], self._truths[topic].pop(stamp)
         try:
             if topic == self.depth_topic:
-                self.depth.add(frame.reconstruction.depth, truth)
+                self.depth.add(prediction, truth)
             else:
-                state = frame.tracks
-                self.tracks.add(state.ids, state.pixels, state.visible, truth)
+                self.tracks.add(*prediction, truth)
         except ValueError as error:
             self._error("truth_size", f"{topic}: {error}")
 
@@ -215,16 +210,6 @@ class _Run:
         if result:
             result["truth_unmatched"] = self.truth_unmatched + sum(len(t) for t in self._truths.values())
         return result
-
-
-def _bounded_put(items: OrderedDict[int, Any], key: int, value: Any) -> int:
-    """Insert; evict the oldest entries beyond ``MAX_PENDING``; returns how many were evicted."""
-    items[key] = value
-    evicted = 0
-    while len(items) > MAX_PENDING:
-        items.popitem(last=False)
-        evicted += 1
-    return evicted
 
 
 def json_safe(value: Any) -> Any:

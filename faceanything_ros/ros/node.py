@@ -37,18 +37,18 @@ from rclpy.utilities import remove_ros_args
 
 from faceanything_ros.config import NodeConfig
 from faceanything_ros.ros.conversions import (
-    ImageConversionError, camera_info_to_intrinsics, compressed_to_rgb, image_to_rgb, stamp_to_ns,
+    ImageConversionError, camera_info_intrinsics_or_none, compressed_to_rgb, image_to_rgb, stamp_to_ns,
 )
 from faceanything_ros.ros.node_camera_info import CameraInfoCache
 from faceanything_ros.ros.node_outputs import OutputPublishers
 from faceanything_ros.ros.node_parameters import declare_node_parameters, node_config
 from faceanything_ros.ros.node_worker import NewestOnlyWorker
-from faceanything_ros.ros.outputs import diagnostics_message
+from faceanything_ros.ros.outputs import (
+    DEFAULT_NODE_NAME, DIAGNOSTICS_PERIOD_NS, DIAGNOSTICS_TOPIC, DIAGNOSTICS_TYPE, diagnostics_message,
+)
 from faceanything_ros.ros.processing import FrameProcessor
 from faceanything_ros.ros.stats import ProcessingStats
 
-NODE_NAME = "faceanything"
-DIAGNOSTICS_PERIOD_S = 1.0
 LOG_EVERY_S = 10.0  # a repeated problem of one kind is logged at most this often
 
 
@@ -95,7 +95,7 @@ class InputFrame:
 class FaceAnythingNode(LifecycleNode):
     """Lifecycle node running ``FrameProcessor`` on a camera stream (see the module docstring)."""
 
-    def __init__(self, node_name: str = NODE_NAME, **kwargs: Any) -> None:
+    def __init__(self, node_name: str = DEFAULT_NODE_NAME, **kwargs: Any) -> None:
         super().__init__(node_name, **kwargs)
         declare_node_parameters(self)
         self._types = rclpy_message_types()
@@ -126,8 +126,7 @@ class FaceAnythingNode(LifecycleNode):
             self._config = None
             return TransitionCallbackReturn.FAILURE
         self._outputs = OutputPublishers(self, self._types)
-        self._diagnostics_publisher = self.create_publisher(
-            self._types["diagnostic_msgs/msg/DiagnosticArray"], "/diagnostics", 10)
+        self._diagnostics_publisher = self.create_publisher(self._types[DIAGNOSTICS_TYPE], DIAGNOSTICS_TOPIC, 10)
         self._engine = self._processor.predictor.engine.describe()
         self.get_logger().info(f"configured: model {self._config.model or '(bundled)'}, engine {self._engine}")
         return super().on_configure(state)
@@ -153,7 +152,7 @@ class FaceAnythingNode(LifecycleNode):
                                      qos_overriding_options=overrides),
         ]
         self._last_report = (time.monotonic(), self._stats.frames_out, sum(self._stats.errors.values()))
-        self._diagnostics_timer = self.create_timer(DIAGNOSTICS_PERIOD_S, self._publish_diagnostics)
+        self._diagnostics_timer = self.create_timer(DIAGNOSTICS_PERIOD_NS / 1e9, self._publish_diagnostics)
         self.get_logger().info(f"active: {self.resolve_topic_name(image_topic)} -> {self.get_name()}/*")
         return super().on_activate(state)
 
@@ -240,16 +239,11 @@ class FaceAnythingNode(LifecycleNode):
             self._report_problem("internal_error", "".join(traceback.format_exception(error)))
 
     def _intrinsics_for(self, frame: InputFrame) -> np.ndarray | None:
-        """K of the CameraInfo matching ``frame`` (stamp, else latest of its frame_id), or None."""
-        info = self._camera_infos.match(frame.stamp_ns, frame.frame_id)
-        if info is None:
-            return None
+        """K of the CameraInfo matching ``frame`` (stamp, else latest of its frame_id), or None (estimated)."""
         height, width = frame.rgb.shape[:2]
-        try:
-            return camera_info_to_intrinsics(info, width, height)
-        except ImageConversionError as error:
-            self._report_problem(error.kind, f"{error}; estimating K from the image instead")
-            return None
+        return camera_info_intrinsics_or_none(
+            self._camera_infos.match(frame.stamp_ns, frame.frame_id), width, height,
+            lambda error: self._report_problem(error.kind, f"{error}; estimating K from the image instead"))
 
     def _report_problem(self, kind: str, message: str) -> None:
         """Count a problem of ``kind`` for the diagnostics and log it (throttled per kind)."""
@@ -280,7 +274,7 @@ class FaceAnythingNode(LifecycleNode):
             last_time, last_out, last_errors = self._last_report
             self._last_report = (now, summary["frames_out"], summary["errors"])
             message = diagnostics_message(
-                self._types, self.get_clock().now().nanoseconds, self._stats, self._config, self.get_name(),
+                self._types, self.get_clock().now().nanoseconds, summary, self._config, self.get_name(),
                 warn=summary["errors"] > last_errors,  # bad input since the last report
                 frames_without_face=self._frames_without_face, engine=self._engine,
                 rate_hz=(summary["frames_out"] - last_out) / max(now - last_time, 1e-9))

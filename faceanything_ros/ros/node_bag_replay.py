@@ -16,9 +16,7 @@ received) percentiles and throughput. Ground-truth accuracy is a direct-mode fea
 from __future__ import annotations
 
 import dataclasses
-import importlib
 import logging
-import os
 import signal
 import subprocess
 import sys
@@ -36,8 +34,9 @@ from rclpy.qos import QoSProfile, ReliabilityPolicy
 from faceanything_ros.config import NodeConfig, to_dict
 
 from .bag import BagReader, BagWriter
-from .bag_eval import CAMERA_INFO_TYPE, IMAGE_TYPES, json_safe
+from .bag_eval import IMAGE_TYPES, json_safe
 from .conversions import stamp_to_ns
+from .node import rclpy_message_types
 from .outputs import DEFAULT_NODE_NAME, DIAGNOSTICS_TOPIC, DIAGNOSTICS_TYPE, OUTPUT_TYPES, output_topic
 from .stats import ProcessingStats
 
@@ -61,7 +60,7 @@ def replay_through_node(in_bag: str | Path, out_bag: str | Path, image_topic: st
     with BagReader(in_bag) as reader:
         compressed = reader.check_topic(image_topic, IMAGE_TYPES) == IMAGE_TYPES[1]
         if camera_info_topic:
-            reader.check_topic(camera_info_topic, (CAMERA_INFO_TYPE,))
+            reader.check_topic(camera_info_topic, (OUTPUT_TYPES["camera_info"],))
         config = dataclasses.replace(config, input="compressed" if compressed else "raw")
         inputs = {topic: reader.topics[topic] for topic in (image_topic, camera_info_topic) if topic}
         with tempfile.TemporaryDirectory(prefix="faceanything_replay_") as folder, \
@@ -104,7 +103,7 @@ class _NodeProcess:
             command += ["-r", f"camera_info:={camera_info_topic}"]
         self.log_path = folder / "node.log"
         self._log = self.log_path.open("w")
-        self.process = subprocess.Popen(command, stdout=self._log, stderr=subprocess.STDOUT, env=os.environ.copy())
+        self.process = subprocess.Popen(command, stdout=self._log, stderr=subprocess.STDOUT)
 
     def log_tail(self, chars: int = 3000) -> str:
         """The end of the node's output."""
@@ -132,17 +131,18 @@ class _Recorder:
         self.context = rclpy.Context()
         rclpy.init(context=self.context)
         self.node = rclpy.create_node("faceanything_bag_replay", context=self.context)
-        self.inputs = inputs
-        self.publishers = {topic: self.node.create_publisher(_message_class(kind), topic, RELIABLE)
+        classes = rclpy_message_types()
+        self.publishers = {topic: self.node.create_publisher(classes[kind], topic, RELIABLE)
                            for topic, kind in inputs.items()}
         self.outputs = {output_topic(key, node_name): kind for key, kind in OUTPUT_TYPES.items()}
         self.outputs[DIAGNOSTICS_TOPIC] = DIAGNOSTICS_TYPE
         self.subscriptions = [
-            self.node.create_subscription(_message_class(kind), topic, self._keeper(topic, kind), RELIABLE, raw=True)
+            self.node.create_subscription(classes[kind], topic, self._keeper(topic, kind), RELIABLE, raw=True)
             for topic, kind in self.outputs.items()]
         self.tracks_topic = output_topic("tracks", node_name)
         self.recorded: list[tuple[str, str, int, bytes]] = []
         self.stats = ProcessingStats()
+        self._diagnostics_received = 0
         self._sent: dict[int, float] = {}
         self._last_output = time.monotonic()
         self._lock = threading.Lock()
@@ -155,7 +155,9 @@ class _Recorder:
         def keep(rawdata: bytes) -> None:
             with self._lock:
                 self.recorded.append((topic, kind, time.time_ns(), rawdata))
-                if topic != DIAGNOSTICS_TOPIC:  # diagnostics arrive every second even when idle
+                if topic == DIAGNOSTICS_TOPIC:
+                    self._diagnostics_received += 1
+                else:  # diagnostics arrive every second even when idle
                     self._last_output = time.monotonic()
                 if topic == self.tracks_topic:
                     stamp = stamp_to_ns(BagReader.deserialize(rawdata, kind).header.stamp)
@@ -180,22 +182,24 @@ class _Recorder:
 
     def play(self, reader: BagReader, image_topic: str) -> None:
         """Publish the inputs in bag order, spaced as recorded."""
-        log.info("playing %s to the node", list(self.inputs))
+        log.info("playing %s to the node", list(self.publishers))
         start_wall, start_bag = time.monotonic(), None
-        for connection, timestamp, rawdata in reader.messages(list(self.inputs)):
+        for connection, timestamp, rawdata in reader.messages(list(self.publishers)):
             start_bag = timestamp if start_bag is None else start_bag
             time.sleep(max(0.0, start_wall + (timestamp - start_bag) / 1e9 - time.monotonic()))
             if connection.topic == image_topic:
+                try:
+                    stamp = stamp_to_ns(BagReader.deserialize(rawdata, connection.msgtype).header.stamp)
+                except Exception:  # noqa: BLE001 - a corrupt image is still sent: the node counts it
+                    stamp = None
                 with self._lock:
                     self.stats.record_input()
-                    try:
-                        stamp = stamp_to_ns(BagReader.deserialize(rawdata, connection.msgtype).header.stamp)
+                    if stamp is not None:
                         self._sent[stamp] = time.monotonic()
-                    except Exception:  # noqa: BLE001 - a corrupt image is still sent: the node counts it
-                        pass
+            data = bytes(rawdata)
             with self._lock:
-                self.recorded.append((connection.topic, connection.msgtype, time.time_ns(), bytes(rawdata)))
-            self.publishers[connection.topic].publish(bytes(rawdata))
+                self.recorded.append((connection.topic, connection.msgtype, time.time_ns(), data))
+            self.publishers[connection.topic].publish(data)
         with self._lock:
             self._last_output = time.monotonic()  # the idle time counts from the last image sent
 
@@ -208,13 +212,9 @@ class _Recorder:
             if done:
                 break
             time.sleep(0.05)
-        seen, deadline = self._diagnostics_count(), time.monotonic() + idle_s
-        while self._diagnostics_count() == seen and time.monotonic() < deadline:
+        seen, deadline = self._diagnostics_received, time.monotonic() + idle_s  # reading an int needs no lock
+        while self._diagnostics_received == seen and time.monotonic() < deadline:
             time.sleep(0.05)
-
-    def _diagnostics_count(self) -> int:
-        with self._lock:
-            return sum(topic == DIAGNOSTICS_TOPIC for topic, *_ in self.recorded)
 
     def last_diagnostics(self) -> dict[str, Any]:
         """Key/values of the node's latest diagnostics status (numbers parsed; ``errors_by_kind`` nested)."""
@@ -238,12 +238,6 @@ class _Recorder:
         self._spinner.join()
         self.node.destroy_node()
         rclpy.try_shutdown(context=self.context)
-
-
-def _message_class(type_name: str) -> type:
-    """The rclpy class of ``"pkg/msg/Name"``."""
-    package, _, name = type_name.split("/")
-    return getattr(importlib.import_module(f"{package}.msg"), name)
 
 
 def _number(text: str) -> Any:

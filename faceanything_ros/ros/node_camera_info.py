@@ -11,9 +11,9 @@ per image), the lookup waits up to ``wait_s`` for this image's info, which may s
 from __future__ import annotations
 
 import threading
-from collections import OrderedDict
 from typing import Any
 
+from faceanything_ros.ros.bounded import put_bounded
 from faceanything_ros.ros.conversions import stamp_to_ns
 
 CAMERA_INFO_CAPACITY = 64  # stamps kept: ~2 s of a 30 Hz camera
@@ -25,7 +25,7 @@ class CameraInfoCache:
 
     def __init__(self, capacity: int = CAMERA_INFO_CAPACITY) -> None:
         self._capacity = capacity
-        self._by_stamp: OrderedDict[tuple[str, int], Any] = OrderedDict()
+        self._by_stamp: dict[tuple[str, int], Any] = {}
         self._latest: dict[str, Any] = {}
         self._per_image: dict[str, bool] = {}  # frame_id -> its last lookup found an exact stamp
         self._lock = threading.Condition()
@@ -34,12 +34,8 @@ class CameraInfoCache:
         """Keep ``msg`` (the oldest kept message is forgotten beyond ``capacity``)."""
         frame_id = str(msg.header.frame_id)
         with self._lock:
-            self._by_stamp[(frame_id, stamp_to_ns(msg.header.stamp))] = msg
-            while len(self._by_stamp) > self._capacity:
-                self._by_stamp.popitem(last=False)
-            self._latest[frame_id] = msg
-            while len(self._latest) > self._capacity:
-                del self._latest[next(iter(self._latest))]
+            put_bounded(self._by_stamp, (frame_id, stamp_to_ns(msg.header.stamp)), msg, self._capacity)
+            put_bounded(self._latest, frame_id, msg, self._capacity)
             self._lock.notify_all()
 
     def match(self, stamp_ns: int, frame_id: str, wait_s: float = CAMERA_INFO_WAIT_S) -> Any | None:
@@ -49,9 +45,7 @@ class CameraInfoCache:
             if self._per_image.get(frame_id):
                 self._lock.wait_for(lambda: key in self._by_stamp, timeout=wait_s)
             exact = self._by_stamp.get(key)
-            self._per_image[frame_id] = exact is not None
-            while len(self._per_image) > self._capacity:
-                del self._per_image[next(iter(self._per_image))]
+            put_bounded(self._per_image, frame_id, exact is not None, self._capacity)
             return exact if exact is not None else self._latest.get(frame_id)
 
     def clear(self) -> None:

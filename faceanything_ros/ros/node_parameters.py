@@ -84,7 +84,8 @@ def node_config(node: Node, changes: dict[str, Any] | None = None) -> NodeConfig
 
 def validate_changes(node: Node, parameters: list[Parameter]) -> SetParametersResult:
     """Accept a parameter change only if the resulting ``NodeConfig`` is valid (QoS overrides pass)."""
-    changes = {p.name: p.value for p in parameters if p.name in DESCRIPTIONS}
+    fields = {field.name for field in dataclasses.fields(NodeConfig)}
+    changes = {p.name: p.value for p in parameters if p.name in fields}
     try:
         node_config(node, changes)
     except (ValueError, TypeError) as error:

@@ -15,11 +15,11 @@ from .conversions import (
     track_markers,
 )
 from .processing import ProcessedFrame
-from .stats import ProcessingStats
 
 DEFAULT_NODE_NAME = "faceanything"
 DIAGNOSTICS_TOPIC = "/diagnostics"
 DIAGNOSTICS_TYPE = "diagnostic_msgs/msg/DiagnosticArray"
+DIAGNOSTICS_PERIOD_NS = 1_000_000_000  # one ``/diagnostics`` message per second (bag-eval: of bag time)
 OUTPUT_TYPES: dict[str, str] = {
     "depth": "sensor_msgs/msg/Image",  # 32FC1 metres, NaN where no face (REP 118)
     "points": "sensor_msgs/msg/PointCloud2",  # conversions.POINT_FIELDS
@@ -52,12 +52,12 @@ def output_messages(types: Types, frame: ProcessedFrame, config: NodeConfig) -> 
     }
 
 
-def diagnostics_message(types: Types, stamp_ns: int, stats: ProcessingStats, config: NodeConfig,
+def diagnostics_message(types: Types, stamp_ns: int, stats_summary: dict[str, Any], config: NodeConfig,
                         node_name: str = DEFAULT_NODE_NAME, warn: bool | None = None, **extra: Any) -> Any:
-    """``/diagnostics`` array named ``"<node_name>: face reconstruction"``: ``stats.summary()``, engine
-    and input, then ``extra`` key/values (which win). Level WARN when ``warn`` (default: when any
-    frame was bad), else OK."""
-    summary = {**stats.summary(), "engine": config.engine, "input": config.input, **extra}
+    """``/diagnostics`` array named ``"<node_name>: face reconstruction"``: ``stats_summary`` (a
+    ``ProcessingStats.summary()``), engine and input, then ``extra`` key/values (which win). Level
+    WARN when ``warn`` (default: when any frame was bad), else OK."""
+    summary = {**stats_summary, "engine": config.engine, "input": config.input, **extra}
     level = "WARN" if (summary["errors"] if warn is None else warn) else "OK"
     message = f"{summary['frames_out']} frames out, {summary['dropped']} dropped, {summary['errors']} bad"
     return diagnostics(types, stamp_ns, f"{node_name}: face reconstruction", summary, level=level, message=message,

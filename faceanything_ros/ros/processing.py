@@ -16,11 +16,13 @@ from dataclasses import dataclass
 import numpy as np
 
 from faceanything_ros.config import NodeConfig
-from faceanything_ros.model.bundled import NO_BUNDLED_MODEL, bundled_checkpoint
+from faceanything_ros.io.face_detector import FaceBox
+from faceanything_ros.model.bundled import checkpoint_or_bundled
 from faceanything_ros.predictor import Predictor
 from faceanything_ros.reconstruction import Reconstruction
 from faceanything_ros.tracking import CanonicalTracker, TrackingFrame
 from faceanything_ros.tracking.tracks import TrackState
+
 
 @dataclass
 class ProcessedFrame:
@@ -29,17 +31,24 @@ class ProcessedFrame:
     stamp_ns: the input's stamp, integer nanoseconds. frame_id: the input's optical frame.
     reconstruction: depth (H, W) metres, canonical (H, W, 3), cloud, ... of the image.
     tracks: every current track in this image (``TrackState``, ``Q`` tracks).
-    intrinsics: (3, 3) float64 K used, pixels. intrinsics_estimated: True when no K was given
-    (solved from the predicted rays). latency_s: seconds ``process`` took.
+    latency_s: seconds ``process`` took.
     """
 
     stamp_ns: int
     frame_id: str
     reconstruction: Reconstruction
     tracks: TrackState
-    intrinsics: np.ndarray
-    intrinsics_estimated: bool
     latency_s: float
+
+    @property
+    def intrinsics(self) -> np.ndarray:
+        """(3, 3) float64 K used, pixels: the given one, else the one solved from the predicted rays."""
+        return self.reconstruction.intrinsics
+
+    @property
+    def intrinsics_estimated(self) -> bool:
+        """True when no K was given (it was solved from the predicted rays)."""
+        return self.reconstruction.intrinsics_source != "given"
 
 
 class FrameProcessor:
@@ -55,13 +64,11 @@ class FrameProcessor:
 
     def __init__(self, config: NodeConfig) -> None:
         self.config = config
-        checkpoint = config.model or bundled_checkpoint()
-        if not checkpoint:
-            raise FileNotFoundError(NO_BUNDLED_MODEL)
-        self.predictor = Predictor(checkpoint, device=config.device, config=config.predictor_config(),
-                                   engine=config.engine)
+        self.predictor = Predictor(checkpoint_or_bundled(config.model), device=config.device,
+                                   config=config.predictor_config(), engine=config.engine)
         self.tracker = CanonicalTracker(config.tracker_config(), device=config.device)
-        self._context: deque[np.ndarray] = deque(maxlen=config.window - 1)
+        # the window's earlier frames with the faces found in them (detected once, when they were new)
+        self._context: deque[tuple[np.ndarray, list[FaceBox]]] = deque(maxlen=config.window - 1)
         self._frames_processed = 0
         self._frames_since_seed = 0
 
@@ -84,19 +91,18 @@ class FrameProcessor:
         or K (nothing is changed then).
         """
         start = time.perf_counter()
-        if self._context and self._context[-1].shape != np.shape(rgb):
+        if self._context and self._context[-1][0].shape != np.shape(rgb):
             self._context.clear()
-        window = [*self._context, rgb]
-        given = None if intrinsics is None else np.repeat(np.asarray(intrinsics, np.float64)[None], len(window), 0)
+        window = [frame for frame, _ in self._context] + [rgb]
         first = self._frames_processed - len(self._context)
-        reconstruction = self.predictor.predict(window, given, range(first, first + len(window)))[-1]
-        if self._context.maxlen:
-            self._context.append(rgb)
+        (reconstruction,) = self.predictor.predict(
+            window, intrinsics, range(first, first + len(window)), context_frames=len(self._context),
+            detections=[faces for _, faces in self._context] + [None])
+        self._context.append((rgb, [face.face for face in reconstruction.faces]))  # a no-op for window 1 (maxlen 0)
         self._frames_processed += 1
         tracks = self._track(reconstruction.tracking_frame())
         return ProcessedFrame(
             stamp_ns=int(stamp_ns), frame_id=str(frame_id), reconstruction=reconstruction, tracks=tracks,
-            intrinsics=reconstruction.intrinsics, intrinsics_estimated=intrinsics is None,
             latency_s=time.perf_counter() - start,
         )
 

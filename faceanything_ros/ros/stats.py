@@ -40,9 +40,9 @@ class ProcessingStats:
         self.latencies_s.append(float(latency_s))
         self._last_output = self._clock()
 
-    def record_drop(self, count: int = 1) -> None:
-        """``count`` frames were dropped unprocessed (a newer frame replaced them)."""
-        self.dropped += count
+    def record_drop(self) -> None:
+        """One frame was dropped unprocessed (a newer frame replaced it)."""
+        self.dropped += 1
 
     def record_error(self, kind: str) -> bool:
         """One frame failed with error ``kind``; True the first time this kind is seen (log it then)."""

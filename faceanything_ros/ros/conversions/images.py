@@ -5,11 +5,12 @@ REP 118 (``32FC1`` depth in metres, NaN = no measurement; ``16UC1`` depth in mil
 """
 from __future__ import annotations
 
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 import cv2
 import numpy as np
 
+from faceanything_ros.export.depth import millimetres_to_metres
 from faceanything_ros.geometry.camera import validate_intrinsics
 from faceanything_ros.io.validation import MAX_IMAGE_PIXELS, MAX_IMAGE_SIDE_PX
 
@@ -196,7 +197,7 @@ def depth_image_to_metres(msg: Any) -> np.ndarray:
                                    f"{list(DEPTH_ENCODINGS)}")
     depth = image_to_array(msg)[..., 0]
     if msg.encoding == "16UC1":
-        return np.where(depth > 0, depth.astype(np.float32) / 1000.0, np.nan).astype(np.float32)
+        return millimetres_to_metres(depth)
     return np.where(np.isfinite(depth) & (depth > 0), depth, np.nan).astype(np.float32)
 
 
@@ -226,3 +227,16 @@ def camera_info_to_intrinsics(msg: Any, width: int, height: int) -> np.ndarray:
         return validate_intrinsics(np.asarray(msg.k, dtype=np.float64).reshape(3, 3), "camera_info K")
     except ValueError as error:
         raise ImageConversionError("bad_camera_info", str(error)) from None
+
+
+def camera_info_intrinsics_or_none(msg: Any | None, width: int, height: int,
+                                   on_error: Callable[[ImageConversionError], None]) -> np.ndarray | None:
+    """``camera_info_to_intrinsics`` of ``msg`` for a ``width`` x ``height`` image, or None (K is then
+    estimated from the image) when ``msg`` is None or unusable: ``on_error(error)`` counts the latter."""
+    if msg is None:
+        return None
+    try:
+        return camera_info_to_intrinsics(msg, width, height)
+    except ImageConversionError as error:
+        on_error(error)
+        return None

@@ -27,8 +27,11 @@ def point_cloud2(types: Types, header: Any, cloud: PointCloud, stride: int = 1) 
     """
     if not isinstance(stride, (int, np.integer)) or stride < 1:
         raise ValueError(f"stride must be a positive integer, got {stride!r}")
-    keep = np.all(cloud.pixels % stride == 0, axis=1)
-    count = int(keep.sum())
+    if stride == 1:
+        keep, count = slice(None), len(cloud)
+    else:
+        keep = (cloud.pixels[:, 0] % stride == 0) & (cloud.pixels[:, 1] % stride == 0)
+        count = int(keep.sum())
     values = np.full((count, len(POINT_FIELDS)), np.nan, dtype="<f4")
     values[:, :3] = cloud.points[keep]
     colors = cloud.colors[keep].astype(np.uint32)
