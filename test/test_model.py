@@ -16,7 +16,7 @@ from faceanything_ros.model.heads.dpt import HeadOutput
 from faceanything_ros.model.layers.aggregator import Aggregator
 from faceanything_ros.model.layers.patch_embed import sincos_position_embedding
 
-SCALAR_OUTPUTS = ("depth", "depth_confidence", "canonical_confidence", "mask_logit")
+SCALAR_OUTPUTS = ("depth", "depth_confidence", "ray_confidence", "canonical_confidence", "mask_logit")
 VECTOR_OUTPUTS = ("rays", "canonical")
 
 

@@ -17,8 +17,14 @@ class FaceAnythingNet(nn.Module):
     """Feed-forward multi-frame face reconstruction network (VGGT-style backbone, 3 DPT heads).
 
     The frames of a sequence are encoded jointly by ``Aggregator``; three ``DPTHead`` instances
-    predict depth + depth confidence, unit camera rays, and canonical coordinates + canonical
-    confidence + face-mask logit. ``forward`` is tensor-in / dict-of-tensors-out so it exports
+    predict depth + depth confidence, unit camera rays + ray confidence, and canonical
+    coordinates + canonical confidence + face-mask logit.
+
+    Camera convention: each input image is a face crop. Depth and rays are expressed in the
+    crop's *virtual camera* (``geometry.virtual_camera``): the image camera rotated, without
+    roll about the ray, so that its optical axis passes through the crop's centre pixel. A crop
+    of an off-centre face is then close to a centred view, and the composition back into the
+    image camera is exact (``R_camera_from_virtual``). ``forward`` is tensor-in / dict-of-tensors-out so it exports
     to ONNX / torch.compile / TensorRT; ``infer`` is the numpy convenience wrapper.
     """
 
@@ -28,7 +34,7 @@ class FaceAnythingNet(nn.Module):
         self.aggregator = Aggregator(self.config)
         head = partial(DPTHead, self.config.embed_dim, self.config.head_out_channels, self.config.head_features)
         self.depth_head = head([HeadOutput("depth", 1, "exp"), HeadOutput("depth_confidence", 1, "expp1")])
-        self.ray_head = head([HeadOutput("rays", 3, "unit_ray")])
+        self.ray_head = head([HeadOutput("rays", 3, "unit_ray"), HeadOutput("ray_confidence", 1, "expp1")])
         self.canonical_head = head([
             HeadOutput("canonical", 3, "tanh"),
             HeadOutput("canonical_confidence", 1, "expp1"),
@@ -45,10 +51,12 @@ class FaceAnythingNet(nn.Module):
 
         Returns:
             Channel-last tensors at the input resolution:
-            ``depth`` ``(B, T, H, W)`` metres > 0 along the optical axis;
+            ``depth`` ``(B, T, H, W)`` metres > 0 along the virtual camera's optical axis;
             ``depth_confidence`` ``(B, T, H, W)`` >= 1;
-            ``rays`` ``(B, T, H, W, 3)`` unit vectors in the input image's camera optical frame
-            (pixel ``(u, v)`` has ray proportional to ``K^-1 [u, v, 1]``);
+            ``rays`` ``(B, T, H, W, 3)`` unit vectors in the virtual camera's optical frame
+            (pixel ``(u, v)`` has ray proportional to ``R^T K^-1 [u, v, 1]`` for the crop's
+            intrinsics ``K`` and the virtual camera rotation ``R``);
+            ``ray_confidence`` ``(B, T, H, W)`` >= 1;
             ``canonical`` ``(B, T, H, W, 3)`` in ``[-1, 1]``;
             ``canonical_confidence`` ``(B, T, H, W)`` >= 1;
             ``mask_logit`` ``(B, T, H, W)`` face-mask logit (probability = sigmoid).

@@ -8,7 +8,7 @@ import numpy as np
 import torch
 from scipy.special import expit
 
-OUTPUT_KEYS = ("depth", "depth_confidence", "rays", "canonical", "canonical_confidence", "mask_logit")
+OUTPUT_KEYS = ("depth", "depth_confidence", "rays", "ray_confidence", "canonical", "canonical_confidence", "mask_logit")
 
 
 @dataclass
@@ -18,9 +18,10 @@ class ModelPrediction:
     Pixel ``(row v, col u)`` of every map belongs to pixel ``(u, v)`` of the input image.
     """
 
-    depth: np.ndarray  # (T, H, W) float32, metres along the optical axis (z), > 0
+    depth: np.ndarray  # (T, H, W) float32, metres along the virtual camera's optical axis (z), > 0
     depth_confidence: np.ndarray  # (T, H, W) float32, >= 1 (higher = more certain)
-    rays: np.ndarray  # (T, H, W, 3) float32 unit vectors, camera optical frame (x right, y down, z forward)
+    rays: np.ndarray  # (T, H, W, 3) float32 unit vectors, virtual camera optical frame (x right, y down, z forward)
+    ray_confidence: np.ndarray  # (T, H, W) float32, >= 1
     canonical: np.ndarray  # (T, H, W, 3) float32 canonical facial coordinates in [-1, 1]
     canonical_confidence: np.ndarray  # (T, H, W) float32, >= 1
     mask_probability: np.ndarray  # (T, H, W) float32 face-pixel probability in [0, 1]
@@ -32,7 +33,7 @@ class ModelPrediction:
         Args:
             outputs: ``FaceAnythingNet.forward`` outputs (torch tensors, or numpy arrays from an
                 exported engine with the same names): ``depth``, ``depth_confidence``,
-                ``canonical_confidence``, ``mask_logit`` ``(B, T, H, W)``; ``rays``, ``canonical``
+                ``ray_confidence``, ``canonical_confidence``, ``mask_logit`` ``(B, T, H, W)``; ``rays``, ``canonical``
                 ``(B, T, H, W, 3)``.
             batch_index: which sequence of the batch, ``0 <= batch_index < B``.
         """
@@ -50,6 +51,7 @@ class ModelPrediction:
             depth=one["depth"],
             depth_confidence=one["depth_confidence"],
             rays=one["rays"],
+            ray_confidence=one["ray_confidence"],
             canonical=one["canonical"],
             canonical_confidence=one["canonical_confidence"],
             mask_probability=expit(one["mask_logit"]).astype(np.float32),

@@ -69,11 +69,11 @@ class DPTHead(nn.Module):
 
     The 4 maps (patch grid ``h x w``) are projected to ``out_channels`` and resized to
     ``4x, 2x, 1x, 0.5x`` the grid (1/4 ... 1/32 of the input for patch size 16), projected to
-    ``features`` channels and fused from coarse to fine. At the finest level (4x the grid) a
-    small output convolution predicts ``sum(channels)`` raw channels, which are bilinearly
-    upsampled to the input ``H x W`` and activated per ``HeadOutput`` group (activating after
-    upsampling keeps e.g. rays exactly unit length). Upsampling the few output channels rather
-    than the fusion features keeps the head cheap enough for real-time CPU inference.
+    ``features`` channels and fused from coarse to fine. The finest fused map (4x the grid) is
+    upsampled bilinearly to the input ``H x W`` *before* the output convolution (as VGGT's DPT
+    does), so every output pixel is predicted by its own 3x3 convolution at full resolution
+    (sub-pixel detail for tracking), then activated per ``HeadOutput`` group. The output
+    convolution's hidden width is ``max(features // 2, 8)``.
     """
 
     def __init__(self, embed_dim: int, out_channels: Sequence[int], features: int, outputs: Sequence[HeadOutput]):
@@ -118,7 +118,7 @@ class DPTHead(nn.Module):
         path = self.fusions[3](levels[3], size=levels[2].shape[-2:])
         path = self.fusions[2](path, levels[2], size=levels[1].shape[-2:])
         path = self.fusions[1](path, levels[1], size=levels[0].shape[-2:])
-        path = self.fusions[0](path, levels[0])
-        raw = F.interpolate(self.output_conv(path), size=image_size, mode="bilinear", align_corners=False)
+        path = self.fusions[0](path, levels[0], size=image_size)
+        raw = self.output_conv(path)
         groups = raw.split([output.channels for output in self.outputs], dim=1)
         return {output.name: ACTIVATIONS[output.activation](group) for output, group in zip(self.outputs, groups)}

@@ -1,0 +1,79 @@
+"""The virtual camera of a face crop: the image camera rotated to look through the crop's centre.
+
+A crop of an off-centre face is seen obliquely by the image camera, and a crop alone cannot show
+where the image's principal point lies. The network therefore predicts depth and rays in the
+crop's *virtual camera*: the same camera centre, rotated by ``R`` (``camera_from_virtual``, the
+smallest rotation, no roll about the viewing ray) so that its optical axis passes through the
+crop's centre pixel. A point ``X_v`` in the virtual frame is ``X = R @ X_v`` in the image camera's
+optical frame (x right, y down, z forward; metres).
+
+Pixel convention: pixel centres at integer coordinates; the crop's centre pixel is
+``((W - 1) / 2, (H - 1) / 2)``.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from faceanything_ros.geometry.camera import pixel_grid
+
+MIN_AXIS_SINE = 1e-12  # below this sine between z and the crop's central ray the rotation is the identity
+
+
+def virtual_rotation(intrinsics: np.ndarray, height: int, width: int) -> np.ndarray:
+    """``(..., 3, 3)`` float64 ``R`` (camera_from_virtual) of crops with ``(..., 3, 3)`` intrinsics.
+
+    ``R @ [0, 0, 1]`` is the unit ray of the crop's centre pixel ``K^-1 [(W-1)/2, (H-1)/2, 1]``;
+    ``R`` is the minimal rotation from z onto that ray (Rodrigues' formula).
+    """
+    K = np.asarray(intrinsics, dtype=np.float64)
+    centre = np.array([(width - 1) / 2.0, (height - 1) / 2.0, 1.0])
+    axis = np.linalg.solve(K, np.broadcast_to(centre, K.shape[:-1])[..., None])[..., 0]
+    axis = axis / np.linalg.norm(axis, axis=-1, keepdims=True)
+    z = np.array([0.0, 0.0, 1.0])
+    cross = np.cross(z, axis)  # rotation axis * sin(angle)
+    cosine = axis[..., 2]
+    skew = np.zeros(K.shape)
+    skew[..., 0, 1], skew[..., 0, 2] = -cross[..., 2], cross[..., 1]
+    skew[..., 1, 0], skew[..., 1, 2] = cross[..., 2], -cross[..., 0]
+    skew[..., 2, 0], skew[..., 2, 1] = -cross[..., 1], cross[..., 0]
+    factor = (1.0 / (1.0 + cosine))[..., None, None]  # (1 - cos) / sin^2
+    rotation = np.eye(3) + skew + skew @ skew * factor
+    tiny = np.linalg.norm(cross, axis=-1) < MIN_AXIS_SINE
+    rotation[tiny & (cosine > 0)] = np.eye(3)
+    return rotation
+
+
+def virtual_directions(intrinsics: np.ndarray, rotation: np.ndarray, height: int, width: int) -> np.ndarray:
+    """``(H, W, 3)`` float64 ``R^T K^-1 [u, v, 1]`` of every pixel centre: directions in the virtual
+    frame scaled so that the image camera's z component is 1 (not unit length).
+
+    Multiplying by the image camera's z-depth gives the point in the virtual frame; the z
+    component is the virtual z-depth per metre of image z-depth.
+    """
+    K = np.asarray(intrinsics, dtype=np.float64)
+    pixels = pixel_grid(height, width)
+    homogeneous = np.concatenate([pixels, np.ones((height, width, 1))], axis=-1)
+    directions = homogeneous @ np.linalg.inv(K).T
+    return directions @ np.asarray(rotation, dtype=np.float64)
+
+
+def virtual_rays(intrinsics: np.ndarray, rotation: np.ndarray, height: int, width: int) -> np.ndarray:
+    """``(H, W, 3)`` float64 unit rays of every pixel centre in the virtual frame (what the ray head
+    predicts): ``normalise(R^T K^-1 [u, v, 1])``."""
+    directions = virtual_directions(intrinsics, rotation, height, width)
+    return directions / np.linalg.norm(directions, axis=-1, keepdims=True)
+
+
+def depth_to_virtual(depth: np.ndarray, intrinsics: np.ndarray, rotation: np.ndarray) -> np.ndarray:
+    """``(H, W)`` image-camera z-depth (metres) -> ``(H, W)`` float64 virtual-camera z-depth (metres).
+
+    NaN stays NaN. Inverse: ``depth_from_virtual``.
+    """
+    depth = np.asarray(depth, dtype=np.float64)
+    return depth * virtual_directions(intrinsics, rotation, *depth.shape)[..., 2]
+
+
+def depth_from_virtual(virtual_depth: np.ndarray, intrinsics: np.ndarray, rotation: np.ndarray) -> np.ndarray:
+    """``(H, W)`` virtual-camera z-depth (metres) -> ``(H, W)`` float64 image-camera z-depth (metres)."""
+    virtual_depth = np.asarray(virtual_depth, dtype=np.float64)
+    return virtual_depth / virtual_directions(intrinsics, rotation, *virtual_depth.shape)[..., 2]
