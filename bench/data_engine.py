@@ -60,11 +60,10 @@ def measure(images: Path, sources: int, samples: int, config: DataEngineConfig) 
     rows = [row("label", time.perf_counter() - start, len(frames), "frame")]
     pool = [cv2.resize(p, (128, 128)) for p in pictures]
     rng = np.random.default_rng(0)
-    cameras = [generator.sampler.sample_trajectory(rng, f.face_centre[None], f.rotation, f.face_diameter_m, config.image_size)[0]
+    cameras = [(f, generator.sampler.sample_trajectory(rng, [f.vertices], f.rotation, config.image_size)[0])
                for f in frames for _ in range(samples // len(frames))]
     start = time.perf_counter()
-    for index, camera in enumerate(cameras):
-        frame = frames[index % len(frames)]
+    for frame, camera in cameras:
         rasterize(camera.to_camera(frame.vertices), space.topology, camera.intrinsics, camera.size, camera.size,
                   generator.canonical)
     rows.append(row("rasterize", time.perf_counter() - start, len(cameras), "view"))

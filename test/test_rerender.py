@@ -30,8 +30,8 @@ def labelled():
 
 
 def novel_camera(source, yaw=25.0, pitch=-10.0, roll=5.0, distance=0.6, size=256):
-    return CameraSampler().camera(CameraParameters(yaw, pitch, roll, distance, 0.7, (0.03, -0.02)),
-                                  source.face_centre, source.rotation, source.face_diameter_m, size)
+    return CameraSampler().camera(CameraParameters(yaw, pitch, roll, distance, 60.0, (0.6, 0.4), 1.5, (0.03, -0.02)),
+                                  source.vertices, source.rotation, size)
 
 
 def test_original_camera_reproduces_pseudo_labels_and_pixels(labelled):
@@ -88,47 +88,61 @@ def test_novel_view_rays_texture_and_pose(labelled):
     expected = sample_bilinear(rgb, source_pixels)
     assert np.median(np.abs(expected - view.rgb[rows, cols])) <= 1.0
     # surface the source never saw is marked, not textured
-    assert np.all(view.surface[view.mask]) and np.all(view.rgb[~view.mask] == 0)
+    assert np.all(view.surface[view.mask]) and np.all(view.rgb[~view.mask & ~view.context] == 0)
+    # the source's surroundings show around the face (image only: never on the ground-truth mask)
+    assert view.context.mean() > 0.2 and not (view.context & view.mask).any()
 
 
 def test_camera_sampler_stays_in_range_and_looks_at_the_face():
     config = CameraSamplerConfig()
     sampler = CameraSampler(config)
     rng = np.random.default_rng(1)
-    centre = np.array([0.02, -0.01, 0.5])
+    vertices = np.random.default_rng(0).uniform(-0.08, 0.08, size=(50, 3)) + [0.02, -0.01, 0.5]
+    centre = (vertices.min(axis=0) + vertices.max(axis=0)) / 2
     for _ in range(300):
         params = sampler.sample_parameters(rng)
         assert -40 <= params.yaw_deg <= 40 and -25 <= params.pitch_deg <= 25 and -15 <= params.roll_deg <= 15
-        assert 0.3 <= params.distance_m <= 1.5
-        assert max(abs(o) for o in params.principal_offset) <= config.principal_point_jitter
-        camera = sampler.camera(params, centre, np.eye(3), 0.16, 512)
-        assert 300 - 1e-9 <= camera.focal_equivalent_px <= 2000 + 1e-9
+        assert 0.3 <= params.distance_m <= 3.0 and 30 <= params.hfov_deg <= 100
+        assert all(config.frame_margin <= p <= 1 - config.frame_margin for p in params.frame_position)
+        width, height = sampler.sample_frame_size(rng)
+        camera = sampler.camera(params, vertices, np.eye(3), 128, (width, height))
         np.testing.assert_allclose(np.linalg.norm(camera.world_from_camera[:3, 3] - centre), params.distance_m)
-        pixel, _ = project_points(camera.to_camera(centre[None]), camera.intrinsics)
-        np.testing.assert_allclose(pixel[0], camera.intrinsics[:2, 2], atol=1e-6)
-    frontal = sampler.camera(CameraParameters(0, 0, 0, 1.0, 0.5, (0, 0)), centre, np.eye(3), 0.16, 256)
+        # the crop's principal point is the full frame's centre, wherever the crop lies in the frame
+        x0, y0, x1, y1 = camera.frame_box
+        np.testing.assert_allclose(camera.intrinsics[:2, 2], [(x0 + x1) / 2, (y0 + y1) / 2], atol=1e-6)
+        # and the frame spans the drawn horizontal field of view
+        half = (x1 - x0) / 2  # frame_box spans the frame's outer pixel edges
+        assert np.degrees(2 * np.arctan(half / camera.intrinsics[0, 0])) == pytest.approx(params.hfov_deg, rel=1e-3)
+        # the face fills the crop as a detector box times the crop scale would
+        pixels, _ = project_points(camera.to_camera(vertices), camera.intrinsics)
+        extent = float(np.max(pixels.max(axis=0) - pixels.min(axis=0)))
+        assert extent == pytest.approx(128 / params.crop_scale, rel=1e-6)
+    frontal = sampler.camera(CameraParameters(0, 0, 0, 1.0, 60.0, (0.5, 0.5), 1.5, (0, 0)), vertices, np.eye(3), 128,
+                             (641, 481))
     np.testing.assert_allclose(frontal.world_from_camera[:3, :3], np.eye(3), atol=1e-12)
     np.testing.assert_allclose(frontal.world_from_camera[:3, 3], centre - [0, 0, 1.0])
-    np.testing.assert_allclose(frontal.intrinsics[0, 0], 0.5 * 256 * 1.0 / 0.16)
-    yawed = sampler.camera(CameraParameters(30, 0, 0, 1.0, 0.5, (0, 0)), centre, np.eye(3), 0.16, 256)
+    yawed = sampler.camera(CameraParameters(30, 0, 0, 1.0, 60.0, (0.2, 0.9), 1.5, (0, 0)), vertices, np.eye(3), 128)
     np.testing.assert_allclose(yawed.world_from_camera[:3, 3] - centre, [-np.sin(np.pi / 6), 0, -np.cos(np.pi / 6)])
+    corner = sampler.camera(CameraParameters(0, 0, 0, 1.0, 90.0, (0.02, 0.02), 1.5, (0, 0)), vertices, np.eye(3), 128)
+    assert not corner.in_frame.all() and corner.in_frame.any()  # a face at the corner: its crop leaves the frame
 
 
 def test_trajectory_is_smooth_and_in_range():
     rng = np.random.default_rng(2)
-    cameras = CameraSampler().sample_trajectory(rng, np.tile([0, 0, 0.5], (5, 1)), np.eye(3), 0.16, 128)
+    vertices = np.random.default_rng(0).uniform(-0.08, 0.08, size=(50, 3)) + [0, 0, 0.5]
+    cameras = CameraSampler().sample_trajectory(rng, [vertices] * 5, np.eye(3), 128)
     params = np.stack([c.parameters.as_array() for c in cameras])
     steps = np.diff(params, axis=0)
     np.testing.assert_allclose(steps, np.repeat(steps[:1], 4, axis=0), atol=1e-9)  # equal steps: linear motion
     span = CameraSamplerConfig().trajectory_span
-    assert abs(params[-1, 0] - params[0, 0]) <= span * 80 and abs(params[-1, 3] - params[0, 3]) <= span * 1.2
-    assert np.all((-40 <= params[:, 0]) & (params[:, 0] <= 40) & (0.3 <= params[:, 3]) & (params[:, 3] <= 1.5))
+    assert abs(params[-1, 0] - params[0, 0]) <= span * 80 and abs(params[-1, 3] - params[0, 3]) <= span * 2.7
+    assert np.all((-40 <= params[:, 0]) & (params[:, 0] <= 40) & (0.3 <= params[:, 3]) & (params[:, 3] <= 3.0))
+    assert np.all(params[:, 4] == params[0, 4])  # one lens for the whole sequence
 
 
 def test_sequence_tracks_are_exact_for_a_static_face(labelled):
     _, label, source = labelled
-    cameras = CameraSampler().sample_trajectory(np.random.default_rng(3), np.tile(source.face_centre, (3, 1)),
-                                                source.rotation, source.face_diameter_m, 128)
+    cameras = CameraSampler().sample_trajectory(np.random.default_rng(3), [source.vertices] * 3, source.rotation, 128)
     views = render_sequence([source] * 3, cameras, label.triangles, label.canonical_vertices)
     tracks = sample_tracks(np.random.default_rng(4), views, [source.vertices] * 3, label.triangles, 200)
     assert tracks.pixels.shape == (200, 3, 2) and tracks.visible.shape == (200, 3)

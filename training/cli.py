@@ -19,13 +19,16 @@ from tqdm import tqdm
 
 from faceanything_ros.canonical.space import load_canonical_space
 from faceanything_ros.config import load_yaml, to_dict
+from faceanything_ros.data.format import space_metadata
 from faceanything_ros.io.frames import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS
 from training.data.config import DataEngineConfig
 from training.data.generator import SampleGenerator, Task, discover, plan_tasks
 from training.data.preview import PREVIEW_FILE, PREVIEW_SAMPLES, write_preview
-from training.data.shards import ShardWriter, space_metadata
+from training.data.shards import ShardWriter
 
 log = logging.getLogger("faceanything-data")
+
+REFILL_ROUNDS = 3  # rounds of replacement tasks planned for failed samples before giving up
 
 _worker: SampleGenerator | None = None
 
@@ -55,7 +58,6 @@ def build(args: argparse.Namespace) -> int:
         raise ValueError("give --images DIR and/or --videos DIR")
     images = discover(Path(args.images), IMAGE_EXTENSIONS, config) if args.images else []
     videos = discover(Path(args.videos), VIDEO_EXTENSIONS, config) if args.videos else []
-    tasks = plan_tasks(images, videos, args.samples, config)
     space = load_canonical_space()
     metadata: dict[str, Any] = {
         "image_size": config.image_size, "seq_len": config.seq_len,
@@ -66,27 +68,37 @@ def build(args: argparse.Namespace) -> int:
     written = 0
     with ShardWriter(args.output, config.samples_per_shard, metadata) as writer, \
             tqdm(total=args.samples, unit="sample", desc="building") as progress:
-        for task, (samples, skips) in zip(tasks, _results(tasks, config, args.workers)):
-            metadata["skipped"].extend(skips)
-            for arrays, record in samples:
-                writer.add(arrays, record)
-            if args.preview and samples and len(previews) < PREVIEW_SAMPLES:
-                previews.append(samples[0][0])  # one per task: different sources
-            written += len(samples)
-            progress.update(task.count)
+        for round_index in range(REFILL_ROUNDS + 1):
+            missing = args.samples - written
+            if missing <= 0:
+                break
+            round_config = dataclasses.replace(config, seed=config.seed + round_index)
+            tasks = plan_tasks(images, videos, missing, round_config)
+            for samples, skips in _results(tasks, round_config, args.workers):
+                metadata["skipped"].extend(skips)
+                for arrays, record in samples:
+                    writer.add(arrays, record)
+                if args.preview and samples and len(previews) < PREVIEW_SAMPLES:
+                    previews.append(samples[0][0])  # one per task: different sources
+                written += len(samples)
+                progress.update(len(samples))
+    lost = sum(skip["samples"] for skip in metadata["skipped"])
     for skip in metadata["skipped"]:
-        log.warning("skipped a sample of %s: %s", skip["source"], skip["reason"])
-    log.info("wrote %d samples (%d skipped) to %s", written, len(metadata["skipped"]), args.output)
+        log.warning("%d sample(s) of %s replaced: %s", skip["samples"], skip["source"], skip["reason"])
+    log.info("wrote %d samples to %s (%d failed and were replaced by new draws)", written, args.output, lost)
+    if written < args.samples:
+        log.error("%d of the %d samples asked for are missing: every source failed again in %d replacement rounds "
+                  "(reasons above)", args.samples - written, args.samples, REFILL_ROUNDS)
     if args.preview:
         if not previews:
             raise ValueError("no sample was written, so there is nothing to preview")
         log.info("preview: %s", write_preview(Path(args.output) / PREVIEW_FILE, previews))
-    return 0 if written else 1
+    return 0 if written == args.samples else 1
 
 
 def _results(tasks: list[Task], config: DataEngineConfig, workers: int):
     """Task results in task order, computed in this process (``workers <= 1``) or a process pool."""
-    if workers <= 1:
+    if workers <= 1 or len(tasks) == 1:
         _start_worker(config)
         yield from map(_run_task, tasks)
         return

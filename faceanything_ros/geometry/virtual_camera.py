@@ -12,35 +12,36 @@ Pixel convention: pixel centres at integer coordinates; the crop's centre pixel 
 """
 from __future__ import annotations
 
+from functools import lru_cache
+
 import numpy as np
 
 from faceanything_ros.geometry.camera import pixel_grid
 
-MIN_AXIS_SINE = 1e-12  # below this sine between z and the crop's central ray the rotation is the identity
+
+def rotation_onto(direction: np.ndarray) -> np.ndarray:
+    """``(..., 3, 3)`` float64 minimal rotation ``R`` with ``R @ [0, 0, 1]`` along ``(..., 3)`` ``direction``
+    (any length > 0, z > -|d|): Rodrigues' formula about ``z x d``, so no roll about the direction."""
+    axis = np.asarray(direction, dtype=np.float64)
+    axis = axis / np.linalg.norm(axis, axis=-1, keepdims=True)
+    cross = np.cross(np.array([0.0, 0.0, 1.0]), axis)  # rotation axis * sin(angle)
+    skew = np.zeros(axis.shape[:-1] + (3, 3))
+    skew[..., 0, 1], skew[..., 0, 2] = -cross[..., 2], cross[..., 1]
+    skew[..., 1, 0], skew[..., 1, 2] = cross[..., 2], -cross[..., 0]
+    skew[..., 2, 0], skew[..., 2, 1] = -cross[..., 1], cross[..., 0]
+    factor = (1.0 / (1.0 + axis[..., 2]))[..., None, None]  # (1 - cos) / sin^2
+    return np.eye(3) + skew + skew @ skew * factor
 
 
 def virtual_rotation(intrinsics: np.ndarray, height: int, width: int) -> np.ndarray:
     """``(..., 3, 3)`` float64 ``R`` (camera_from_virtual) of crops with ``(..., 3, 3)`` intrinsics.
 
-    ``R @ [0, 0, 1]`` is the unit ray of the crop's centre pixel ``K^-1 [(W-1)/2, (H-1)/2, 1]``;
-    ``R`` is the minimal rotation from z onto that ray (Rodrigues' formula).
+    ``R @ [0, 0, 1]`` is the ray of the crop's centre pixel ``K^-1 [(W-1)/2, (H-1)/2, 1]``
+    (``rotation_onto``).
     """
     K = np.asarray(intrinsics, dtype=np.float64)
     centre = np.array([(width - 1) / 2.0, (height - 1) / 2.0, 1.0])
-    axis = np.linalg.solve(K, np.broadcast_to(centre, K.shape[:-1])[..., None])[..., 0]
-    axis = axis / np.linalg.norm(axis, axis=-1, keepdims=True)
-    z = np.array([0.0, 0.0, 1.0])
-    cross = np.cross(z, axis)  # rotation axis * sin(angle)
-    cosine = axis[..., 2]
-    skew = np.zeros(K.shape)
-    skew[..., 0, 1], skew[..., 0, 2] = -cross[..., 2], cross[..., 1]
-    skew[..., 1, 0], skew[..., 1, 2] = cross[..., 2], -cross[..., 0]
-    skew[..., 2, 0], skew[..., 2, 1] = -cross[..., 1], cross[..., 0]
-    factor = (1.0 / (1.0 + cosine))[..., None, None]  # (1 - cos) / sin^2
-    rotation = np.eye(3) + skew + skew @ skew * factor
-    tiny = np.linalg.norm(cross, axis=-1) < MIN_AXIS_SINE
-    rotation[tiny & (cosine > 0)] = np.eye(3)
-    return rotation
+    return rotation_onto(np.linalg.solve(K, np.broadcast_to(centre, K.shape[:-1])[..., None])[..., 0])
 
 
 def virtual_directions(intrinsics: np.ndarray, rotation: np.ndarray, height: int, width: int) -> np.ndarray:
@@ -51,10 +52,7 @@ def virtual_directions(intrinsics: np.ndarray, rotation: np.ndarray, height: int
     component is the virtual z-depth per metre of image z-depth.
     """
     K = np.asarray(intrinsics, dtype=np.float64)
-    pixels = pixel_grid(height, width)
-    homogeneous = np.concatenate([pixels, np.ones((height, width, 1))], axis=-1)
-    directions = homogeneous @ np.linalg.inv(K).T
-    return directions @ np.asarray(rotation, dtype=np.float64)
+    return _homogeneous_grid(height, width) @ (np.linalg.inv(K).T @ np.asarray(rotation, dtype=np.float64))
 
 
 def virtual_rays(intrinsics: np.ndarray, rotation: np.ndarray, height: int, width: int) -> np.ndarray:
@@ -62,6 +60,14 @@ def virtual_rays(intrinsics: np.ndarray, rotation: np.ndarray, height: int, widt
     predicts): ``normalise(R^T K^-1 [u, v, 1])``."""
     directions = virtual_directions(intrinsics, rotation, height, width)
     return directions / np.linalg.norm(directions, axis=-1, keepdims=True)
+
+
+@lru_cache(maxsize=8)
+def _homogeneous_grid(height: int, width: int) -> np.ndarray:
+    """``(H, W, 3)`` float64 ``(u, v, 1)`` of every pixel centre (read-only, cached per size)."""
+    grid = np.concatenate([pixel_grid(height, width), np.ones((height, width, 1))], axis=-1)
+    grid.flags.writeable = False
+    return grid
 
 
 def depth_to_virtual(depth: np.ndarray, intrinsics: np.ndarray, rotation: np.ndarray) -> np.ndarray:

@@ -1,8 +1,9 @@
-"""Image-only augmentations of rendered samples: backgrounds and photometric jitter.
+"""Augmentations of rendered samples: occluders, backgrounds, resolution and photometric jitter.
 
-Every function takes a seeded ``numpy.random.Generator`` and returns a new image; ground truth
-(depth, canonical, masks, cameras) is never an argument, so it cannot be touched. Images are
-``(H, W, 3)`` uint8 RGB; masks ``(H, W)`` bool (True = rendered face).
+Every function takes a seeded ``numpy.random.Generator``. Only ``occluder_masks`` concerns ground
+truth: the generator removes its pixels from the views' masks (``RenderedView.restricted``) before
+anything else, and ``augment_frames`` later paints the occluders into the image. Images are
+``(H, W, 3)`` uint8 RGB; masks ``(H, W)`` bool.
 """
 from __future__ import annotations
 
@@ -45,6 +46,45 @@ def random_background(
     return np.broadcast_to(colour, (height, width, 3)).copy(), kind
 
 
+def occluder_masks(rng: np.random.Generator, frames: int, size: int, config: AugmentConfig) -> np.ndarray:
+    """``(T, S, S)`` bool occluder pixels (all False with probability ``1 - occluder_probability``).
+
+    One occluder per sample, an ellipse (a hand, a cup) or a long bar (a microphone, a pen) over
+    the crop's central region, drifting linearly by up to ``size / 10`` pixels over the sequence.
+    """
+    masks = np.zeros((frames, size, size), dtype=bool)
+    if rng.random() >= config.occluder_probability:
+        return masks
+    centre = rng.uniform(0.2, 0.8, size=2) * size
+    drift = rng.uniform(-0.1, 0.1, size=2) * size
+    angle = float(rng.uniform(0.0, 180.0))
+    if rng.random() < 0.6:
+        axes = rng.uniform(0.12, 0.3, size=2) * size
+    else:
+        axes = np.array([rng.uniform(0.3, 0.7), rng.uniform(0.03, 0.08)]) * size
+    canvas = np.zeros((size, size), dtype=np.uint8)
+    for t in range(frames):
+        canvas[:] = 0
+        step = t / max(frames - 1, 1)
+        at = centre + step * drift
+        cv2.ellipse(canvas, (round(at[0]), round(at[1])), (max(1, round(axes[0])), max(1, round(axes[1]))),
+                    angle, 0, 360, 1, thickness=-1)
+        masks[t] = canvas.astype(bool)
+    return masks
+
+
+def _occluder_texture(rng: np.random.Generator, size: int, pool: list[np.ndarray]) -> np.ndarray:
+    """``(S, S, 3)`` uint8 fill of an occluder: a pool image region, or a skin-like or random
+    colour with soft shading."""
+    if pool and rng.random() < 0.5:
+        source = pool[int(rng.integers(len(pool)))]
+        return cv2.resize(source, (size, size), interpolation=cv2.INTER_LINEAR)
+    colour = np.array([rng.uniform(120, 240), rng.uniform(80, 190), rng.uniform(60, 170)]) if rng.random() < 0.6 \
+        else rng.uniform(0, 255, size=3)
+    shade = np.linspace(rng.uniform(0.6, 1.0), rng.uniform(0.6, 1.0), size)[None, :, None]
+    return np.clip(colour * shade * np.ones((size, 1, 1)), 0, 255).astype(np.uint8)
+
+
 def composite(foreground: np.ndarray, mask: np.ndarray, background: np.ndarray) -> np.ndarray:
     """``(H, W, 3)`` uint8: ``foreground`` where ``mask`` else ``background``."""
     return np.where(mask[..., None], foreground, background)
@@ -82,22 +122,37 @@ def photometric(rng: np.random.Generator, rgb: np.ndarray, config: AugmentConfig
 
 
 def augment_frames(
-    rng: np.random.Generator, frames: np.ndarray, masks: np.ndarray, pool: list[np.ndarray], config: AugmentConfig
+    rng: np.random.Generator, frames: np.ndarray, keep: np.ndarray, pool: list[np.ndarray], config: AugmentConfig,
+    occluders: np.ndarray | None = None, source_sides: list[float | None] | None = None,
 ) -> np.ndarray:
-    """Augment a ``(T, H, W, 3)`` uint8 sequence with ``(T, H, W)`` bool face masks.
+    """Augment a ``(T, H, W, 3)`` uint8 sequence; ``keep`` (T, H, W) bool marks the rendered pixels
+    (face and context) that stay in front of the background.
 
-    One background (kind and image) and one photometric draw for the whole sequence, so frames
-    stay consistent; returns a new ``(T, H, W, 3)`` uint8 array.
+    One background (kind and image), occluder texture and photometric draw for the whole sequence,
+    so frames stay consistent. occluders: ``(T, H, W)`` bool pixels painted over (from
+    ``occluder_masks``), or None; source_sides: per frame, the crop's side in camera pixels (a crop
+    smaller than the output was upsampled at run time, so the image is resampled down to it and
+    back up), or None. Returns a new ``(T, H, W, 3)`` uint8 array.
     """
     frames = np.asarray(frames)
     if frames.ndim != 4 or frames.shape[-1] != 3 or frames.dtype != np.uint8:
         raise ValueError(f"frames must be (T, H, W, 3) uint8, got {frames.shape} {frames.dtype}")
-    if masks.shape != frames.shape[:3]:
-        raise ValueError(f"masks must have shape {frames.shape[:3]}, got {masks.shape}")
+    if keep.shape != frames.shape[:3]:
+        raise ValueError(f"keep must have shape {frames.shape[:3]}, got {keep.shape}")
+    size = frames.shape[1]
     background, _ = random_background(rng, frames.shape[1], frames.shape[2], pool, config)
+    texture = _occluder_texture(rng, max(frames.shape[1:3]), pool)[:frames.shape[1], :frames.shape[2]]
     state = rng.bit_generator.state
     out = np.empty_like(frames)
-    for index, (frame, mask) in enumerate(zip(frames, masks)):
+    for index, (frame, mask) in enumerate(zip(frames, keep)):
         rng.bit_generator.state = state
-        out[index] = photometric(rng, composite(frame, mask, background), config)
+        image = composite(frame, mask, background)
+        if occluders is not None:
+            image = composite(texture, occluders[index], image)
+        side = None if source_sides is None else source_sides[index]
+        if side is not None and side < size:
+            low = max(4, round(side))
+            image = cv2.resize(cv2.resize(image, (low, low), interpolation=cv2.INTER_AREA), (size, size),
+                               interpolation=cv2.INTER_LINEAR)
+        out[index] = photometric(rng, image, config)
     return out

@@ -1,13 +1,10 @@
 """Typed configuration of the data engine (YAML via ``faceanything_ros.config.load_yaml`` / ``save_yaml``).
 
-Angles in degrees, distances in metres, focal lengths in pixels *equivalent at 256 px* (a focal
-length ``f`` at output size ``S`` is ``f * 256 / S`` equivalent), image sizes in pixels.
+Angles in degrees, distances in metres, image sizes in pixels.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-
-REFERENCE_SIZE = 256  # output size (pixels) at which focal lengths are quoted ("px equivalent")
 
 
 def _check_range(name: str, bounds: tuple[float, float], low: float | None = None) -> None:
@@ -20,45 +17,59 @@ def _check_range(name: str, bounds: tuple[float, float], low: float | None = Non
 
 @dataclass(frozen=True)
 class CameraSamplerConfig:
-    """Ranges of novel cameras orbiting the face (see ``training.data.cameras``).
+    """Ranges of the cameras that see the face (see ``training.data.cameras``).
 
     yaw/pitch/roll: degrees about the face (0 = looking at the face frontally, upright);
-    distance_m: camera centre to face centre (metres); focal_equivalent_px: focal length at
-    256 px output; face_fill: face diameter / image side (how large the face appears);
-    principal_point_jitter: max principal-point offset from the image centre, as a fraction of
-    the image side; trajectory_span: a sequence's camera moves from one draw towards a second draw
-    by this fraction (0 = static camera, 1 = all the way), so consecutive frames stay close.
+    distance_m: camera centre to face centre (metres, drawn log-uniformly); hfov_deg: horizontal
+    field of view of the full frame; frame_widths / frame_aspects: full-frame widths (pixels) and
+    height/width ratios drawn from; frame_margin: the face centre lies at least this fraction of
+    the frame from its borders (0 = anywhere, faces may be cut by the border); crop_scale: crop
+    side / projected face-mesh box side (the mesh box is ~1.2x a detector box, so 1.5 here is the
+    predictor's 1.8); crop_shift: max crop-centre offset as a fraction of the crop side (detector
+    box jitter); trajectory_span: a sequence's camera moves from one draw towards a second draw by
+    this fraction (0 = static camera, 1 = all the way), so consecutive frames stay close.
     """
 
     yaw_deg: tuple[float, float] = (-40.0, 40.0)
     pitch_deg: tuple[float, float] = (-25.0, 25.0)
     roll_deg: tuple[float, float] = (-15.0, 15.0)
-    distance_m: tuple[float, float] = (0.3, 1.5)
-    focal_equivalent_px: tuple[float, float] = (300.0, 2000.0)
-    face_fill: tuple[float, float] = (0.45, 0.95)
-    principal_point_jitter: float = 0.08
+    distance_m: tuple[float, float] = (0.3, 3.0)
+    hfov_deg: tuple[float, float] = (30.0, 100.0)
+    frame_widths: tuple[int, ...] = (640, 960, 1280, 1920)
+    frame_aspects: tuple[float, ...] = (0.75, 0.5625)
+    frame_margin: float = 0.02
+    crop_scale: tuple[float, float] = (1.3, 1.7)
+    crop_shift: float = 0.06
     trajectory_span: float = 0.3
 
     def __post_init__(self) -> None:
         for name in ("yaw_deg", "pitch_deg", "roll_deg"):
             _check_range(name, getattr(self, name))
         _check_range("distance_m", self.distance_m, low=0.0)
-        _check_range("focal_equivalent_px", self.focal_equivalent_px, low=0.0)
-        _check_range("face_fill", self.face_fill, low=0.0)
+        _check_range("hfov_deg", self.hfov_deg, low=0.0)
+        if self.hfov_deg[1] >= 180.0:
+            raise ValueError(f"hfov_deg must stay below 180 degrees, got {self.hfov_deg}")
+        _check_range("crop_scale", self.crop_scale, low=0.0)
+        if not self.frame_widths or min(self.frame_widths) < 16 or not self.frame_aspects or min(self.frame_aspects) <= 0:
+            raise ValueError(f"frame_widths must be >= 16 px and frame_aspects > 0, got {self.frame_widths}, {self.frame_aspects}")
+        if not 0.0 <= self.frame_margin < 0.5:
+            raise ValueError(f"frame_margin must be in [0, 0.5), got {self.frame_margin}")
+        if not 0.0 <= self.crop_shift < 0.5:
+            raise ValueError(f"crop_shift must be in [0, 0.5), got {self.crop_shift}")
         if not 0.0 <= self.trajectory_span <= 1.0:
             raise ValueError(f"trajectory_span must be in [0, 1], got {self.trajectory_span}")
-        if not 0.0 <= self.principal_point_jitter < 0.5:
-            raise ValueError(f"principal_point_jitter must be in [0, 0.5), got {self.principal_point_jitter}")
 
 
 @dataclass(frozen=True)
 class AugmentConfig:
-    """Image-only augmentations (ground truth is never touched), each applied with a probability.
+    """Augmentations, each applied with a probability; only occluders change the ground truth.
 
     background_weights: relative odds of (other image, blurred other image, noise, solid colour).
     brightness/contrast/saturation: multiplicative factor ranges; gain: per-channel lighting gain
     range; gamma: range; blur_sigma_px: Gaussian blur sigma range (pixels); noise_std: sensor noise
-    std range (fraction of 255); jpeg_quality: JPEG quality range (OpenCV 0-100).
+    std range (fraction of 255); jpeg_quality: JPEG quality range (OpenCV 0-100);
+    occluder_probability: chance of one occluder (hand-like ellipse or bar) whose pixels leave the
+    ground truth.
     """
 
     background_weights: tuple[float, float, float, float] = (0.5, 0.2, 0.15, 0.15)
@@ -73,6 +84,7 @@ class AugmentConfig:
     noise_std: tuple[float, float] = (0.0, 0.04)
     jpeg_probability: float = 0.5
     jpeg_quality: tuple[int, int] = (35, 95)
+    occluder_probability: float = 0.3
 
     def __post_init__(self) -> None:
         if len(self.background_weights) != 4 or min(self.background_weights) < 0 or sum(self.background_weights) <= 0:
@@ -81,7 +93,7 @@ class AugmentConfig:
             _check_range(name, getattr(self, name), low=0.0)
         _check_range("noise_std", self.noise_std)
         _check_range("jpeg_quality", self.jpeg_quality)
-        for name in ("blur_probability", "noise_probability", "jpeg_probability"):
+        for name in ("blur_probability", "noise_probability", "jpeg_probability", "occluder_probability"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ValueError(f"{name} must be in [0, 1], got {getattr(self, name)}")
 

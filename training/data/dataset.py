@@ -1,41 +1,95 @@
 """``torch.utils.data.Dataset`` over a sharded data-engine dataset, in the model's layout.
 
 One item is one sample of ``T`` frames; the default collate stacks items into batches, so the
-image becomes ``(B, T, 3, H, W)`` float32 in [0, 1] like ``FaceAnythingNet.forward`` expects.
-Off-mask ground truth is filled with 0 (never NaN) and must be ignored through ``mask``.
+image becomes ``(B, T, 3, H, W)`` uint8, which ``images_to_float`` turns into the float32 [0, 1]
+input of ``FaceAnythingNet.forward``.
+Samples are copied out of memory-mapped shard arrays (``shards.ShardReader``), so worker processes
+share the page cache instead of each holding the dataset.
+
+With a ``TrainAugmentConfig`` every epoch sees new pixels: the item's random draw is seeded by
+``(seed, epoch, index)`` (``set_epoch``), so a run is reproducible whatever the number of workers.
+Augmentations keep the ground truth exact: crop jitter (zoom and shift, as a detector box would
+move; ground truth moves with the image, pixels from outside the stored crop leave it), horizontal
+flip (the camera's x axis mirrored, canonical coordinates mirrored through the template's
+left-right symmetry plane ``x = 0``), then photometric jitter, blur, noise and JPEG on the image.
+
+Items are ``faceanything_ros.data.samples.to_item`` tensors: depth and rays in each frame's
+virtual camera, what the network predicts.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import cv2
 import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from faceanything_ros.geometry.rays import rays_from_intrinsics
-from faceanything_ros.model.prediction import frames_to_batch
-from training.data.shards import read_manifest, read_sample
-from training.data.splits import SPLITS
+from faceanything_ros.data.format import SPLITS, ShardReader, read_manifest
+from faceanything_ros.data.samples import to_item
+from training.data.augment import photometric
+from training.data.config import AugmentConfig
+
+MIRROR = np.array([-1.0, 1.0, 1.0])  # canonical left-right mirror (the template is symmetric about x = 0)
+
+
+@dataclass(frozen=True)
+class TrainAugmentConfig:
+    """Per-epoch augmentation of stored samples.
+
+    flip_probability: horizontal flip; zoom: crop side scale range (> 1 zooms in); shift: max crop
+    shift as a fraction of the side; photometric: colour/blur/noise/JPEG ranges
+    (``augment.photometric``; background and occluder fields are not used here).
+    """
+
+    flip_probability: float = 0.5
+    zoom: tuple[float, float] = (0.9, 1.15)
+    shift: float = 0.05
+    photometric: AugmentConfig = field(default_factory=lambda: AugmentConfig(
+        brightness=(0.85, 1.15), contrast=(0.85, 1.15), saturation=(0.8, 1.2), gain=(0.92, 1.08),
+        gamma=(0.9, 1.1), blur_probability=0.15, noise_probability=0.3, noise_std=(0.0, 0.02),
+        jpeg_probability=0.3, jpeg_quality=(50, 95)))
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.flip_probability <= 1.0:
+            raise ValueError(f"flip_probability must be in [0, 1], got {self.flip_probability}")
+        if len(self.zoom) != 2 or not 0.0 < self.zoom[0] <= self.zoom[1]:
+            raise ValueError(f"zoom must be an ordered pair of positive scales, got {self.zoom}")
+        if not 0.0 <= self.shift < 0.5:
+            raise ValueError(f"shift must be in [0, 0.5), got {self.shift}")
 
 
 class FaceDataset(Dataset):
-    """Samples of one split (or all with ``split=None``) of the dataset at ``root``.
+    """Samples of one split (or all with ``split=None``) of the dataset at ``root``; items as
+    ``faceanything_ros.data.samples.to_item`` makes them, augmented when ``augment`` is given."""
 
-    An item is a dict of tensors: ``images`` (T, 3, S, S) float32 [0, 1]; ``depth`` (T, S, S)
-    float32 metres (0 off mask); ``canonical`` (T, S, S, 3) float32 [-1, 1] (0 off mask); ``mask``
-    and ``surface`` (T, S, S) bool; ``rays`` (T, S, S, 3) float32 unit rays (optical frame) from the
-    intrinsics; ``intrinsics`` (T, 3, 3) and ``world_from_camera`` (T, 4, 4) float32; ``tracks``
-    (N, T, 2) float32 pixels; ``track_visible`` (N, T) bool; ``track_canonical`` (N, 3) float32;
-    ``track_query_frame`` (N,) int64; ``index`` int64 (position in the manifest's sample list).
-    """
-
-    def __init__(self, root: str | Path, split: str | None = "train") -> None:
+    def __init__(self, root: str | Path, split: str | None = "train", augment: TrainAugmentConfig | None = None,
+                 seed: int = 0) -> None:
         if split is not None and split not in SPLITS:
             raise ValueError(f"split must be one of {SPLITS} or None, got {split!r}")
         self.root = Path(root)
         self.manifest = read_manifest(self.root)
         self.records = [(i, r) for i, r in enumerate(self.manifest["samples"]) if split in (None, r["split"])]
+        self.augment = augment
+        self.seed = seed
+        self.epoch = 0
+        self.reader = ShardReader(self.root)
+
+    @property
+    def image_size(self) -> int:
+        """Side ``S`` of the stored square images, pixels."""
+        return int(self.manifest["image_size"])
+
+    @property
+    def seq_len(self) -> int:
+        """Frames ``T`` per stored sample."""
+        return int(self.manifest["seq_len"])
+
+    def set_epoch(self, epoch: int) -> None:
+        """Use epoch ``epoch``'s augmentation draws (call before iterating each epoch)."""
+        self.epoch = int(epoch)
 
     def __len__(self) -> int:
         return len(self.records)
@@ -45,24 +99,57 @@ class FaceDataset(Dataset):
         return self.records[index][1]
 
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
-        position, record = self.records[index]
-        arrays = read_sample(self.root, record)
-        mask = arrays["mask"]
-        size = mask.shape[-1]
-        rays = np.stack([rays_from_intrinsics(K, size, size) for K in arrays["intrinsics"]])
-        return {
-            "images": frames_to_batch(arrays["rgb"])[0],
-            "depth": torch.from_numpy(np.where(mask, arrays["depth"], 0.0).astype(np.float32)),
-            "canonical": torch.from_numpy(np.where(mask[..., None], arrays["canonical"], 0.0).astype(np.float32)),
-            "mask": torch.from_numpy(mask),
-            "surface": torch.from_numpy(arrays["surface"]),
-            "rays": torch.from_numpy(rays.astype(np.float32)),
-            "intrinsics": torch.from_numpy(arrays["intrinsics"].astype(np.float32)),
-            "world_from_camera": torch.from_numpy(arrays["world_from_camera"].astype(np.float32)),
-            "tracks": torch.from_numpy(arrays["tracks"]),
-            "track_visible": torch.from_numpy(arrays["track_visible"]),
-            "track_canonical": torch.from_numpy(arrays["track_canonical"]),
-            "track_query_frame": torch.from_numpy(arrays["track_query_frame"].astype(np.int64)),
-            "index": torch.tensor(position, dtype=torch.int64),
-        }
+        return self.item(index, self.epoch)
 
+    def item(self, index: int, epoch: int) -> dict[str, torch.Tensor]:
+        """Item ``index`` with epoch ``epoch``'s augmentation draw."""
+        position, record = self.records[index]
+        arrays = self.reader.sample(record)
+        if self.augment is not None:
+            rng = np.random.default_rng((self.seed, epoch, position))
+            arrays = augment_sample(rng, arrays, self.augment)
+        return to_item(arrays, position)
+
+
+def augment_sample(rng: np.random.Generator, arrays: dict[str, np.ndarray], config: TrainAugmentConfig) -> dict[str, np.ndarray]:
+    """One augmentation draw applied to every frame of a stored sample (see module docstring).
+
+    Returns new arrays with an ``in_frame`` (T, S, S) bool entry: pixels that come from the stored crop.
+    """
+    size = arrays["mask"].shape[-1]
+    zoom = float(rng.uniform(*config.zoom))
+    shift = rng.uniform(-config.shift, config.shift, size=2) * size
+    flip = bool(rng.random() < config.flip_probability)
+    # new pixel = A @ old pixel (pixel centres at integers), zoom about the image centre, then flip
+    centre = (size - 1) / 2.0
+    affine = np.array([[zoom, 0.0, centre * (1 - zoom) + shift[0]], [0.0, zoom, centre * (1 - zoom) + shift[1]], [0, 0, 1.0]])
+    if flip:
+        affine = np.array([[-1.0, 0.0, size - 1.0], [0.0, 1.0, 0.0], [0, 0, 1.0]]) @ affine
+    out = dict(arrays)
+    warp = lambda image, flags: cv2.warpAffine(image, affine[:2], (size, size), flags=flags,  # noqa: E731
+                                              borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+    inside = np.ones((size, size), dtype=np.uint8)
+    in_frame = warp(inside, cv2.INTER_NEAREST).astype(bool)
+    out["in_frame"] = np.broadcast_to(in_frame, arrays["mask"].shape).copy()
+    out["rgb"] = np.stack([photometric(rng, warp(frame, cv2.INTER_LINEAR), config.photometric) for frame in arrays["rgb"]])
+    for name in ("mask", "surface"):
+        out[name] = np.stack([warp(m.astype(np.uint8), cv2.INTER_NEAREST).astype(bool) for m in arrays[name]]) & in_frame
+    out["depth"] = np.stack([warp(np.nan_to_num(d, nan=0.0), cv2.INTER_NEAREST) for d in arrays["depth"]])
+    canonical = np.stack([warp(np.nan_to_num(c.astype(np.float32), nan=0.0), cv2.INTER_NEAREST) for c in arrays["canonical"]])
+    track_canonical = arrays["track_canonical"]
+    if flip:
+        canonical = canonical * MIRROR.astype(np.float32)
+        track_canonical = track_canonical * MIRROR.astype(np.float32)
+        # a mirrored image is seen by a camera whose x axis is mirrored (det -1 pose)
+        out["world_from_camera"] = arrays["world_from_camera"] @ np.diag([-1.0, 1.0, 1.0, 1.0])
+    out["canonical"] = canonical
+    out["track_canonical"] = track_canonical
+    # K' = A K with the flip's negative x scale moved into the camera's mirrored x axis
+    unflip = np.diag([-1.0, 1.0, 1.0]) if flip else np.eye(3)
+    out["intrinsics"] = affine @ arrays["intrinsics"] @ unflip
+    tracks = arrays["tracks"] @ affine[:2, :2].T + affine[:2, 2]
+    cols, rows = np.rint(tracks[..., 0]), np.rint(tracks[..., 1])
+    inside_tracks = np.isfinite(tracks).all(axis=-1) & (cols >= 0) & (cols < size) & (rows >= 0) & (rows < size)
+    out["tracks"] = tracks.astype(np.float32)
+    out["track_visible"] = arrays["track_visible"] & inside_tracks
+    return out

@@ -5,7 +5,8 @@ rendered ``views_per_label`` times with independent random camera trajectories; 
 face-mesh labelling is done once per task. Every task has its own seed, so a dataset is
 reproducible whatever the number of worker processes. Images give sequences too: the same
 labelled frame seen by a moving camera (a rigid face). Failures (no face, too little face in view)
-are returned as skip records with their reason, never dropped silently.
+are returned as skip records with their reason and the number of samples they cost, never dropped
+silently; the builder plans replacement tasks for them.
 """
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ import numpy as np
 
 from faceanything_ros.canonical.space import CanonicalSpace
 from faceanything_ros.io.frames import IMAGE_EXTENSIONS, read_image
-from training.data.augment import augment_frames
+from training.data.augment import augment_frames, occluder_masks
 from training.data.cameras import CameraSampler
 from training.data.config import DataEngineConfig
 from training.data.rerender import RenderedView, SourceFrame, source_frame
@@ -124,14 +125,14 @@ class SampleGenerator:
         try:
             frames, indices = self._label(task.source, rng)
         except ValueError as error:
-            return [], [{"source": task.record["source"], "reason": str(error)}]
+            return [], [{"source": task.record["source"], "reason": str(error), "samples": task.count}]
         pool = [_downscaled(read_image(path)) for path in task.backgrounds]
         samples, skips = [], []
         for _ in range(task.count):
             try:
                 arrays = self.render(rng, frames, pool)
             except ValueError as error:
-                skips.append({"source": task.record["source"], "reason": str(error)})
+                skips.append({"source": task.record["source"], "reason": str(error), "samples": 1})
                 continue
             samples.append((arrays, {**task.record, "frames": indices}))
         return samples, skips
@@ -170,12 +171,16 @@ class SampleGenerator:
 
     def render(self, rng: np.random.Generator, frames: list[SourceFrame], pool: list[np.ndarray]) -> dict[str, np.ndarray]:
         """One sample's arrays (``shards.SAMPLE_ARRAYS``) from T labelled frames; ``ValueError`` when no
-        camera trajectory in ``CAMERA_ATTEMPTS`` shows enough face in every frame."""
+        camera trajectory in ``CAMERA_ATTEMPTS`` shows enough face in every frame.
+
+        Ground truth is limited to crop pixels inside the camera frame and not behind the occluder.
+        """
         size = self.config.image_size
-        centres = np.stack([frame.face_centre for frame in frames])
+        occluders = occluder_masks(rng, len(frames), size, self.config.augment)
         for _ in range(CAMERA_ATTEMPTS):
-            cameras = self.sampler.sample_trajectory(rng, centres, frames[0].rotation, frames[0].face_diameter_m, size)
-            views = render_sequence(frames, cameras, self.space.topology, self.canonical)
+            cameras = self.sampler.sample_trajectory(rng, [f.vertices for f in frames], frames[0].rotation, size)
+            views = [view.restricted(camera.in_frame & ~occluded) for view, camera, occluded in zip(
+                render_sequence(frames, cameras, self.space.topology, self.canonical), cameras, occluders)]
             if min(view.mask.mean() for view in views) >= MIN_MASK_FRACTION:
                 break
         else:
@@ -183,7 +188,10 @@ class SampleGenerator:
         tracks = sample_tracks(rng, views, [f.vertices for f in frames], self.space.topology,
                                self.config.tracks_per_sample)
         arrays = sample_arrays(views, tracks)
-        arrays["rgb"] = augment_frames(rng, arrays["rgb"], arrays["mask"], pool, self.config.augment)
+        keep = np.stack([view.mask | view.context for view in views])
+        arrays["rgb"] = augment_frames(rng, arrays["rgb"], keep, pool, self.config.augment, occluders,
+                                       [camera.crop_side_px for camera in cameras])
+        arrays["rgb"][~np.stack([camera.in_frame for camera in cameras])] = 0  # padding, as the crop code makes it
         return arrays
 
 

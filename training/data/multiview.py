@@ -157,7 +157,8 @@ def render_calibrated(vertices_world: np.ndarray, view: CalibratedView, space: C
     raster = rasterize(vertices, space.topology, K, size, size, space.canonical_template)
     image = read_image(view.image) if rgb is None else rgb
     return RenderedView(rgb=crop_image(image, box), depth=raster.depth, canonical=raster.attributes,
-                        mask=raster.mask, surface=raster.mask, triangle=raster.triangle,
+                        mask=raster.mask, surface=raster.mask, context=~raster.mask,
+                        triangle=raster.triangle,
                         barycentrics=raster.barycentrics, intrinsics=K, world_from_camera=view.world_from_camera.copy())
 
 
@@ -170,7 +171,8 @@ def view_sample(rng: np.random.Generator, view: RenderedView, vertices_world: np
 def ingest(args: argparse.Namespace) -> int:
     """The ``ingest-multiview`` command: a capture folder -> a dataset (one sample per view)."""
     from faceanything_ros.canonical.pseudo_labels import FaceMeshLabeler
-    from training.data.shards import ShardWriter, space_metadata
+    from faceanything_ros.data.format import space_metadata
+    from training.data.shards import ShardWriter
 
     root = Path(args.capture)
     capture = load_capture(root)

@@ -11,6 +11,12 @@ visible in the source (its depth is not behind the source depth map by more than
 shows background, and all ground truth is restricted to ``mask``. A re-render from the source
 camera itself therefore reproduces the source pixels and the pseudo-label's maps.
 
+Pixels off the textured face show the source frame's own surroundings (hair, neck, shoulders,
+background) where the source has them: the source image is treated as a plane facing the source
+camera ``CONTEXT_DEPTH_FACES`` face diameters behind the face centre, and each such pixel's ray is
+intersected with that plane and looked up in the source (``context``; source pixels on the face
+itself are not used, so no second face appears). Context is image only, never ground truth.
+
 Ground truth per view (``RenderedView``): z-depth (metres), canonical coordinates ([-1, 1]^3), mask,
 intrinsics, ``world_from_camera`` pose; the ray map is ``rays_from_intrinsics(intrinsics)``.
 """
@@ -31,6 +37,7 @@ from training.data.cameras import Camera
 SOURCE_DEPTH_TOLERANCE = 0.01  # relative z difference below which a point counts as seen by the source
 SOURCE_VISIBILITY_PIXELS = 320  # the source depth map is rendered with the face at most this many pixels wide
 UNTEXTURED = -16.0  # source pixel coordinate looked up for untextured pixels: outside, so black
+CONTEXT_DEPTH_FACES = 0.5  # the context plane lies this many face diameters behind the face centre
 
 
 @dataclass
@@ -96,7 +103,8 @@ class RenderedView:
     rgb: (S, S, 3) uint8 texture from the source (0 outside ``mask``); depth: (S, S) float32 z-depth
     metres, NaN outside ``mask``; canonical: (S, S, 3) float32 in [-1, 1], NaN outside ``mask``;
     mask: (S, S) bool, surface seen by the source (ground truth valid); surface: (S, S) bool, any
-    mesh surface (``mask`` plus surface the source never saw); triangle: (S, S) int32 visible
+    mesh surface (``mask`` plus surface the source never saw); context: (S, S) bool, pixels off
+    ``mask`` that show the source's surroundings (image only); triangle: (S, S) int32 visible
     triangle (-1 background); barycentrics: (S, S, 3) float32 perspective-correct weights;
     intrinsics: (3, 3) float64; world_from_camera: (4, 4) float64.
     """
@@ -106,10 +114,21 @@ class RenderedView:
     canonical: np.ndarray
     mask: np.ndarray
     surface: np.ndarray
+    context: np.ndarray
     triangle: np.ndarray
     barycentrics: np.ndarray
     intrinsics: np.ndarray
     world_from_camera: np.ndarray
+
+    def restricted(self, keep: np.ndarray) -> "RenderedView":
+        """A copy whose ``mask``, ``surface`` and ``context`` are limited to ``keep`` (S, S) bool
+        (e.g. pixels inside the camera frame, not behind an occluder); depth and canonical become
+        NaN where the mask is removed."""
+        mask = self.mask & keep
+        return RenderedView(self.rgb, np.where(mask, self.depth, np.float32(np.nan)),
+                            np.where(mask[..., None], self.canonical, np.float32(np.nan)), mask,
+                            self.surface & keep, self.context & keep, self.triangle, self.barycentrics,
+                            self.intrinsics, self.world_from_camera)
 
     @property
     def rays(self) -> np.ndarray:
@@ -135,16 +154,45 @@ def render_view(source: SourceFrame, camera: Camera, triangles: np.ndarray, cano
                 & _seen_by_source(source, points))
     mask = np.zeros(size * size, dtype=bool)
     mask[flat[textured]] = True
-    # bilinear texture lookup of every textured pixel at its source projection
+    # bilinear texture lookup of every textured pixel at its source projection, context elsewhere
     lookup = np.full((size * size, 2), UNTEXTURED, dtype=np.float32)
+    context = _context_lookup(source, camera, ~mask)
+    lookup[context[0]] = context[1]
     lookup[flat[textured]] = pixels[textured]
     lookup = lookup.reshape(size, size, 2)
+    context_mask = np.zeros(size * size, dtype=bool)
+    context_mask[context[0]] = True
     rgb = cv2.remap(source.rgb, lookup[..., 0], lookup[..., 1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
     mask = mask.reshape(size, size)
     depth = np.where(mask, raster.depth, np.float32(np.nan))
     canonical_map = np.where(mask[..., None], raster.attributes[..., :3], np.float32(np.nan))
-    return RenderedView(rgb, depth, canonical_map, mask, surface, raster.triangle, raster.barycentrics,
-                        camera.intrinsics.copy(), camera.world_from_camera.copy())
+    return RenderedView(rgb, depth, canonical_map, mask, surface, context_mask.reshape(size, size), raster.triangle,
+                        raster.barycentrics, camera.intrinsics.copy(), camera.world_from_camera.copy())
+
+
+def _context_lookup(source: SourceFrame, camera: Camera, candidates: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(flat pixel indices, (N, 2) float32 source pixels)`` of the ``candidates`` ((S*S,) bool) whose
+    ray meets the context plane (see module docstring) at a source pixel inside the image and off the face."""
+    size = camera.size
+    flat = np.flatnonzero(candidates)
+    v, u = np.divmod(flat, size)
+    rays = np.stack([u, v, np.ones_like(u)], axis=1).astype(np.float64) @ np.linalg.inv(camera.intrinsics).T
+    rotation, origin = camera.world_from_camera[:3, :3], camera.world_from_camera[:3, 3]
+    directions = rays @ rotation.T
+    plane_z = source.face_centre[2] + CONTEXT_DEPTH_FACES * source.face_diameter_m
+    with np.errstate(divide="ignore", invalid="ignore"):
+        distance = (plane_z - origin[2]) / directions[:, 2]
+    ahead = np.isfinite(distance) & (distance > 0)
+    points = origin + distance[ahead, None] * directions[ahead]
+    pixels, _ = project_points(points, source.intrinsics)
+    height, width = source.rgb.shape[:2]
+    inside = (pixels[:, 0] >= 0) & (pixels[:, 0] <= width - 1) & (pixels[:, 1] >= 0) & (pixels[:, 1] <= height - 1)
+    reduced, _ = project_points(points, source.source_intrinsics)
+    rows = np.clip(np.rint(reduced[:, 1]), 0, source.source_depth.shape[0] - 1).astype(np.int64)
+    cols = np.clip(np.rint(reduced[:, 0]), 0, source.source_depth.shape[1] - 1).astype(np.int64)
+    off_face = np.isnan(source.source_depth[rows, cols])
+    keep = inside & off_face
+    return flat[ahead][keep], pixels[keep].astype(np.float32)
 
 
 def _seen_by_source(source: SourceFrame, points: np.ndarray) -> np.ndarray:

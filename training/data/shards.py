@@ -1,20 +1,4 @@
-"""Sharded dataset storage: ``.npz`` shard files plus one ``manifest.json``.
-
-Layout of a dataset folder::
-
-    manifest.json                  format, sizes, array schema, per-sample records, shard list
-    shards/<split>-<NNNNN>.npz     up to ``samples_per_shard`` samples of one split
-
-Inside a shard, sample ``i`` (its index in the shard) stores each array of ``SAMPLE_ARRAYS`` under
-the key ``"<i:05d>.<name>"`` (uncompressed, so one array is read without decoding the others).
-Stored dtypes and why they are exact enough: ``rgb`` uint8 (the image itself); ``depth`` float32
-metres (NaN off the mask; exact renderer output); ``canonical`` float16 (NaN off the mask; spacing
-<= 2^-11 on [-1, 1], i.e. < 0.1 mm on the face); ``mask``/``surface``/``track_visible`` bool;
-``intrinsics``/``world_from_camera`` float64 (exact); ``tracks``/``track_canonical`` float32;
-``track_query_frame`` int32. A manifest sample record holds ``shard``, ``index``, ``split``,
-``source`` (path relative to its data root), ``source_root``, ``identity``, ``video``, ``frames``
-(source frame indices) and ``provenance`` (repo, commit, licence, terms).
-"""
+"""Writing data-engine datasets (the format and its reader: ``faceanything_ros.data.format``)."""
 from __future__ import annotations
 
 import json
@@ -23,33 +7,8 @@ from typing import Any
 
 import numpy as np
 
-from faceanything_ros.canonical.space import CanonicalSpace
-from training.data.splits import SPLITS, check_splits
-
-FORMAT = "faceanything-data"
-FORMAT_VERSION = 1
-MANIFEST = "manifest.json"
-
-# name -> (dtype, shape with T = frames, S = image side, N = tracks, description)
-SAMPLE_ARRAYS: dict[str, tuple[str, str, str]] = {
-    "rgb": ("uint8", "(T, S, S, 3)", "augmented RGB image"),
-    "depth": ("float32", "(T, S, S)", "z-depth, metres, NaN off mask"),
-    "canonical": ("float16", "(T, S, S, 3)", "canonical coordinates in [-1, 1], NaN off mask"),
-    "mask": ("bool", "(T, S, S)", "face surface seen by the source image: ground truth valid"),
-    "surface": ("bool", "(T, S, S)", "any face surface (mask + surface without texture)"),
-    "intrinsics": ("float64", "(T, 3, 3)", "pinhole K, pixels"),
-    "world_from_camera": ("float64", "(T, 4, 4)", "camera pose; world = source camera optical frame"),
-    "tracks": ("float32", "(N, T, 2)", "pixel (u, v) of each track in each frame"),
-    "track_visible": ("bool", "(N, T)", "track visible in frame"),
-    "track_canonical": ("float32", "(N, 3)", "canonical coordinates of each track's point"),
-    "track_query_frame": ("int32", "(N,)", "frame where each track was queried"),
-}
-RECORD_KEYS = ("split", "source", "source_root", "identity", "video", "frames", "provenance")
-
-
-def space_metadata(space: CanonicalSpace) -> dict[str, Any]:
-    """The manifest's ``canonical_space`` entry: ``id``, ``version`` and ``mm_per_unit`` of ``space``."""
-    return {"id": space.id, "version": space.version, "mm_per_unit": space.mm_per_unit}
+from faceanything_ros.data.format import FORMAT, FORMAT_VERSION, MANIFEST, RECORD_KEYS, SAMPLE_ARRAYS, SPLITS
+from training.data.splits import check_splits
 
 
 class ShardWriter:
@@ -91,9 +50,10 @@ class ShardWriter:
         if not queue:
             return
         index = sum(1 for shard in self.shards if shard["split"] == split)
-        name = f"shards/{split}-{index:05d}.npz"
-        payload = {f"{i:05d}.{key}": value for i, (arrays, _) in enumerate(queue) for key, value in arrays.items()}
-        np.savez(self.root / name, **payload)
+        name = f"shards/{split}-{index:05d}"
+        (self.root / name).mkdir()
+        for key in SAMPLE_ARRAYS:
+            np.save(self.root / name / f"{key}.npy", np.stack([arrays[key] for arrays, _ in queue]))
         for i, (_, record) in enumerate(queue):
             self.records.append({"shard": name, "index": i, **record})
         self.shards.append({"file": name, "split": split, "num_samples": len(queue)})
@@ -123,27 +83,3 @@ class ShardWriter:
     def __exit__(self, exc_type: object, *exc: object) -> None:
         if exc_type is None:
             self.close()
-
-
-def read_manifest(root: str | Path) -> dict[str, Any]:
-    """The manifest dict of a dataset folder; clear errors for a missing or foreign file."""
-    path = Path(root) / MANIFEST
-    if not path.is_file():
-        raise FileNotFoundError(f"no dataset manifest at {path}")
-    try:
-        manifest = json.loads(path.read_text())
-    except json.JSONDecodeError as error:
-        raise ValueError(f"corrupt dataset manifest {path}: {error}") from error
-    if manifest.get("format") != FORMAT or manifest.get("version") != FORMAT_VERSION:
-        raise ValueError(f"{path} is not a {FORMAT} v{FORMAT_VERSION} manifest "
-                         f"(format={manifest.get('format')!r}, version={manifest.get('version')!r})")
-    return manifest
-
-
-def read_sample(root: str | Path, record: dict[str, Any]) -> dict[str, np.ndarray]:
-    """The ``SAMPLE_ARRAYS`` of one manifest record, with their stored dtypes."""
-    path = Path(root) / record["shard"]
-    if not path.is_file():
-        raise FileNotFoundError(f"dataset shard missing: {path}")
-    with np.load(path) as shard:
-        return {name: shard[f"{record['index']:05d}.{name}"] for name in SAMPLE_ARRAYS}

@@ -20,9 +20,9 @@ import re
 from dataclasses import dataclass
 from pathlib import PurePosixPath
 
+from faceanything_ros.data.format import SPLITS
 from training.data.config import SplitConfig
 
-SPLITS = ("train", "val", "test")
 _VOXCELEB = re.compile(r"(?<!\d)(\d{4})(\d{5})(?!\d)")
 _MEAD = re.compile(r"mead_([MW]\d{3})_")
 _ALIASES = {"vtoonify_529_2": "vtoonify_529"}

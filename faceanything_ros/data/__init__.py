@@ -1,0 +1,1 @@
+"""Data-engine datasets as the package reads them (format, model-layout samples)."""
