@@ -39,6 +39,8 @@ setup(
         "tqdm>=4.66,<5",
         "pyyaml>=6,<7",
         "rosbags>=0.11.7,<0.12",
+        # training logs; 2.20+ needs protobuf 6, which mediapipe's protobuf<5 forbids
+        "tensorboard>=2.16,<2.20",
         *MEDIAPIPE_RUNTIME,
         # onnx engine (the CPU default): onnx 1.17 is the last release allowing protobuf < 5
         # (mediapipe); torch.onnx.export(dynamo=False) needs only onnx, not onnxscript
@@ -49,6 +51,7 @@ setup(
     entry_points={"console_scripts": [
         "faceanything = faceanything_ros.cli:main",
         "faceanything-data = training.cli:main",
+        "faceanything-train = training.train_cli:main",
         "faceanything_node = faceanything_ros.ros.node:main",
         "faceanything_lifecycle_node = faceanything_ros.ros.node:lifecycle_main",
     ]},

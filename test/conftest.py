@@ -30,6 +30,23 @@ def face_video(name: str) -> Path:
 
 
 @pytest.fixture(scope="session")
+def small_dataset(tmp_path_factory) -> Path:
+    """48 two-frame samples at 32 px from CelebA-HQ portraits (several identities land in val/test)."""
+    images = FACES_TRAIN / "images" / "stargan_v2_celebahq"
+    if not images.is_dir():
+        pytest.skip(f"shared face data not found: {images}")
+    root = tmp_path_factory.mktemp("data")
+    config = root / "data.yaml"
+    config.write_text("views_per_label: 2\n")  # 24 identities, so that some land in val and test
+    from training.cli import main as data_main
+
+    code = data_main(["build", "--images", str(images), "-o", str(root / "faces32"), "--samples", "48",
+                      "--size", "32", "--seq-len", "2", "--config", str(config)])
+    assert code == 0
+    return root / "faces32"
+
+
+@pytest.fixture(scope="session")
 def tiny_checkpoint(tmp_path_factory) -> Path:
     """An untrained ``tiny`` checkpoint (seeded random weights)."""
     from faceanything_ros.model.checkpoint import init_checkpoint

@@ -10,9 +10,9 @@ import logging
 import sys
 
 from .. import __version__
-from . import bag_eval, build_engine, info, init_model, reconstruct, video_to_bag
+from . import bag_eval, build_engine, eval as eval_command, info, init_model, reconstruct, video_to_bag
 
-COMMANDS = (reconstruct, info, init_model, build_engine, video_to_bag, bag_eval)
+COMMANDS = (reconstruct, eval_command, info, init_model, build_engine, video_to_bag, bag_eval)
 
 log = logging.getLogger("faceanything")
 

@@ -100,8 +100,10 @@ class CheckpointMetadata:
             raise CheckpointError(f"{source}: invalid metadata: {error}") from None
 
 
-def save_checkpoint(path: str | Path, model: FaceAnythingNet, metadata: CheckpointMetadata) -> Path:
-    """Write ``model``'s weights (float32) and ``metadata`` to the ``*.safetensors`` file ``path``.
+def save_checkpoint(path: str | Path, model: FaceAnythingNet, metadata: CheckpointMetadata,
+                    dtype: torch.dtype = torch.float32) -> Path:
+    """Write ``model``'s weights (as ``dtype``: float32, or float16 for a half-size shipped file;
+    loading always gives float32) and ``metadata`` to the ``*.safetensors`` file ``path``.
 
     ``metadata.model_config`` must equal ``model.config``; non-finite weights are refused
     (``ValueError``). The file is written to a temporary name and renamed, so a crash never
@@ -112,8 +114,9 @@ def save_checkpoint(path: str | Path, model: FaceAnythingNet, metadata: Checkpoi
         raise ValueError(f"checkpoint path must end in .safetensors, got {path}")
     if metadata.model_config != model.config:
         raise ValueError(f"metadata.model_config {metadata.model_config} differs from the model's {model.config}")
-    weights = {name: tensor.detach().to("cpu", torch.float32).contiguous()
-               for name, tensor in model.state_dict().items()}
+    if dtype not in (torch.float32, torch.float16, torch.bfloat16):
+        raise ValueError(f"checkpoint weights must be float32, float16 or bfloat16, got {dtype}")
+    weights = {name: tensor.detach().to("cpu", dtype).contiguous() for name, tensor in model.state_dict().items()}
     non_finite = [name for name, tensor in weights.items() if not torch.isfinite(tensor).all()]
     if non_finite:
         raise ValueError(f"refusing to save non-finite (NaN/Inf) weights: {non_finite[:_LISTED_NAMES]}")

@@ -1,0 +1,1 @@
+"""Evaluation metrics shared by ``faceanything eval``, bag-eval and training's validation."""

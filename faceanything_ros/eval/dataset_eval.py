@@ -1,0 +1,129 @@
+"""Scoring a method on data-engine samples with exact ground truth, by one piece of code.
+
+Both methods give, per sample of ``T`` crops, a ``SamplePrediction`` in the crops' virtual cameras
+(``geometry.virtual_camera``); ``score_sample`` compares it with the truth:
+
+- the learned model runs on the crops as they are; its metric depth is scaled by true / predicted
+  focal (``model.focal``), as ``Predictor`` does given a CameraInfo;
+- the face-mesh method fits its template with the true crop intrinsics and renders its mesh.
+
+``depth.*_aligned`` compare after median scale alignment; pixels a method did not reconstruct
+count in the mask IoU and ``mask.coverage`` only. Used by ``faceanything eval`` and training's
+validation.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+import torch
+
+from faceanything_ros.data.format import SPLITS, ShardReader, read_manifest
+from faceanything_ros.data.samples import images_to_float, to_item
+from faceanything_ros.eval.metrics import MetricSums
+from faceanything_ros.eval.tracking import canonical_tracks, score_tracks
+from faceanything_ros.geometry.virtual_camera import depth_to_virtual
+from faceanything_ros.model.focal import focal_from_rays, focal_scale
+
+MASK_THRESHOLD = 0.5  # face-mask probability above which a model pixel is a face pixel
+
+
+@dataclass
+class SamplePrediction:
+    """One method's maps for the ``T`` crops of a sample, in the crops' virtual cameras."""
+
+    depth: np.ndarray  # (T, S, S) float, metres, metric (true focal used)
+    canonical: np.ndarray  # (T, S, S, 3) float canonical coordinates
+    mask: np.ndarray  # (T, S, S) bool face pixels
+    focal_error_pct: np.ndarray | None = None  # (T,) |f_pred / f_true - 1| in %, None when K was given
+
+
+def dataset_batches(root: str | Path, split: str | None, limit: int | None = None,
+                    batch_size: int = 8) -> Iterator[dict[str, torch.Tensor]]:
+    """Batches (``to_item`` tensors stacked) of the first ``limit`` samples of ``split`` (``None``: all);
+    clear errors for a missing or corrupt dataset and an unknown or empty split."""
+    if split is not None and split not in SPLITS:
+        raise ValueError(f"split must be one of {SPLITS} or 'all', got {split!r}")
+    manifest = read_manifest(root)
+    records = [(i, r) for i, r in enumerate(manifest["samples"]) if split in (None, r["split"])][:limit]
+    if not records:
+        raise ValueError(f"dataset {root} has no sample in split {split or 'all'}")
+    reader = ShardReader(root)
+    for start in range(0, len(records), batch_size):
+        items = [to_item(reader.sample(record), position) for position, record in records[start:start + batch_size]]
+        yield torch.utils.data.default_collate(items)
+
+
+@torch.no_grad()
+def model_predictions(model: torch.nn.Module, batch: dict[str, torch.Tensor], device: torch.device,
+                      autocast: torch.autocast | None = None) -> list[SamplePrediction]:
+    """The network's ``SamplePrediction`` for every sample of ``batch`` (model in eval mode)."""
+    model.eval()
+    images = images_to_float(batch["images"].to(device))
+    if autocast is None:
+        outputs = model(images)
+    else:
+        with autocast:
+            outputs = model(images)
+    outputs = {name: value.float().cpu() for name, value in outputs.items()}
+    in_frame = batch["in_frame"]
+    scale = focal_scale(batch["rays"], outputs["rays"], in_frame).numpy()
+    focal_error = 100.0 * (focal_from_rays(outputs["rays"], in_frame) / focal_from_rays(batch["rays"], in_frame) - 1).abs()
+    mask = (torch.sigmoid(outputs["mask_logit"]) >= MASK_THRESHOLD) & in_frame
+    return [SamplePrediction(outputs["depth"][b].numpy() * scale[b][:, None, None], outputs["canonical"][b].numpy(),
+                             mask[b].numpy(), focal_error[b].numpy()) for b in range(images.shape[0])]
+
+
+def mesh_predictions(labeler, batch: dict[str, torch.Tensor]) -> list[SamplePrediction]:
+    """The face-mesh method's ``SamplePrediction`` for every sample of ``batch``: ``labeler``
+    (``canonical.pseudo_labels.FaceMeshLabeler``) fitted with the true crop intrinsics; a crop
+    without a found face predicts nothing."""
+    out = []
+    for b in range(batch["images"].shape[0]):
+        images = batch["images"][b].permute(0, 2, 3, 1).numpy()
+        frames, size = images.shape[:2]
+        depth = np.full((frames, size, size), np.nan)
+        canonical = np.zeros((frames, size, size, 3))
+        mask = np.zeros((frames, size, size), dtype=bool)
+        for t in range(frames):
+            K = batch["intrinsics"][b, t].double().numpy()
+            labels = labeler.label(np.ascontiguousarray(images[t]), K)
+            if not labels:
+                continue
+            pixels = labels[0].render(size, size)
+            mask[t] = pixels.mask
+            depth[t] = depth_to_virtual(np.where(pixels.mask, pixels.depth, np.nan), K,
+                                        batch["camera_from_virtual"][b, t].double().numpy())
+            canonical[t] = np.nan_to_num(pixels.canonical)
+        out.append(SamplePrediction(depth, canonical, mask))
+    return out
+
+
+def score_sample(sums: MetricSums, prediction: SamplePrediction, batch: dict[str, torch.Tensor], b: int) -> None:
+    """Add sample ``b`` of ``batch`` scored against ``prediction`` to ``sums`` (depth, canonical, mask,
+    focal, face found, and TAP-Vid tracking for ``T > 1``)."""
+    frames = prediction.mask.shape[0]
+    for t in range(frames):
+        truth = batch["mask"][b, t].numpy()
+        sums.add_frame(prediction.depth[t], batch["depth"][b, t].numpy(), prediction.canonical[t],
+                       batch["canonical"][b, t].numpy(), prediction.mask[t], batch["surface"][b, t].numpy(),
+                       truth & prediction.mask[t] & np.isfinite(prediction.depth[t]))
+        sums.add("mask.face_found", float(prediction.mask[t].any()))
+        if prediction.focal_error_pct is not None:
+            sums.add("focal.error_pct", float(prediction.focal_error_pct[t]))
+    if frames > 1:
+        queries = batch["track_query_frame"][b].numpy()
+        true_pixels = batch["tracks"][b].numpy()
+        tracks = canonical_tracks(prediction.canonical, prediction.mask, true_pixels, queries)
+        score_tracks(sums, tracks, true_pixels, batch["track_visible"][b].numpy(), queries, prediction.mask.shape[-1])
+
+
+def score_batches(predict, batches, mm_per_unit: float) -> dict[str, dict[str, float]]:
+    """Summary of ``predict(batch) -> list[SamplePrediction]`` over ``batches`` (``MetricSums.summary``)."""
+    sums = MetricSums(mm_per_unit)
+    for batch in batches:
+        for b, prediction in enumerate(predict(batch)):
+            score_sample(sums, prediction, batch, b)
+    return sums.summary()
