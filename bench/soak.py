@@ -3,7 +3,7 @@
 Usage (repository root): ``python -m bench.soak [--frames 10000] [--input-rate-hz 0] [--json PATH]``.
 A shared face video (decoded once, looped) feeds ``FrameProcessor`` as the node does: with
 ``--input-rate-hz R > 0`` a feeder thread submits frames at R Hz to the node's newest-only worker
-(``ros.node_worker.NewestOnlyWorker``), so frames arriving while the model runs are dropped and
+(``stream.worker.NewestOnlyWorker``), so frames arriving while the model runs are dropped and
 counted; with 0 every frame is processed in lock step (no drops). Without ``--model`` a tiny
 untrained model is used (mask threshold 0, so tracking works on every face pixel).
 Reports resident memory (RSS) after warm-up and at the end, its growth per 1000 frames (least
@@ -23,9 +23,9 @@ from bench.common import report
 from bench.engines import DEFAULT_VIDEO, VIDEOS
 from faceanything_ros.config import ENGINES, NodeConfig
 from faceanything_ros.io.frames import open_frames
-from faceanything_ros.ros.node_worker import NewestOnlyWorker
-from faceanything_ros.ros.processing import FrameProcessor
-from faceanything_ros.ros.stats import ProcessingStats
+from faceanything_ros.stream.worker import NewestOnlyWorker
+from faceanything_ros.stream.processing import FrameProcessor
+from faceanything_ros.stream.stats import ProcessingStats
 
 WARMUP_FRAMES = 20  # RSS "start" is taken after these (model, detector and allocator warm)
 

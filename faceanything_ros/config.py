@@ -103,6 +103,8 @@ class PredictorConfig:
 
 
 ENGINES = ("auto", "tensorrt", "compile", "torch", "onnx")
+METHODS = ("auto", "model", "mesh")  # reconstruction method; auto = a given/bundled model, else mesh
+DEPTH_ENCODINGS = ("32FC1", "16UC1")  # ~/depth/image: float metres, or uint16 millimetres (REP 118)
 RESEED_POLICIES = ("never", "on_loss", "every_n")
 NODE_INPUTS = ("raw", "compressed")
 QOS_RELIABILITIES = ("best_effort", "reliable")
@@ -123,10 +125,18 @@ NODE_RANGES: dict[str, tuple[float, float]] = {
     "max_faces": (1, 16),
     "point_stride": (1, 64),
     "qos_depth": (1, 1000),
+    "canonical_scale": (0.05, 1.0),
+    "expected_rate_hz": (0.0, 1000.0),
+    "stale_after_s": (0.1, 3600.0),
+    "error_after_failures": (1, 1_000_000),
 }
 NODE_CHOICES: dict[str, tuple[str, ...]] = {
-    "engine": ENGINES, "reseed": RESEED_POLICIES, "input": NODE_INPUTS, "qos_reliability": QOS_RELIABILITIES,
+    "method": METHODS, "engine": ENGINES, "reseed": RESEED_POLICIES, "input": NODE_INPUTS,
+    "qos_reliability": QOS_RELIABILITIES, "depth_encoding": DEPTH_ENCODINGS,
 }
+# per-output switches (NodeConfig booleans); the node also skips an output nobody subscribes to
+NODE_SWITCHES = ("publish_depth", "publish_points", "publish_canonical", "publish_tracks", "publish_markers",
+                 "publish_faces", "publish_tf")
 
 
 @dataclass
@@ -135,9 +145,11 @@ class NodeConfig:
 
     Flat on purpose (ROS parameters are flat names); the model-related fields map onto
     ``PredictorConfig`` / ``TrackerConfig`` through ``predictor_config()`` / ``tracker_config()``,
-    the only place the two meet. Numeric ranges are ``NODE_RANGES``, string choices ``NODE_CHOICES``.
+    the only place the two meet. Numeric ranges are ``NODE_RANGES``, string choices
+    ``NODE_CHOICES``, booleans ``NODE_SWITCHES``.
     """
 
+    method: str = "auto"  # model | mesh | auto (the given or bundled model, else the face-mesh method)
     model: str = ""  # checkpoint path; "" = the bundled one
     engine: str = "auto"  # auto|tensorrt|compile|torch|onnx
     device: str = "cpu"  # torch device, e.g. "cpu", "cuda", "cuda:1"
@@ -157,6 +169,19 @@ class NodeConfig:
     input: str = "raw"  # raw (sensor_msgs/Image) | compressed (sensor_msgs/CompressedImage)
     qos_reliability: str = "best_effort"  # sensor-data QoS by default
     qos_depth: int = 1  # subscription history depth (the node keeps only the newest frame anyway)
+    frame_id: str = ""  # frame_id of every output; "" = the input image's
+    depth_encoding: str = "32FC1"  # ~/depth/image: 32FC1 metres (NaN = none) | 16UC1 millimetres (0 = none)
+    canonical_scale: float = 1.0  # ~/canonical image size / input image size, (0, 1] (nearest-neighbour)
+    publish_depth: bool = True  # ~/depth/image + ~/depth/camera_info
+    publish_points: bool = True  # ~/points
+    publish_canonical: bool = True  # ~/canonical
+    publish_tracks: bool = True  # ~/tracks
+    publish_markers: bool = True  # ~/track_markers
+    publish_faces: bool = True  # ~/faces
+    publish_tf: bool = True  # face_<id> frames on /tf (when tf2_msgs is installed)
+    expected_rate_hz: float = 0.0  # diagnostics WARN below this many processed frames/s; 0 = no check
+    stale_after_s: float = 5.0  # diagnostics STALE when no image arrived for this long, seconds
+    error_after_failures: int = 10  # diagnostics ERROR after this many failed frames in a row
 
     def __post_init__(self) -> None:
         for name, (low, high) in NODE_RANGES.items():
@@ -166,6 +191,11 @@ class NodeConfig:
                 raise ValueError(f"NodeConfig.{name} must be {'an integer' if integer else 'a number'}, got {value!r}")
             if not low <= value <= high:
                 raise ValueError(f"NodeConfig.{name} = {value} is outside its range [{low}, {high}]")
+        for name in NODE_SWITCHES:
+            if not isinstance(getattr(self, name), bool):
+                raise ValueError(f"NodeConfig.{name} must be true or false, got {getattr(self, name)!r}")
+        if not isinstance(self.frame_id, str):
+            raise ValueError(f"NodeConfig.frame_id must be a string, got {self.frame_id!r}")
         for name, choices in NODE_CHOICES.items():
             if getattr(self, name) not in choices:
                 raise ValueError(f"NodeConfig.{name} = {getattr(self, name)!r}; choose one of {list(choices)}")

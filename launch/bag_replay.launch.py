@@ -17,7 +17,8 @@ from launch.substitutions import LaunchConfiguration, PathJoinSubstitution
 from launch_ros.event_handlers import OnStateTransition
 from launch_ros.substitutions import FindPackageShare
 
-OUTPUTS = ("depth", "points", "canonical", "tracks", "track_markers", "camera_info")
+OUTPUTS = ("depth/image", "depth/camera_info", "points", "canonical", "tracks", "track_markers", "faces", "tf")
+GLOBAL_OUTPUTS = {"tf": "/tf"}
 
 
 def generate_launch_description() -> LaunchDescription:
@@ -31,6 +32,8 @@ def generate_launch_description() -> LaunchDescription:
                               description="image topic in the input bag"),
         DeclareLaunchArgument("camera_info", default_value="/camera/color/camera_info",
                               description="camera_info topic in the input bag"),
+        DeclareLaunchArgument("method", default_value="auto",
+                              description="model | mesh | auto (the given or bundled model, else mesh)"),
         DeclareLaunchArgument("model", default_value="", description="checkpoint path; empty = bundled"),
         DeclareLaunchArgument("engine", default_value="auto",
                               description="auto | tensorrt | compile | torch | onnx"),
@@ -40,13 +43,15 @@ def generate_launch_description() -> LaunchDescription:
         PythonLaunchDescriptionSource(
             PathJoinSubstitution([FindPackageShare("faceanything_ros"), "launch", "faceanything.launch.py"])),
         launch_arguments={
-            "image": image, "camera_info": camera_info, "model": LaunchConfiguration("model"),
+            "image": image, "camera_info": camera_info, "method": LaunchConfiguration("method"),
+            "model": LaunchConfiguration("model"),
             "engine": LaunchConfiguration("engine"), "use_rviz": "false", "namespace": "",
         }.items(),
     )
     record = ExecuteProcess(
         cmd=["ros2", "bag", "record", "-o", LaunchConfiguration("output"),
-             image, camera_info, "/diagnostics", *[f"/faceanything/{topic}" for topic in OUTPUTS]],
+             image, camera_info, "/diagnostics",
+             *[GLOBAL_OUTPUTS.get(topic, f"/faceanything/{topic}") for topic in OUTPUTS]],
         output="screen",
     )
     play_when_active = RegisterEventHandler(OnStateTransition(

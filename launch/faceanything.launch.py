@@ -3,8 +3,10 @@
     ros2 launch faceanything_ros faceanything.launch.py \
         image:=/camera/color/image_raw camera_info:=/camera/color/camera_info model:=/path/model.safetensors
 
-The node's outputs are ``<namespace>/faceanything/{depth,points,canonical,tracks,track_markers,
-camera_info}`` and ``/diagnostics``. Every other node parameter comes from ``params_file``.
+The node's outputs are ``<namespace>/faceanything/{depth/image,depth/camera_info,points,canonical,
+tracks,track_markers,faces}``, face frames on ``/tf`` and ``/diagnostics``. ``method`` auto runs
+the given or bundled model, else the face-mesh method (no model needed). Every other node
+parameter comes from ``params_file``.
 """
 from launch import LaunchDescription
 from launch.actions import DeclareLaunchArgument, EmitEvent, RegisterEventHandler
@@ -27,6 +29,8 @@ def generate_launch_description() -> LaunchDescription:
                               description="input image topic (sensor_msgs/Image; + /compressed)"),
         DeclareLaunchArgument("camera_info", default_value="/camera/color/camera_info",
                               description="input camera_info topic (optional; K used when present)"),
+        DeclareLaunchArgument("method", default_value="auto",
+                              description="model | mesh | auto (the given or bundled model, else mesh)"),
         DeclareLaunchArgument("model", default_value="", description="checkpoint path; empty = bundled"),
         DeclareLaunchArgument("engine", default_value="auto",
                               description="auto | tensorrt | compile | torch | onnx"),
@@ -43,7 +47,8 @@ def generate_launch_description() -> LaunchDescription:
         name="faceanything",
         namespace=LaunchConfiguration("namespace"),
         parameters=[LaunchConfiguration("params_file"),
-                    {"model": LaunchConfiguration("model"), "engine": LaunchConfiguration("engine")}],
+                    {"method": LaunchConfiguration("method"), "model": LaunchConfiguration("model"),
+                     "engine": LaunchConfiguration("engine")}],
         remappings=[
             ("image", image),
             ("image/compressed", [image, "/compressed"]),

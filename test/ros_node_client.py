@@ -9,7 +9,9 @@ lifecycle services, sends face frames in lock step (each with a CameraInfo of th
 and a K that differs per frame), then bad frames, a frame without a face, a burst faster than
 the model runs, and finally deactivates, cleans up, configures and activates it again.
 ``plain``: the node configured and activated itself and reads ``image/compressed``; the client
-sends JPEG frames without CameraInfo.
+sends JPEG frames without CameraInfo. ``mesh``: the face-mesh method with no model
+(``ros_node_mesh_scenario.py``): every output incl. faces and TF, outputs nobody subscribes to,
+deactivate during processing, reconfigure with new parameter values.
 
 Nothing is asserted here: ``OUT_DIR/record.json`` (events, states, parameter descriptors,
 diagnostics snapshots, message headers, latencies) and ``OUT_DIR/arrays.npz`` (decoded outputs
@@ -35,7 +37,8 @@ from rclpy.qos import QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud2
 from visualization_msgs.msg import MarkerArray
 
-from faceanything_ros.msg import CanonicalTrackArray
+from faceanything_ros.msg import CanonicalTrackArray, FaceArray
+from tf2_msgs.msg import TFMessage
 
 # The test names the node and the camera topics per run, so concurrent runs sharing a DDS domain stay apart.
 NODE = os.environ.get("FACEANYTHING_TEST_NODE", "/faceanything")
@@ -43,8 +46,9 @@ CAMERA = os.environ.get("FACEANYTHING_TEST_CAMERA", "/camera")
 FRAME_ID = "camera_color_optical_frame"
 IMAGE_TOPIC = f"{CAMERA}/image"
 INFO_TOPIC = f"{CAMERA}/camera_info"
-OUTPUTS = {"depth": Image, "canonical": Image, "points": PointCloud2, "tracks": CanonicalTrackArray,
-           "track_markers": MarkerArray, "camera_info": CameraInfo}
+OUTPUTS = {"depth/image": Image, "depth/camera_info": CameraInfo, "canonical": Image, "points": PointCloud2,
+           "tracks": CanonicalTrackArray, "track_markers": MarkerArray, "faces": FaceArray, "tf": TFMessage}
+GLOBAL = {"tf": "/tf"}
 RELIABLE = QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE)
 
 
@@ -58,9 +62,10 @@ class Client:
     def __init__(self, compressed: bool) -> None:
         self.node = rclpy.create_node("faceanything_test_client")
         self.received: dict[str, list[tuple[float, object]]] = {name: [] for name in OUTPUTS}
-        self.output_subscriptions = [
-            self.node.create_subscription(msg_type, f"{NODE}/{name}", self._keeper(name), RELIABLE)
-            for name, msg_type in OUTPUTS.items()]
+        self.output_subscriptions = {
+            name: self.node.create_subscription(msg_type, GLOBAL.get(name, f"{NODE}/{name}"), self._keeper(name),
+                                                RELIABLE)
+            for name, msg_type in OUTPUTS.items()}
         self.diagnostics: list[tuple[float, dict[str, str]]] = []
         self.node.create_subscription(DiagnosticArray, "/diagnostics", self._on_diagnostics, RELIABLE)
         image_type, topic = (CompressedImage, IMAGE_TOPIC + "/compressed") if compressed else (Image, IMAGE_TOPIC)
@@ -91,7 +96,7 @@ class Client:
         publisher, then 0.5 s for DDS to finish the node's side of the matches (a best-effort image
         sent before that is lost)."""
         connected = self.spin_until(lambda: self.image_publisher.get_subscription_count() > 0 and all(
-            subscription.get_publisher_count() > 0 for subscription in self.output_subscriptions), timeout_s)
+            subscription.get_publisher_count() > 0 for subscription in self.output_subscriptions.values()), timeout_s)
         self.spin_until(lambda: False, 0.5)
         return connected
 
@@ -132,12 +137,15 @@ class Client:
         found = {}
         for name, messages in self.received.items():
             for _, msg in messages:
-                if stamp_ns(msg.markers[0].header if name == "track_markers" else msg.header) == stamp:
+                header = header_message(name, msg)
+                if header is not None and stamp_ns(header) == stamp:
                     found[name] = msg
         return found
 
-    def wait_outputs(self, stamp: int, timeout_s: float = 60.0) -> bool:
-        return self.spin_until(lambda: len(self.outputs_for(stamp)) == len(OUTPUTS), timeout_s)
+    def wait_outputs(self, stamp: int, timeout_s: float = 60.0, names=None) -> bool:
+        """Until every output in ``names`` (default: all but TF, which a face-less frame lacks) arrived."""
+        names = set(OUTPUTS) - {"tf"} if names is None else set(names)
+        return self.spin_until(lambda: names <= set(self.outputs_for(stamp)), timeout_s)
 
     def diagnostics_after(self, moment: float, timeout_s: float = 5.0) -> dict[str, str]:
         self.spin_until(lambda: any(t > moment for t, _ in self.diagnostics), timeout_s)
@@ -157,12 +165,37 @@ def intrinsics(index: int, width: int, height: int) -> np.ndarray:
     return np.array([[focal, 0.0, (width - 1) / 2], [0.0, focal, (height - 1) / 2], [0.0, 0.0, 1.0]])
 
 
+def header_message(name: str, msg):
+    """The header of an output message (TF: its first transform's; None when it has none)."""
+    if name == "track_markers":
+        return msg.markers[0].header
+    if name == "tf":
+        return msg.transforms[0].header if msg.transforms else None
+    return msg.header
+
+
 def decode(name: str, msg) -> dict[str, np.ndarray]:
     """Output message -> arrays (numpy only) and header facts."""
-    if name in ("depth", "canonical"):
-        channels = {"32FC1": 1, "32FC3": 3}.get(msg.encoding, 0)
-        pixels = np.frombuffer(bytes(msg.data), "<f4").reshape(msg.height, msg.step // 4)
+    if name in ("depth/image", "canonical"):
+        channels, dtype = {"32FC1": (1, "<f4"), "32FC3": (3, "<f4"), "16UC1": (1, "<u2")}[msg.encoding]
+        size = np.dtype(dtype).itemsize
+        pixels = np.frombuffer(bytes(msg.data), dtype).reshape(msg.height, msg.step // size)
         return {"pixels": pixels[:, : msg.width * channels].reshape(msg.height, msg.width, channels)}
+    if name == "faces":
+        faces = list(msg.faces)
+        return {"ids": np.array([f.id for f in faces], np.int64),
+                "boxes": np.array([[f.x_min, f.y_min, f.x_max, f.y_max] for f in faces]).reshape(-1, 4),
+                "pose_valid": np.array([f.pose_valid for f in faces], bool),
+                "xyz": np.array([[f.pose.position.x, f.pose.position.y, f.pose.position.z] for f in faces]).reshape(-1, 3),
+                "quaternion": np.array([[f.pose.orientation.x, f.pose.orientation.y, f.pose.orientation.z,
+                                         f.pose.orientation.w] for f in faces]).reshape(-1, 4),
+                "num_pixels": np.array([f.num_pixels for f in faces], np.int64)}
+    if name == "tf":
+        transforms = list(msg.transforms)
+        return {"children": np.array([t.child_frame_id for t in transforms]),
+                "parents": np.array([t.header.frame_id for t in transforms]),
+                "xyz": np.array([[t.transform.translation.x, t.transform.translation.y, t.transform.translation.z]
+                                 for t in transforms]).reshape(-1, 3)}
     if name == "points":
         dtype = np.dtype({"names": [f.name for f in msg.fields], "offsets": [f.offset for f in msg.fields],
                           "formats": ["<f4" if f.datatype == 7 else "u1" for f in msg.fields],
@@ -177,6 +210,7 @@ def decode(name: str, msg) -> dict[str, np.ndarray]:
                 "uv": np.array([[t.u, t.v] for t in tracks], np.float64).reshape(-1, 2),
                 "xyz": np.array([[t.position.x, t.position.y, t.position.z] for t in tracks]).reshape(-1, 3),
                 "visible": np.array([t.visible for t in tracks], bool),
+                "face_ids": np.array([t.face_id for t in tracks], np.int64),
                 "confidence": np.array([t.confidence for t in tracks], np.float64)}
     if name == "track_markers":
         return {"actions": np.array([m.action for m in msg.markers]), "types": np.array([m.type for m in msg.markers]),
@@ -186,8 +220,8 @@ def decode(name: str, msg) -> dict[str, np.ndarray]:
 
 
 def header_of(name: str, msg) -> list:
-    header = msg.markers[0].header if name == "track_markers" else msg.header
-    return [stamp_ns(header), header.frame_id] + ([msg.encoding] if name in ("depth", "canonical") else [])
+    header = header_message(name, msg)
+    return [stamp_ns(header), header.frame_id] + ([msg.encoding] if name in ("depth/image", "canonical") else [])
 
 
 def save_frame(client: Client, stamp: int, label: str, record: dict, arrays: dict) -> None:
@@ -228,7 +262,7 @@ def lifecycle_scenario(client: Client, frames: list[np.ndarray], record: dict, a
         client.spin_until(lambda: False, 0.3)  # let the infos arrive: they travel apart from the image
         client.publish_image(raw_image(rgb), stamp)
         record.setdefault("lockstep_ok", []).append(client.wait_outputs(stamp))
-        round_trips.append(max((t for t, m in client.received["depth"] if stamp_ns(m.header) == stamp),
+        round_trips.append(max((t for t, m in client.received["depth/image"] if stamp_ns(m.header) == stamp),
                                default=float("nan")) - client.sent_at[stamp])
         save_frame(client, stamp, f"face{i}", record, arrays)
     record["lockstep_round_trips_s"] = round_trips
@@ -261,9 +295,9 @@ def lifecycle_scenario(client: Client, frames: list[np.ndarray], record: dict, a
     for i, stamp in enumerate(burst):
         client.publish_image(raw_image(frames[i % len(frames)]), stamp)
         client.spin_until(lambda: False, 0.02)
-    settled = lambda: time.monotonic() - max([t for t, _ in client.received["depth"]] or [0.0]) > 2.0
+    settled = lambda: time.monotonic() - max([t for t, _ in client.received["depth/image"]] or [0.0]) > 2.0
     client.spin_until(settled, 30.0)
-    outputs = {stamp_ns(m.header): t for t, m in client.received["depth"] if stamp_ns(m.header) in set(burst)}
+    outputs = {stamp_ns(m.header): t for t, m in client.received["depth/image"] if stamp_ns(m.header) in set(burst)}
     record["burst"] = {"sent": len(burst), "latencies_s": [t - client.sent_at[s] for s, t in sorted(outputs.items())]}
     record["diagnostics_burst"] = client.diagnostics_after(time.monotonic())
 
@@ -320,8 +354,12 @@ def main(scenario: str, out_dir: Path, video: Path) -> None:
     client = Client(compressed=scenario == "plain")
     record: dict = {"frames": {}}
     arrays: dict = {}
+    if scenario == "mesh":
+        from ros_node_mesh_scenario import mesh_scenario as run_scenario
+    else:
+        run_scenario = lifecycle_scenario if scenario == "lifecycle" else plain_scenario
     try:
-        (lifecycle_scenario if scenario == "lifecycle" else plain_scenario)(client, frames, record, arrays)
+        run_scenario(client, frames, record, arrays)
     finally:
         out_dir.mkdir(parents=True, exist_ok=True)
         (out_dir / "record.json").write_text(json.dumps(record, indent=1))

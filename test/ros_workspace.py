@@ -7,6 +7,11 @@ build`` and runs Python (the node, a test client) in subprocesses after ``source
 install/setup.bash``. That also proves the installed package, not the source tree, works. Tests
 that only run the installed package share one build per session (``conftest.built_workspace``).
 
+The PyPI ROS wheels have no ``tf2_msgs``; every ROS install does. The workspace therefore gets the
+standard ``tf2_msgs/TFMessage`` definition as a package of its own (``TF2_MSGS``), so the node
+publishes TF there as on a robot; the package's own build never holds it, so it can never shadow
+a robot's real tf2_msgs.
+
 DDS traffic stays on this machine: ``ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST`` and a
 ``ROS_DOMAIN_ID`` derived from the test process id, so parallel test runs do not hear each other.
 """
@@ -80,10 +85,46 @@ def build_environment(tmp_path: Path) -> dict[str, str]:
     return env
 
 
+TF2_MSGS = {
+    # the message of ros2/geometry2's tf2_msgs, unchanged
+    "msg/TFMessage.msg": "geometry_msgs/TransformStamped[] transforms\n",
+    "package.xml": """<?xml version="1.0"?>
+<package format="3">
+  <name>tf2_msgs</name>
+  <version>0.36.0</version>
+  <description>tf2_msgs/TFMessage only, for the faceanything_ros tests</description>
+  <maintainer email="maintainers@faceanything-ros.invalid">faceanything_ros maintainers</maintainer>
+  <license>BSD-3-Clause</license>
+  <buildtool_depend>ament_cmake</buildtool_depend>
+  <buildtool_depend>rosidl_default_generators</buildtool_depend>
+  <depend>geometry_msgs</depend>
+  <exec_depend>rosidl_default_runtime</exec_depend>
+  <member_of_group>rosidl_interface_packages</member_of_group>
+  <export><build_type>ament_cmake</build_type></export>
+</package>
+""",
+    "CMakeLists.txt": """cmake_minimum_required(VERSION 3.20)
+project(tf2_msgs NONE)
+enable_language(C CXX)
+find_package(ament_cmake REQUIRED)
+find_package(rosidl_default_generators REQUIRED)
+find_package(geometry_msgs REQUIRED)
+rosidl_generate_interfaces(${PROJECT_NAME} "msg/TFMessage.msg" DEPENDENCIES geometry_msgs)
+ament_export_dependencies(rosidl_default_runtime)
+ament_package()
+""",
+}
+
+
 def copy_repository(workspace: Path) -> Path:
-    """Copy the repository's sources to ``workspace/src/faceanything_ros``; return that directory."""
+    """Copy the repository's sources to ``workspace/src/faceanything_ros`` and the test-only ``tf2_msgs``
+    package (``TF2_MSGS``) beside it; return the package's directory."""
     package_dir = workspace / "src" / PACKAGE
     shutil.copytree(REPO_ROOT, package_dir, ignore=NOT_SOURCES, symlinks=True)
+    for relative, text in TF2_MSGS.items():
+        path = workspace / "src" / "tf2_msgs" / relative
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
     return package_dir
 
 

@@ -70,15 +70,38 @@ def test_video_to_bag_to_bag_eval_round_trip(tmp_path, tiny_checkpoint, storage,
         assert reader.storage == storage
         assert reader.topics[output_topic("tracks")] == "faceanything_ros/msg/CanonicalTrackArray"
         assert reader.topics["/diagnostics"] == "diagnostic_msgs/msg/DiagnosticArray"
-    depths = read_topic(out, output_topic("depth"))
+    depths = read_topic(out, output_topic("depth/image"))
     assert [stamp_to_ns(m.header.stamp) for _, m in depths] == stamps  # input stamps preserved
     assert [t for t, _ in depths] == stamps
     depth = depth_image_to_metres(depths[0][1])
     assert depth.shape == (480, 480) and np.isfinite(depth).any()
-    infos = read_topic(out, output_topic("camera_info"))
+    infos = read_topic(out, output_topic("depth/camera_info"))
+    assert [stamp_to_ns(m.header.stamp) for _, m in infos] == stamps  # the depth pair shares its stamps
     np.testing.assert_array_equal(np.asarray(infos[0][1].k), [500, 0, 239.5, 0, 500, 239.5, 0, 0, 1])
     tracks = track_array_to_arrays(read_topic(out, output_topic("tracks"))[-1][1])
     assert len(tracks["ids"]) > 0
+
+
+def test_bag_eval_method_mesh_round_trip_needs_no_model(tmp_path):
+    bag, out = tmp_path / "in", tmp_path / "out"
+    assert main(["video-to-bag", str(face_video(VIDEO)), "-o", str(bag), "--topic", "/image",
+                 "--camera-info-topic", "/camera_info", "--intrinsics", "500", "500", "239.5", "239.5",
+                 "--max-frames", str(FRAMES)]) == 0
+    assert main(["bag-eval", str(bag), "--image-topic", "/image", "--camera-info-topic", "/camera_info",
+                 "--method", "mesh", "-o", str(out), "--report", str(tmp_path / "report.json")]) == 0
+    report = json.loads((tmp_path / "report.json").read_text())
+    assert report["method"] == "mesh" and report["frames_out"] == report["frames_with_face"] == FRAMES
+    assert report["intrinsics"] == {"given": FRAMES} and report["errors"] == 0
+    for key in OUTPUT_TYPES:
+        assert report["output_messages"][output_topic(key)] == FRAMES
+    faces = read_topic(out, output_topic("faces"))
+    assert [[face.id for face in message.faces] for _, message in faces] == [[1]] * FRAMES
+    for (_, message), (_, transforms) in zip(faces, read_topic(out, "/tf")):
+        (transform,) = transforms.transforms
+        assert transform.child_frame_id == "face_1"
+        assert transform.header.frame_id == message.header.frame_id
+        assert transform.transform.translation.z == pytest.approx(message.faces[0].pose.position.z)
+        assert 0.1 < message.faces[0].pose.position.z < 2.0  # metres in front of the camera
 
 
 @pytest.fixture(scope="module")
@@ -93,7 +116,7 @@ def evaluated(tmp_path_factory, tiny_checkpoint):
 def test_accuracy_against_known_perturbed_ground_truth(tmp_path, tiny_checkpoint, evaluated):
     scale, shift = 1.1, np.array([3.0, 4.0])  # depth x 1.1, tracks moved by 5 px
     images = read_topic(evaluated / "out", "/image")
-    depths = read_topic(evaluated / "out", output_topic("depth"))
+    depths = read_topic(evaluated / "out", output_topic("depth/image"))
     tracks = read_topic(evaluated / "out", output_topic("tracks"))
     with BagWriter(tmp_path / "truth", "mcap") as writer:
         for (t, image), (_, depth), (_, track) in zip(images, depths, tracks):
@@ -152,7 +175,7 @@ def test_bad_frames_are_counted_and_processing_continues(tmp_path, tiny_checkpoi
     assert report["errors_by_kind"] == {"camera_info_size": 2, "bad_step": 1, "unknown_encoding": 1,
                                         "undeserializable": 1}
     assert report["intrinsics"] == {"estimated": 2}
-    assert report["output_messages"][output_topic("depth")] == 2
+    assert report["output_messages"][output_topic("depth/image")] == 2
     assert report["output_messages"]["/image"] == 5  # the input is copied as recorded
 
 
@@ -204,6 +227,6 @@ def test_bag_eval_through_the_real_node(tmp_path, built_workspace, tiny_checkpoi
     with BagReader(tmp_path / "out") as reader:
         assert reader.storage == "mcap"
         assert set(reader.topics) >= {output_topic(key) for key in OUTPUT_TYPES} | {"/image", "/diagnostics"}
-    for key in ("depth", "tracks", "camera_info"):
+    for key in ("depth/image", "tracks", "depth/camera_info"):
         stamps = [stamp_to_ns(m.header.stamp) for _, m in read_topic(tmp_path / "out", output_topic(key))]
         assert len(stamps) == report["frames_out"] and set(stamps) <= input_stamps

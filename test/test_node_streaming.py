@@ -1,4 +1,4 @@
-"""The node's ROS-free streaming parts: the newest-only inference worker and the CameraInfo cache."""
+"""The stream's ROS-free parts the node runs: the newest-only inference worker, the CameraInfo rule, health."""
 from __future__ import annotations
 
 import threading
@@ -7,8 +7,9 @@ from types import SimpleNamespace
 
 import pytest
 
-from faceanything_ros.ros.node_camera_info import CameraInfoCache
-from faceanything_ros.ros.node_worker import NewestOnlyWorker
+from faceanything_ros.stream.camera_info import CameraInfoCache
+from faceanything_ros.stream.health import stream_health
+from faceanything_ros.stream.worker import NewestOnlyWorker
 
 
 def info(stamp_ns: int, frame_id: str = "cam", width: int = 640) -> SimpleNamespace:
@@ -60,30 +61,44 @@ def test_worker_rate_limit_spaces_items_and_stop_drops_the_waiting_one() -> None
     assert dropped == ["c"]
 
 
-def test_worker_stop_times_out_when_the_handler_hangs() -> None:
-    release = threading.Event()
-    worker = NewestOnlyWorker(lambda item: release.wait(5.0), lambda item: None, lambda: 0.0)
+def test_worker_stop_is_bounded_while_an_item_is_in_flight_and_releases_after_it() -> None:
+    release, handled, released = threading.Event(), [], []
+    worker = NewestOnlyWorker(lambda item: (release.wait(5.0), handled.append(item)), lambda item: None, lambda: 0.0)
     worker.start()
     worker.submit(1)
     time.sleep(0.05)
-    with pytest.raises(TimeoutError, match="did not finish"):
-        worker.stop(timeout_s=0.05)
+    started = time.monotonic()
+    assert worker.stop(timeout_s=0.05) is False  # still busy with item 1: returns anyway
+    assert time.monotonic() - started < 1.0
+    worker.submit(2)  # after stop: never handled
+    worker.after_exit(lambda: released.append(list(handled)))
+    assert released == []  # item 1 still uses what the callback releases
     release.set()
-    worker.stop()
+    deadline = time.monotonic() + 5.0
+    while not released and time.monotonic() < deadline:
+        time.sleep(0.001)
+    assert released == [[1]]
+    late = []
+    worker.after_exit(lambda: late.append(True))  # the thread has ended: runs at once
+    assert late == [True]
 
 
-def test_camera_info_matches_by_stamp_then_latest_of_the_same_frame() -> None:
+def test_camera_info_matches_by_stamp_then_latest_earlier_of_the_same_frame() -> None:
     cache = CameraInfoCache(capacity=3)
     first, second, other = info(100), info(200), info(200, frame_id="other")
     for message in (first, second, other):
         cache.add(message)
     assert cache.match(100, "cam") is first  # exact stamp, though 200 is newer
-    assert cache.match(150, "cam", wait_s=0.0) is second  # no info of that stamp: latest of "cam"
+    assert cache.match(150, "cam", wait_s=0.0) is first  # no info of that stamp: the latest one not after it
+    assert cache.match(250, "cam", wait_s=0.0) is second
+    assert cache.match(50, "cam", wait_s=0.0) is None  # every info of "cam" is later than the image
     assert cache.match(200, "other") is other
-    assert cache.match(100, "unknown") is None
+    assert cache.match(300, "other", wait_s=0.0) is other
+    assert cache.match(100, "unknown") is None  # another camera's info never matches
     for stamp in (300, 400, 500):
         cache.add(info(stamp))
-    assert cache.match(100, "cam", wait_s=0.0).header.stamp.nanosec == 500  # 100 fell out of the bounded store
+    assert cache.match(100, "cam", wait_s=0.0) is None  # 100 and 200 fell out of the bounded store
+    assert cache.match(450, "cam", wait_s=0.0).header.stamp.nanosec == 400
     cache.clear()
     assert cache.match(500, "cam") is None
 
@@ -95,3 +110,20 @@ def test_camera_info_waits_briefly_for_an_in_flight_info_of_a_per_image_stream()
     late = info(200)
     threading.Timer(0.01, cache.add, args=(late,)).start()
     assert cache.match(200, "cam", wait_s=2.0) is late
+
+
+@pytest.mark.parametrize("kwargs, level", [
+    ({}, "OK"),
+    ({"consecutive_errors": 3}, "ERROR"),  # repeated failures win over everything
+    ({"consecutive_errors": 3, "seconds_since_input": 60.0}, "ERROR"),
+    ({"seconds_since_input": 6.0}, "STALE"),
+    ({"seconds_since_input": None}, "STALE"),
+    ({"rate_hz": 9.0}, "WARN"),  # under the expected 10 Hz
+    ({"errors_since_report": 1}, "WARN"),
+    ({"rate_hz": 9.0, "expected_rate_hz": 0.0}, "OK"),  # 0: no rate check
+])
+def test_stream_health_levels(kwargs, level) -> None:
+    values = dict(rate_hz=30.0, expected_rate_hz=10.0, seconds_since_input=0.1, stale_after_s=5.0,
+                  consecutive_errors=0, error_after_failures=3, errors_since_report=0)
+    health = stream_health(**{**values, **kwargs})
+    assert health.level == level and health.message

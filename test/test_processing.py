@@ -1,4 +1,5 @@
-"""NodeConfig, FrameProcessor (the node's and bag-eval's shared processing) and ProcessingStats."""
+"""NodeConfig, FrameProcessor (the node's and bag-eval's shared processing), its method, face ids, head poses,
+the outputs built from it, and ProcessingStats."""
 from __future__ import annotations
 
 import dataclasses
@@ -12,8 +13,9 @@ from faceanything_ros.geometry.camera import intrinsics_matrix
 from faceanything_ros.io.frames import open_frames
 from faceanything_ros.model.bundled import bundled_checkpoint
 from faceanything_ros.predictor import Predictor
-from faceanything_ros.ros.processing import FrameProcessor
-from faceanything_ros.ros.stats import ProcessingStats
+from faceanything_ros.stream import method as stream_method
+from faceanything_ros.stream.processing import FrameProcessor
+from faceanything_ros.stream.stats import ProcessingStats
 
 VIDEO = "liveportrait_d18_man_frontal_mouth.mp4"
 
@@ -63,6 +65,10 @@ def test_node_config_yaml_round_trip(tmp_path):
     ({"input": "theora"}, "input"),
     ({"qos_reliability": "maybe"}, "qos_reliability"),
     ({"reseed": "every_n"}, "reseed_every_n >= 1"),
+    ({"method": "magic"}, "method"),
+    ({"depth_encoding": "8UC1"}, "depth_encoding"),
+    ({"publish_points": 1}, "publish_points must be true or false"),
+    ({"canonical_scale": 0.0}, "canonical_scale"),
 ])
 def test_node_config_rejects_bad_values(overrides, message):
     with pytest.raises(ValueError, match=message):
@@ -127,7 +133,7 @@ def test_processor_errors(tiny_checkpoint, frames):
         FrameProcessor(config(tiny_checkpoint, engine="tensorrt"))  # no CUDA here
     if bundled_checkpoint() is None:
         with pytest.raises(FileNotFoundError, match="no trained model is bundled"):
-            FrameProcessor(NodeConfig())
+            FrameProcessor(NodeConfig(method="model"))
     with FrameProcessor(config(tiny_checkpoint)) as processor:
         with pytest.raises(ValueError):
             processor.process(np.zeros((8, 8, 3), np.uint8), 0, "cam")  # below the minimum image size
@@ -152,3 +158,80 @@ def test_processing_stats_numbers():
     assert summary["latency"]["p50_ms"] == pytest.approx(25.0)
     assert summary["latency"]["p99_ms"] == pytest.approx(39.7)  # numpy linear interpolation of 10..40 ms
     assert np.isnan(ProcessingStats().latency_percentiles_ms()["p95_ms"])
+
+
+def test_method_choice_and_a_model_bundled_later(tmp_path, monkeypatch):
+    monkeypatch.setattr(stream_method, "bundled_checkpoint", lambda: None)
+    assert stream_method.choose_method("auto", "").method == "mesh"
+    assert stream_method.choose_method("mesh", "m.safetensors").checkpoint is None
+    assert stream_method.choose_method("auto", "m.safetensors").checkpoint.name == "m.safetensors"
+    with pytest.raises(FileNotFoundError, match="face-mesh method") as error:
+        stream_method.choose_method("model", "")
+    assert "issue" not in str(error.value)
+    bundled = tmp_path / "faceanything_tiny.safetensors"
+    monkeypatch.setattr(stream_method, "bundled_checkpoint", lambda: bundled)
+    choice = stream_method.choose_method("auto", "")
+    assert (choice.method, choice.checkpoint) == ("model", bundled) and "bundled" in choice.reason
+
+
+def test_mesh_method_needs_no_model_and_gives_stable_faces_with_head_poses(frames):
+    cfg = NodeConfig(method="mesh", num_tracks=32)
+    with FrameProcessor(cfg) as processor:
+        assert processor.engine == "none"
+        processor.warm_up()
+        results = [processor.process(rgb, 1_000 + i, "cam") for i, rgb in enumerate(frames)]
+        other_camera = processor.process(frames[0], 2_000, "other_cam")
+    for result in results:
+        (face,) = result.faces
+        assert face.id == 1 and face.num_pixels == result.reconstruction.faces[0].num_pixels > 1000
+        points = result.reconstruction.faces[0].cloud.points
+        assert np.linalg.norm(face.pose.translation - points.mean(axis=0)) < 0.02  # metres
+        assert face.pose.rms_m < 0.01
+        rotation = face.pose.rotation
+        np.testing.assert_allclose(rotation @ rotation.T, np.eye(3), atol=1e-9)
+        # a frontal face: x (out of the face) towards the camera, y (the subject's left) image right, z up
+        assert rotation[2, 0] < -0.8 and rotation[0, 1] > 0.8 and rotation[1, 2] < -0.8
+        on_face = result.tracks.visible
+        assert on_face.any() and np.all(result.track_face_ids[on_face] == 1)
+        assert result.canonical_space == "mediapipe-facemesh-478"
+    # another camera restarts the stream's context: new face id, fresh tracks
+    assert other_camera.faces[0].id == 2
+    assert other_camera.tracks.ids.min() > results[-1].tracks.ids.max()
+
+
+def test_outputs_follow_the_switches_encoding_scale_and_frame_id(frames):
+    from faceanything_ros.export.depth import millimetres_to_metres
+    from faceanything_ros.ros.conversions import image_to_array
+    from faceanything_ros.ros.message_types import typestore
+    from faceanything_ros.ros.outputs import OUTPUT_TYPES, enabled_outputs, output_messages
+
+    types = typestore().types
+    with FrameProcessor(NodeConfig(method="mesh", num_tracks=16)) as processor:
+        result = processor.process(frames[0], 1_000, "cam")
+    everything = NodeConfig(method="mesh")
+    assert enabled_outputs(everything, types) == list(OUTPUT_TYPES)
+    assert enabled_outputs(everything, {k: v for k, v in types.items() if not k.startswith("tf2_msgs")})[-1] == "faces"
+    cfg = NodeConfig(method="mesh", depth_encoding="16UC1", canonical_scale=0.5, frame_id="head_camera",
+                     publish_points=False)
+    keys = enabled_outputs(cfg, types)
+    assert "points" not in keys
+    messages = output_messages(types, result, cfg, keys)
+    assert set(messages) == set(keys)
+    depth = messages["depth/image"]
+    assert depth.encoding == "16UC1" and depth.header.frame_id == "head_camera"
+    metres = millimetres_to_metres(image_to_array(depth)[..., 0])
+    face = np.isfinite(result.reconstruction.depth)
+    np.testing.assert_array_equal(np.isfinite(metres), face)
+    np.testing.assert_allclose(metres[face], result.reconstruction.depth[face], atol=5e-4)
+    info = messages["depth/camera_info"]
+    assert (info.header.stamp, info.header.frame_id) == (depth.header.stamp, depth.header.frame_id)
+    np.testing.assert_array_equal(np.reshape(info.k, (3, 3)), result.intrinsics)
+    height, width = frames[0].shape[:2]
+    assert (messages["canonical"].height, messages["canonical"].width) == (height // 2, width // 2)
+    (transform,) = messages["tf"].transforms
+    assert transform.child_frame_id == "face_1" and transform.header.frame_id == "head_camera"
+    (face_message,) = messages["faces"].faces
+    assert face_message.pose_valid and face_message.pose.position.z == pytest.approx(transform.transform.translation.z)
+    assert {t.face_id for t in messages["tracks"].tracks if t.visible} == {1}
+    assert messages["tracks"].canonical_space == "mediapipe-facemesh-478"
+    assert [m.text for m in messages["track_markers"].markers][-1] == "face 1"

@@ -75,18 +75,20 @@ def test_repository_builds_and_imports_from_install_tree(tmp_path: Path, built_w
         "import json\n"
         "from faceanything_ros.msg import CanonicalTrack, CanonicalTrackArray\n"
         "import faceanything_ros.ros.node as node\n"
+        "from faceanything_ros.ros.node.message_types import rclpy_message_types\n"
         "print(json.dumps([CanonicalTrack.get_fields_and_field_types(),\n"
         "                  CanonicalTrackArray.get_fields_and_field_types(), node.__file__,\n"
-        "                  sorted(node.rclpy_message_types())]))"
+        "                  sorted(rclpy_message_types())]))"
     )
     track_fields, array_fields, node_file, message_types = json.loads(
         python_in_workspace(workspace, message_check, tmp_path, env).splitlines()[-1])
     assert track_fields == {
         "id": "uint32", "u": "float", "v": "float", "position": "geometry_msgs/Point",
-        "canonical": "geometry_msgs/Point", "confidence": "float", "visible": "boolean",
+        "canonical": "geometry_msgs/Point", "confidence": "float", "visible": "boolean", "face_id": "uint32",
     }
-    assert array_fields == {"header": "std_msgs/Header", "tracks": "sequence<faceanything_ros/CanonicalTrack>"}
-    assert Path(node_file) == site_packages / PACKAGE / "ros" / "node.py"
+    assert array_fields == {"header": "std_msgs/Header", "canonical_space": "string",
+                            "tracks": "sequence<faceanything_ros/CanonicalTrack>"}
+    assert Path(node_file) == site_packages / PACKAGE / "ros" / "node" / "__init__.py"
     assert "faceanything_ros/msg/CanonicalTrackArray" in message_types
     for executable in ("faceanything_node", "faceanything_lifecycle_node"):
         wrapper = install_prefix / "lib" / PACKAGE / executable

@@ -27,6 +27,7 @@ from ros_workspace import (
 )
 
 from faceanything_ros.config import NODE_RANGES, NodeConfig
+from faceanything_ros.model.bundled import bundled_checkpoint
 from faceanything_ros.ros.outputs import OUTPUT_TYPES
 
 pytestmark = [pytest.mark.slow, requires_ros_build_tools]
@@ -65,8 +66,9 @@ def run_node_with_client(ros_install, tiny_checkpoint: Path, tmp_path: Path, nod
     # names unique to this test process: concurrent runs that share a DDS domain do not hear each other
     node_name, camera = f"faceanything_{os.getpid()}", f"/camera_{os.getpid()}"
     env = {**env, "FACEANYTHING_TEST_NODE": f"/{node_name}", "FACEANYTHING_TEST_CAMERA": camera}
-    ros_args = ["--ros-args", "-r", f"__node:={node_name}", "-p", f"model:={tiny_checkpoint}",
-                "-p", "mask_threshold:=0.0", "-p", f"num_tracks:={NUM_TRACKS}", "-r", f"image:={camera}/image",
+    model = [] if tiny_checkpoint is None else ["-p", f"model:={tiny_checkpoint}", "-p", "mask_threshold:=0.0"]
+    ros_args = ["--ros-args", "-r", f"__node:={node_name}", *model, "-p", f"num_tracks:={NUM_TRACKS}",
+                "-r", f"image:={camera}/image",
                 "-r", f"image/compressed:={camera}/image/compressed", "-r", f"camera_info:={camera}/camera_info"]
     for name, value in parameters.items():
         ros_args += ["-p", f"{name}:={value}"]
@@ -126,8 +128,9 @@ def test_parameters_are_declared_with_descriptors_and_ranges(lifecycle_run: Node
     assert descriptors["window"]["int_range"] == [[*NODE_RANGES["window"], 1]]
     assert descriptors["point_stride"]["int_range"] == [[*NODE_RANGES["point_stride"], 1]]
     assert "tensorrt" in descriptors["engine"]["constraints"]
-    assert descriptors["model"]["read_only"] and descriptors["engine"]["read_only"]
-    assert not descriptors["max_rate_hz"]["read_only"] and not descriptors["point_stride"]["read_only"]
+    assert not any(d["read_only"] for d in descriptors.values())  # cleanup + configure applies new values
+    assert "next configure" in descriptors["model"]["constraints"]
+    assert "next frame" in descriptors["max_rate_hz"]["constraints"]
     assert all(d["description"] for d in descriptors.values())
     assert lifecycle_run.record["parameter_values"] == [0.0, NUM_TRACKS]
 
@@ -138,15 +141,15 @@ def test_face_frames_give_consistent_outputs_with_stamps_and_camera_info(lifecyc
     for label, k_sent in record["k_sent"].items():
         stamp = record["frames"][label]["stamp"]
         headers = record["frames"][label]["headers"]
-        assert {name: header[:2] for name, header in headers.items()} == {
-            name: [stamp, FRAME_ID] for name in ("depth", "canonical", "points", "tracks", "track_markers",
-                                                 "camera_info")}
-        assert headers["depth"][2] == "32FC1" and headers["canonical"][2] == "32FC3"
+        assert set(headers) >= {"depth/image", "depth/camera_info", "canonical", "points", "tracks",
+                                "track_markers", "faces"}
+        assert all(header[:2] == [stamp, FRAME_ID] for header in headers.values())
+        assert headers["depth/image"][2] == "32FC1" and headers["canonical"][2] == "32FC3"
         out = frame_arrays(lifecycle_run, label)
         k = np.array(k_sent)
-        np.testing.assert_array_equal(out["camera_info/k"], k)  # the CameraInfo of this very stamp
-        depth = out["depth/pixels"][..., 0]
-        assert depth.shape == (480, 480) and tuple(out["camera_info/size"]) == (480, 480)
+        np.testing.assert_array_equal(out["depth/camera_info/k"], k)  # the CameraInfo of this very stamp
+        depth = out["depth/image/pixels"][..., 0]
+        assert depth.shape == (480, 480) and tuple(out["depth/camera_info/size"]) == (480, 480)
         face = np.isfinite(depth)
         assert 0.05 < face.mean() < 0.99, "depth is NaN outside the face crop and finite on the face"
         assert face[240, 240] and not face[0, 0]  # the face is in the middle of this video
@@ -176,9 +179,9 @@ def test_face_frames_give_consistent_outputs_with_stamps_and_camera_info(lifecyc
         shown = visible & np.isfinite(xyz).all(axis=1)
         np.testing.assert_allclose(k[0, 0] * xyz[shown, 0] / xyz[shown, 2] + k[0, 2], uv[shown, 0], atol=0.05)
         np.testing.assert_allclose(k[1, 1] * xyz[shown, 1] / xyz[shown, 2] + k[1, 2], uv[shown, 1], atol=0.05)
-        assert list(out["track_markers/actions"]) == [3, 0]  # DELETEALL, then ADD
-        assert list(out["track_markers/types"]) == [7, 7]  # SPHERE_LIST
-        assert list(out["track_markers/counts"]) == [0, shown.sum()]
+        assert list(out["track_markers/actions"]) == [3, 0, 0]  # DELETEALL, then ADD tracks and the face label
+        assert list(out["track_markers/types"]) == [7, 7, 9]  # SPHERE_LIST, SPHERE_LIST, TEXT_VIEW_FACING
+        assert list(out["track_markers/counts"]) == [0, shown.sum(), 0]
         np.testing.assert_allclose(out["track_markers/xyz"], xyz[shown], rtol=1e-6)
     diagnostics = record["diagnostics_lockstep"]
     assert diagnostics["frames_in"] == diagnostics["frames_out"] == "4"
@@ -200,11 +203,12 @@ def test_bad_frames_are_counted_and_the_node_keeps_publishing(lifecycle_run: Nod
     assert record["bad_size_info_ok"] and record["no_face_ok"] and record["after_bad_ok"]
     # the 320x240 CameraInfo was refused: K was estimated for the 480x480 image instead
     wrong = frame_arrays(lifecycle_run, "wrong_info")
-    assert tuple(wrong["camera_info/size"]) == (480, 480)
-    assert wrong["camera_info/k"][0, 2] != 159.5 and wrong["camera_info/k"][0, 0] > 0
+    assert tuple(wrong["depth/camera_info/size"]) == (480, 480)
+    assert wrong["depth/camera_info/k"][0, 2] != 159.5 and wrong["depth/camera_info/k"][0, 0] > 0
     # a frame without a face still publishes: all-NaN depth, empty cloud, no visible track
     blank = frame_arrays(lifecycle_run, "no_face")
-    assert np.isnan(blank["depth/pixels"]).all() and np.isnan(blank["canonical/pixels"]).all()
+    assert np.isnan(blank["depth/image/pixels"]).all() and np.isnan(blank["canonical/pixels"]).all()
+    assert blank["faces/ids"].shape == (0,)
     assert blank["points/field_x"].shape == (0,)
     assert not blank["tracks/visible"].any()
     assert list(blank["track_markers/actions"]) == [3]
@@ -237,9 +241,9 @@ def test_plain_node_module_entry_point_reads_compressed_images(ros_install, tiny
     assert run.record["lockstep_ok"] == [True, True]
     assert run.node_returncode == 0 and "Traceback" not in run.node_log
     out = frame_arrays(run, "jpeg1")
-    k = out["camera_info/k"]
+    k = out["depth/camera_info/k"]
     assert k[0, 0] > 0 and k[1, 1] > 0  # estimated from the predicted rays: no CameraInfo was sent
-    depth = out["depth/pixels"][..., 0]
+    depth = out["depth/image/pixels"][..., 0]
     x, y, z = out["points/field_x"], out["points/field_y"], out["points/field_z"]
     columns = np.round(k[0, 0] * x / z + k[0, 2]).astype(int)
     rows = np.round(k[1, 1] * y / z + k[1, 2]).astype(int)
@@ -283,7 +287,7 @@ def keyword(call: ast.Call, name: str) -> ast.expr:
 def test_launch_file_arguments_remappings_and_lifecycle_events() -> None:
     calls = launch_calls(REPO_ROOT / "launch" / "faceanything.launch.py")
     arguments = [ast.literal_eval(call.args[0]) for call in calls["DeclareLaunchArgument"]]
-    assert set(arguments) >= {"image", "camera_info", "model", "engine", "use_rviz", "namespace"}
+    assert set(arguments) >= {"image", "camera_info", "method", "model", "engine", "use_rviz", "namespace"}
     (node,) = calls["LifecycleNode"]
     assert ast.literal_eval(keyword(node, "executable")) == "faceanything_lifecycle_node"
     assert ast.literal_eval(keyword(node, "name")) == "faceanything"
@@ -301,7 +305,7 @@ def test_bag_replay_launch_plays_runs_and_records() -> None:
     path = REPO_ROOT / "launch" / "bag_replay.launch.py"
     calls = launch_calls(path)
     arguments = {ast.literal_eval(call.args[0]) for call in calls["DeclareLaunchArgument"]}
-    assert arguments >= {"bag", "output", "image", "camera_info", "model", "engine"}
+    assert arguments >= {"bag", "output", "image", "camera_info", "method", "model", "engine"}
     commands = [ast.unparse(keyword(call, "cmd")) for call in calls["ExecuteProcess"]]
     assert any("'bag', 'record'" in command for command in commands)
     assert any("'bag', 'play'" in command for command in commands)
@@ -312,3 +316,72 @@ def test_bag_replay_launch_plays_runs_and_records() -> None:
     (outputs,) = [node.value for node in ast.parse(path.read_text()).body
                   if isinstance(node, ast.Assign) and ast.unparse(node.targets[0]) == "OUTPUTS"]
     assert ast.literal_eval(outputs) == tuple(OUTPUT_TYPES)
+
+
+@pytest.fixture(scope="module")
+def mesh_run(ros_install, tmp_path_factory) -> NodeRun:
+    """The managed node with the face-mesh method and no model; double parameters given as integers."""
+    return run_node_with_client(
+        ros_install, None, tmp_path_factory.mktemp("mesh"),
+        str(ros_install[0] / "install" / "faceanything_ros" / "lib" / "faceanything_ros" / "faceanything_lifecycle_node"),
+        "mesh", {"method": "mesh", "max_rate_hz": "30", "expected_rate_hz": "0", "qos_reliability": "reliable",
+                 "qos_depth": "5"})
+
+
+def test_mesh_method_without_a_model_publishes_every_output(mesh_run: NodeRun) -> None:
+    record = mesh_run.record
+    assert record["set_model_ok"] == [True] and record["configure_without_model_ok"] is False
+    if bundled_checkpoint() is None:  # method model with no model: configure fails and says why
+        assert "configure failed" in mesh_run.node_log and "no trained model is bundled" in mesh_run.node_log
+    assert record["set_mesh_ok"] == [True] and record["configure_ok"] and record["activate_ok"]
+    assert record["lockstep_ok"] == [True] * 3
+    for i, k_sent in enumerate(record["k_sent"]):
+        headers = record["frames"][f"mesh{i}"]["headers"]
+        assert set(headers) == set(OUTPUT_TYPES)
+        assert all(header[:2] == headers["depth/image"][:2] for header in headers.values())  # identical stamps
+        assert headers["depth/image"][1] == FRAME_ID and headers["depth/image"][2] == "32FC1"
+        out = frame_arrays(mesh_run, f"mesh{i}")
+        np.testing.assert_array_equal(out["depth/camera_info/k"], np.array(k_sent))
+        assert list(out["faces/ids"]) == [1] and out["faces/pose_valid"].all()  # one face, the same id every frame
+        assert out["faces/num_pixels"][0] == np.isfinite(out["depth/image/pixels"]).sum()
+        centroid = np.stack([out["points/field_x"], out["points/field_y"], out["points/field_z"]], axis=1).mean(axis=0)
+        origin = out["faces/xyz"][0]
+        assert np.linalg.norm(origin - centroid) < 0.02  # metres
+        np.testing.assert_allclose(np.linalg.norm(out["faces/quaternion"][0]), 1.0, atol=1e-6)
+        assert list(out["tf/children"]) == ["face_1"] and list(out["tf/parents"]) == [FRAME_ID]
+        np.testing.assert_allclose(out["tf/xyz"][0], origin)
+        assert set(out["tracks/face_ids"][out["tracks/visible"]]) == {1}
+    diagnostics = record["diagnostics_all"]
+    assert diagnostics["method"] == "mesh" and diagnostics["engine"] == "none" and diagnostics["tf"] == "on"
+    assert diagnostics["level"] == 0 and diagnostics["errors"] == "0"
+    assert mesh_run.node_returncode == 0
+    # the only traceback is the cause logged with the failed configure
+    assert mesh_run.node_log.count("Traceback") == mesh_run.node_log.count("configure failed")
+
+
+def test_no_cloud_is_built_without_a_points_subscriber(mesh_run: NodeRun) -> None:
+    record = mesh_run.record
+    assert record["no_points_ok"] == [True, True]
+    assert record["points_for_unsubscribed"] == 0
+    before, after = record["diagnostics_all"], record["diagnostics_no_points"]
+    assert int(after["skipped.points"]) - int(before.get("skipped.points", 0)) >= 2
+    assert "skipped.depth/image" not in after  # subscribed outputs are built
+
+
+def test_deactivate_during_processing_and_reconfigure_with_new_values(mesh_run: NodeRun) -> None:
+    record = mesh_run.record
+    assert record["deactivate_ok"] and record["deactivate_s"] < 5.0
+    assert record["outputs_after_deactivate"] == 0 and record["state_after_deactivate"] == "inactive"
+    assert record["cleanup_ok"] and record["set_new_values_ok"] == [True] * 4
+    assert record["reconfigure_ok"] and record["reactivate_ok"] and record["after_reconfigure_ok"] == [True]
+    headers = record["frames"]["reconfigured0"]["headers"]
+    assert {header[1] for header in headers.values()} == {"head_camera"}  # the frame_id override
+    assert headers["depth/image"][2] == "16UC1"
+    before, after = frame_arrays(mesh_run, "mesh0"), frame_arrays(mesh_run, "reconfigured0")
+    metres = before["depth/image/pixels"][..., 0]
+    millimetres = after["depth/image/pixels"][..., 0].astype(np.float64)
+    face = np.isfinite(metres)
+    np.testing.assert_array_equal(millimetres > 0, face)
+    np.testing.assert_allclose(millimetres[face], metres[face] * 1000.0, atol=1.0)
+    assert after["canonical/pixels"].shape[:2] == (240, 240)  # canonical_scale 0.5 of 480 x 480
+    assert len(after["tracks/ids"]) < len(before["tracks/ids"])  # num_tracks 16 instead of 64

@@ -7,7 +7,7 @@ import json
 import logging
 from pathlib import Path
 
-from ..config import ENGINES, NodeConfig, load_yaml
+from ..config import ENGINES, METHODS, NodeConfig, load_yaml
 
 log = logging.getLogger("faceanything")
 
@@ -24,6 +24,9 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("-o", "--out", type=Path, required=True, help="output rosbag2 folder (must not exist)")
     parser.add_argument("--report", type=Path, help="write the JSON report here (it is always printed)")
     parser.add_argument("--config", type=Path, help="NodeConfig YAML (the node's parameters)")
+    parser.add_argument("--method", choices=METHODS,
+                        help="model: the learned network; mesh: the face-mesh method (no model needed); auto: the "
+                             "given or bundled model, else the face-mesh method (default: --config's, auto)")
     parser.add_argument("--model", help="checkpoint (.safetensors); default: --config's, else the bundled one")
     parser.add_argument("--engine", choices=ENGINES, help="inference engine (default: --config's, auto)")
     parser.add_argument("--device", help="torch device (default: --config's, cpu)")
@@ -41,10 +44,10 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     """Evaluate, print the report and write it to ``--report``."""
     config = load_yaml(NodeConfig, args.config) if args.config else NodeConfig()
-    overrides = {name: getattr(args, name) for name in ("model", "engine", "device") if getattr(args, name)}
+    overrides = {name: getattr(args, name) for name in ("method", "model", "engine", "device") if getattr(args, name)}
     config = dataclasses.replace(config, **overrides)
     if args.through_node:
-        from ..ros.node_bag_replay import replay_through_node
+        from ..ros.node.bag_replay import replay_through_node
 
         report = replay_through_node(args.bag, args.out, args.image_topic, config,
                                      camera_info_topic=args.camera_info_topic, storage=args.storage,

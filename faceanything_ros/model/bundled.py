@@ -6,9 +6,10 @@ from pathlib import Path
 BUNDLED_CHECKPOINT = Path(__file__).parent / "weights" / "faceanything_tiny.safetensors"
 
 NO_BUNDLED_MODEL = (
-    "no trained model is bundled with this version of faceanything_ros yet (it ships with the "
-    "training issue); pass --model PATH to a checkpoint, e.g. an untrained one for pipeline checks "
-    "made by `faceanything init-model --size tiny -o tiny_untrained.safetensors`"
+    "no trained model is bundled with this version of faceanything_ros; give a checkpoint "
+    "(--model PATH, or the node's model parameter), or use the face-mesh method, which needs no "
+    "model (--method mesh, or the node's method parameter: mesh or auto); an untrained checkpoint "
+    "for pipeline checks is made by `faceanything init-model --size tiny -o tiny_untrained.safetensors`"
 )
 
 

@@ -6,13 +6,13 @@ the input image (and camera_info) topics copied unchanged plus every topic the n
 ``/diagnostics`` message per second of bag time and at the end. Bad images are counted by kind
 in the report and skipped; processing continues.
 
-CameraInfo is matched to an image by stamp: the info with the image's stamp, else the latest one
-stamped before it (all camera_info messages are read first; they are small). Ground truth
-(depth ``32FC1``/``16UC1`` or ``CanonicalTrackArray``) is matched by header stamp.
+CameraInfo is matched to an image by the node's rule (``stream.camera_info``: same frame_id, the
+image's stamp, else the latest one stamped before it; all camera_info messages are read first,
+they are small). Ground truth (depth ``32FC1``/``16UC1`` or ``CanonicalTrackArray``) is matched by
+header stamp. The method (model, mesh or auto) is ``config.method``, as in the node.
 """
 from __future__ import annotations
 
-import bisect
 import logging
 import math
 import time
@@ -23,10 +23,14 @@ from typing import Any
 import numpy as np
 
 from faceanything_ros.config import NodeConfig
+from faceanything_ros.stream.bounded import put_bounded
+from faceanything_ros.stream.camera_info import CameraInfoCache
+from faceanything_ros.stream.health import stream_health
+from faceanything_ros.stream.processing import FrameProcessor, ProcessedFrame
+from faceanything_ros.stream.stats import ProcessingStats
 
 from .bag import BagReader, BagWriter
 from .bag_accuracy import DepthAccuracy, TrackAccuracy
-from .bounded import put_bounded
 from .conversions import (
     ImageConversionError, camera_info_intrinsics_or_none, compressed_to_rgb, depth_image_to_metres, image_to_rgb,
     stamp_to_ns, track_array_to_arrays,
@@ -34,10 +38,8 @@ from .conversions import (
 from .message_types import typestore
 from .outputs import (
     DEFAULT_NODE_NAME, DIAGNOSTICS_PERIOD_NS, DIAGNOSTICS_TOPIC, DIAGNOSTICS_TYPE, OUTPUT_TYPES, diagnostics_message,
-    output_messages, output_topic,
+    enabled_outputs, output_messages, output_topic,
 )
-from .processing import FrameProcessor, ProcessedFrame
-from .stats import ProcessingStats
 
 log = logging.getLogger(__name__)
 
@@ -60,13 +62,15 @@ def evaluate_bag(in_bag: str | Path, out_bag: str | Path, image_topic: str, conf
     types = typestore().types
     with BagReader(in_bag) as reader:
         reader.check_topic(image_topic, IMAGE_TYPES)
-        for topic, msgtypes in ((camera_info_topic, (OUTPUT_TYPES["camera_info"],)),
+        for topic, msgtypes in ((camera_info_topic, (OUTPUT_TYPES["depth/camera_info"],)),
                                 (depth_topic, (IMAGE_TYPES[0],)), (tracks_topic, (OUTPUT_TYPES["tracks"],))):
             if topic:
                 reader.check_topic(topic, msgtypes)
-        cameras = _CameraInfos(reader, camera_info_topic) if camera_info_topic else None
+        cameras = _camera_infos(reader, camera_info_topic) if camera_info_topic else None
         run = _Run(depth_topic, tracks_topic)
+        keys = enabled_outputs(config, types)
         with FrameProcessor(config) as processor, BagWriter(out_bag, storage or reader.storage) as writer:
+            log.info("bag-eval runs %s", processor.describe())
             topics = [t for t in (image_topic, camera_info_topic, depth_topic, tracks_topic) if t]
             next_diagnostics = None
             for connection, timestamp, rawdata in reader.messages(topics):
@@ -75,43 +79,34 @@ def evaluate_bag(in_bag: str | Path, out_bag: str | Path, image_topic: str, conf
                 if connection.topic == image_topic:
                     frame = run.process_image(processor, rawdata, connection.msgtype, cameras)
                     if frame is not None:
-                        for key, message in output_messages(types, frame, config).items():
+                        for key, message in output_messages(types, frame, config, keys).items():
                             writer.write(output_topic(key, node_name, namespace), OUTPUT_TYPES[key], timestamp, message)
                     if next_diagnostics is None or timestamp >= next_diagnostics:
                         writer.write(DIAGNOSTICS_TOPIC, DIAGNOSTICS_TYPE, timestamp,
-                                     diagnostics_message(types, timestamp, run.stats.summary(), config, node_name))
+                                     run.diagnostics(types, timestamp, config, node_name))
                         next_diagnostics = timestamp + DIAGNOSTICS_PERIOD_NS
                     last_timestamp = timestamp
                 elif connection.topic in (depth_topic, tracks_topic):
                     run.add_truth(connection.topic, rawdata, connection.msgtype)
             if run.stats.frames_in:
                 writer.write(DIAGNOSTICS_TOPIC, DIAGNOSTICS_TYPE, last_timestamp,
-                             diagnostics_message(types, last_timestamp, run.stats.summary(), config, node_name))
+                             run.diagnostics(types, last_timestamp, config, node_name))
             counts = dict(writer.counts)
     report = {
         "input_bag": str(in_bag), "output_bag": str(out_bag), "mode": "direct", "image_topic": image_topic,
-        "camera_info_topic": camera_info_topic, "model": config.model, "engine": config.engine,
+        "camera_info_topic": camera_info_topic, "method": run.method, "model": config.model, "engine": config.engine,
         "device": config.device, **run.stats.summary(), "frames_with_face": run.frames_with_face,
         "intrinsics": dict(run.intrinsics), "output_messages": counts, "accuracy": run.accuracy(),
     }
     return json_safe(report)
 
 
-class _CameraInfos:
-    """Every CameraInfo of a topic by header stamp; ``for_stamp`` picks the exact or latest earlier one."""
-
-    def __init__(self, reader: BagReader, topic: str) -> None:
-        infos: dict[int, Any] = {}
-        for connection, _, rawdata in reader.messages([topic]):
-            message = reader.deserialize(rawdata, connection.msgtype)
-            infos[stamp_to_ns(message.header.stamp)] = message
-        self._stamps = sorted(infos)
-        self._infos = [infos[stamp] for stamp in self._stamps]
-
-    def for_stamp(self, stamp_ns: int) -> Any | None:
-        """The info stamped ``stamp_ns``, else the latest one before it, else None."""
-        index = bisect.bisect_right(self._stamps, stamp_ns) - 1
-        return self._infos[index] if index >= 0 else None
+def _camera_infos(reader: BagReader, topic: str) -> CameraInfoCache:
+    """Every CameraInfo of ``topic``, for the node's matching rule (``CameraInfoCache.match``)."""
+    infos = CameraInfoCache(capacity=None)
+    for connection, _, rawdata in reader.messages([topic]):
+        infos.add(reader.deserialize(rawdata, connection.msgtype))
+    return infos
 
 
 class _Run:
@@ -129,12 +124,15 @@ class _Run:
         self._predictions: dict[str, dict[int, Any]] = {t: {} for t in (depth_topic, tracks_topic) if t}
         self._truths: dict[str, dict[int, Any]] = {t: {} for t in (depth_topic, tracks_topic) if t}
         self.truth_unmatched = 0
+        self.method = ""
+        self._errors_reported = 0
 
     def process_image(self, processor: FrameProcessor, rawdata: bytes, msgtype: str,
-                      cameras: _CameraInfos | None) -> ProcessedFrame | None:
+                      cameras: CameraInfoCache | None) -> ProcessedFrame | None:
         """Convert and process one image message (``IMAGE_TYPES``); None (error counted and logged once
         per kind) on failure."""
         start = time.perf_counter()
+        self.method = processor.method.method
         self.stats.record_input()
         try:
             message = BagReader.deserialize(rawdata, msgtype)
@@ -143,9 +141,10 @@ class _Run:
             return None
         try:
             rgb = compressed_to_rgb(message) if msgtype == IMAGE_TYPES[1] else image_to_rgb(message)
-            stamp = stamp_to_ns(message.header.stamp)
-            intrinsics = self._intrinsics(cameras, stamp, rgb.shape)
-            frame = processor.process(rgb, stamp, message.header.frame_id, intrinsics)
+            stamp, frame_id = stamp_to_ns(message.header.stamp), str(message.header.frame_id)
+            info = cameras.match(stamp, frame_id, wait_s=0.0) if cameras else None
+            intrinsics = self._intrinsics(info, rgb.shape)
+            frame = processor.process(rgb, stamp, frame_id, intrinsics, info)
         except ImageConversionError as error:
             self._error(error.kind, str(error))
             return None
@@ -162,10 +161,10 @@ class _Run:
             self._match(topic, frame.stamp_ns)
         return frame
 
-    def _intrinsics(self, cameras: _CameraInfos | None, stamp: int, shape: tuple[int, ...]) -> np.ndarray | None:
-        """K of the matching CameraInfo; None (estimated) without one or when it does not fit (counted)."""
+    def _intrinsics(self, info: Any | None, shape: tuple[int, ...]) -> np.ndarray | None:
+        """K of the matching CameraInfo ``info``; None (estimated) without one or when it does not fit (counted)."""
         return camera_info_intrinsics_or_none(
-            cameras.for_stamp(stamp) if cameras else None, shape[1], shape[0],
+            info, shape[1], shape[0],
             lambda error: self._error(error.kind, f"{error}; intrinsics estimated instead"))
 
     def add_truth(self, topic: str, rawdata: bytes, msgtype: str) -> None:
@@ -199,6 +198,16 @@ class _Run:
     def _error(self, kind: str, message: str) -> None:
         if self.stats.record_error(kind):
             log.warning("%s (further '%s' errors are counted, not logged)", message, kind)
+
+    def diagnostics(self, types: Any, stamp_ns: int, config: NodeConfig, node_name: str) -> Any:
+        """The ``/diagnostics`` message at bag time ``stamp_ns``: WARN when a frame was bad since the last one."""
+        summary = self.stats.summary()
+        health = stream_health(rate_hz=0.0, expected_rate_hz=0.0, seconds_since_input=0.0,
+                               stale_after_s=config.stale_after_s, consecutive_errors=self.stats.consecutive_errors,
+                               error_after_failures=config.error_after_failures,
+                               errors_since_report=summary["errors"] - self._errors_reported)
+        self._errors_reported = summary["errors"]
+        return diagnostics_message(types, stamp_ns, summary, config, health, node_name)
 
     def accuracy(self) -> dict[str, Any]:
         """Summaries of the accuracy against each ground-truth topic given."""

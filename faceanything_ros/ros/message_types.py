@@ -16,7 +16,7 @@ from rosbags.typesys import Stores, get_types_from_msg, get_typestore
 from rosbags.typesys.store import Typestore
 
 PACKAGE = "faceanything_ros"
-MESSAGES = ("CanonicalTrack", "CanonicalTrackArray")
+MESSAGES = ("CanonicalTrack", "CanonicalTrackArray", "Face", "FaceArray")
 
 
 def msg_directory(package_dir: Path | None = None) -> Path:

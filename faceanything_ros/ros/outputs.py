@@ -1,64 +1,126 @@
-"""What the node publishes for one ``ProcessedFrame``: topic names, types and messages.
+"""What the node publishes for one ``ProcessedFrame``: topic names, types, switches and messages.
 
 Shared by the rclpy node and ``bag-eval``, so a bag written offline holds the same topics and
-messages as a recording of the node. Topic keys are the node's private names (``~/<key>``);
-``DIAGNOSTICS_TOPIC`` is global.
+messages as a recording of the node. Topic keys are the node's private names (``~/<key>``)
+except ``GLOBAL_TOPICS`` (``/tf``) and ``DIAGNOSTICS_TOPIC``. Every message carries the input
+image's stamp and its frame_id (or ``NodeConfig.frame_id`` when set).
 """
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Collection
+
+import cv2
+import numpy as np
 
 from faceanything_ros.config import NodeConfig
+from faceanything_ros.export.depth import depth_to_millimetres
+from faceanything_ros.stream.health import StreamHealth
+from faceanything_ros.stream.processing import ProcessedFrame
 
 from .conversions import (
-    Types, camera_info, canonical_image, depth_image, diagnostics, make_header, point_cloud2, track_array,
-    track_markers,
+    Types, array_to_image, camera_info, canonical_image, depth_image, diagnostics, make_header, point_cloud2,
+    track_array, track_markers,
 )
-from .processing import ProcessedFrame
+from .conversions.faces import face_array, face_label_markers, face_transforms
 
 DEFAULT_NODE_NAME = "faceanything"
 DIAGNOSTICS_TOPIC = "/diagnostics"
 DIAGNOSTICS_TYPE = "diagnostic_msgs/msg/DiagnosticArray"
 DIAGNOSTICS_PERIOD_NS = 1_000_000_000  # one ``/diagnostics`` message per second (bag-eval: of bag time)
+TF_TYPE = "tf2_msgs/msg/TFMessage"
 OUTPUT_TYPES: dict[str, str] = {
-    "depth": "sensor_msgs/msg/Image",  # 32FC1 metres, NaN where no face (REP 118)
+    "depth/image": "sensor_msgs/msg/Image",  # 32FC1 metres (NaN = none) or 16UC1 millimetres (0 = none), REP 118
+    "depth/camera_info": "sensor_msgs/msg/CameraInfo",  # the input's (given K), else the estimated K
     "points": "sensor_msgs/msg/PointCloud2",  # conversions.POINT_FIELDS
     "canonical": "sensor_msgs/msg/Image",  # 32FC3 canonical coordinates, NaN where no face
     "tracks": "faceanything_ros/msg/CanonicalTrackArray",
-    "track_markers": "visualization_msgs/msg/MarkerArray",
-    "camera_info": "sensor_msgs/msg/CameraInfo",  # the K used: given, or estimated from the rays
+    "track_markers": "visualization_msgs/msg/MarkerArray",  # tracks, and a "face <id>" label per face
+    "faces": "faceanything_ros/msg/FaceArray",
+    "tf": TF_TYPE,  # face_<id> frames
+}
+GLOBAL_TOPICS = {"tf": "/tf"}
+# the NodeConfig switch of each output
+OUTPUT_SWITCHES = {
+    "depth/image": "publish_depth", "depth/camera_info": "publish_depth", "points": "publish_points",
+    "canonical": "publish_canonical", "tracks": "publish_tracks", "track_markers": "publish_markers",
+    "faces": "publish_faces", "tf": "publish_tf",
 }
 
 
 def output_topic(key: str, node_name: str = DEFAULT_NODE_NAME, namespace: str = "") -> str:
-    """Absolute topic of output ``key`` of node ``node_name`` in ``namespace``: ``/<ns>/<node>/<key>``."""
+    """Absolute topic of output ``key`` of node ``node_name`` in ``namespace``: ``/<ns>/<node>/<key>``
+    (``GLOBAL_TOPICS`` as they are)."""
     if key not in OUTPUT_TYPES:
         raise ValueError(f"unknown output {key!r}; outputs are {list(OUTPUT_TYPES)}")
+    if key in GLOBAL_TOPICS:
+        return GLOBAL_TOPICS[key]
     return "/" + "/".join(part.strip("/") for part in (namespace, node_name, key) if part.strip("/"))
 
 
-def output_messages(types: Types, frame: ProcessedFrame, config: NodeConfig) -> dict[str, Any]:
-    """``{OUTPUT_TYPES key: message}`` of one processed frame, every header the input image's stamp and frame."""
-    header = make_header(types, frame.stamp_ns, frame.frame_id)
+def enabled_outputs(config: NodeConfig, types: Types) -> list[str]:
+    """Output keys switched on in ``config`` whose message type ``types`` has (``tf`` needs tf2_msgs)."""
+    return [key for key, kind in OUTPUT_TYPES.items() if getattr(config, OUTPUT_SWITCHES[key]) and kind in types]
+
+
+def output_messages(types: Types, frame: ProcessedFrame, config: NodeConfig, keys: Collection[str]) -> dict[str, Any]:
+    """``{key: message}`` of one processed frame for the output ``keys`` only (nothing else is built)."""
+    header = make_header(types, frame.stamp_ns, config.frame_id or frame.frame_id)
     reconstruction = frame.reconstruction
-    height, width = reconstruction.image_size
-    return {
-        "depth": depth_image(types, header, reconstruction.depth),
-        "points": point_cloud2(types, header, reconstruction.cloud, stride=config.point_stride),
-        "canonical": canonical_image(types, header, reconstruction.canonical),
-        "tracks": track_array(types, header, frame.tracks, config.track_max_distance),
-        "track_markers": track_markers(types, header, frame.tracks),
-        "camera_info": camera_info(types, header, frame.intrinsics, width, height),
+    builders = {
+        "depth/image": lambda: _depth_image(types, header, reconstruction.depth, config.depth_encoding),
+        "depth/camera_info": lambda: _depth_camera_info(types, header, frame),
+        "points": lambda: point_cloud2(types, header, reconstruction.cloud, stride=config.point_stride),
+        "canonical": lambda: canonical_image(types, header, _scaled(reconstruction.canonical, config.canonical_scale)),
+        "tracks": lambda: track_array(types, header, frame.tracks, config.track_max_distance, frame.track_face_ids,
+                                      frame.canonical_space),
+        "track_markers": lambda: _markers(types, header, frame),
+        "faces": lambda: face_array(types, header, frame.faces, frame.canonical_space),
+        "tf": lambda: face_transforms(types, header, frame.faces),
     }
+    return {key: builders[key]() for key in OUTPUT_TYPES if key in keys}
+
+
+def _depth_image(types: Types, header: Any, depth: np.ndarray, encoding: str) -> Any:
+    """``(H, W)`` metres (NaN = none) -> ``32FC1`` metres or ``16UC1`` millimetres (0 = none)."""
+    if encoding == "16UC1":
+        return array_to_image(types, header, depth_to_millimetres(depth), "16UC1")
+    return depth_image(types, header, depth)
+
+
+def _depth_camera_info(types: Types, header: Any, frame: ProcessedFrame) -> Any:
+    """The CameraInfo of the depth image: the input's (its K, P, D) when its K was used, else the K used."""
+    given = frame.camera_info
+    if given is None:
+        height, width = frame.reconstruction.image_size
+        return camera_info(types, header, frame.intrinsics, width, height)
+    return types["sensor_msgs/msg/CameraInfo"](
+        header=header, height=given.height, width=given.width, distortion_model=given.distortion_model, d=given.d,
+        k=given.k, r=given.r, p=given.p, binning_x=given.binning_x, binning_y=given.binning_y, roi=given.roi)
+
+
+def _scaled(image: np.ndarray, scale: float) -> np.ndarray:
+    """``image`` resized by ``scale`` (nearest neighbour: no value mixes face and background)."""
+    if scale >= 1.0:
+        return image
+    height, width = image.shape[:2]
+    size = (max(1, round(width * scale)), max(1, round(height * scale)))
+    return cv2.resize(np.asarray(image), size, interpolation=cv2.INTER_NEAREST)
+
+
+def _markers(types: Types, header: Any, frame: ProcessedFrame) -> Any:
+    """The tracks' markers followed by one label per face."""
+    markers = track_markers(types, header, frame.tracks)
+    markers.markers = [*markers.markers, *face_label_markers(types, header, frame.faces)]
+    return markers
 
 
 def diagnostics_message(types: Types, stamp_ns: int, stats_summary: dict[str, Any], config: NodeConfig,
-                        node_name: str = DEFAULT_NODE_NAME, warn: bool | None = None, **extra: Any) -> Any:
-    """``/diagnostics`` array named ``"<node_name>: face reconstruction"``: ``stats_summary`` (a
-    ``ProcessingStats.summary()``), engine and input, then ``extra`` key/values (which win). Level
-    WARN when ``warn`` (default: when any frame was bad), else OK."""
-    summary = {**stats_summary, "engine": config.engine, "input": config.input, **extra}
-    level = "WARN" if (summary["errors"] if warn is None else warn) else "OK"
-    message = f"{summary['frames_out']} frames out, {summary['dropped']} dropped, {summary['errors']} bad"
-    return diagnostics(types, stamp_ns, f"{node_name}: face reconstruction", summary, level=level, message=message,
-                       hardware_id=config.device)
+                        health: StreamHealth, node_name: str = DEFAULT_NODE_NAME, **extra: Any) -> Any:
+    """``/diagnostics`` array named ``"<node_name>: face reconstruction"`` at ``health``'s level and
+    message: ``stats_summary`` (a ``ProcessingStats.summary()``), method, engine and input, then
+    ``extra`` key/values (which win)."""
+    summary = {**stats_summary, "method": config.method, "engine": config.engine, "input": config.input, **extra}
+    message = (f"{health.message}; {summary['frames_out']} frames out, {summary['dropped']} dropped, "
+               f"{summary['errors']} bad")
+    return diagnostics(types, stamp_ns, f"{node_name}: face reconstruction", summary, level=health.level,
+                       message=message, hardware_id=config.device)

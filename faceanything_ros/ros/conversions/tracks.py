@@ -19,12 +19,16 @@ def track_confidence(distance: np.ndarray, max_distance: float) -> np.ndarray:
     return np.nan_to_num(np.clip(confidence, 0.0, 1.0), nan=0.0).astype(np.float32)
 
 
-def track_array(types: Types, header: Any, state: TrackState, max_distance: float) -> Any:
+def track_array(types: Types, header: Any, state: TrackState, max_distance: float,
+                face_ids: np.ndarray | None = None, canonical_space: str = "") -> Any:
     """``TrackState`` of ``Q`` tracks -> ``CanonicalTrackArray`` (one ``CanonicalTrack`` per query, id order).
 
     u, v in pixels and position in metres (optical frame) are NaN where the state has none;
-    ``confidence`` is ``track_confidence(distance, max_distance)`` (the tracker's ``max_distance``).
+    ``confidence`` is ``track_confidence(distance, max_distance)`` (the tracker's ``max_distance``);
+    ``face_ids``: ``(Q,)`` id of the face each track lies on, 0 = none (None: all 0);
+    ``canonical_space``: the canonical space id.
     """
+    face_ids = np.zeros(len(state), np.uint32) if face_ids is None else face_ids
     point, track = types["geometry_msgs/msg/Point"], types["faceanything_ros/msg/CanonicalTrack"]
     confidence = track_confidence(state.distance, max_distance)
     tracks = [
@@ -32,15 +36,17 @@ def track_array(types: Types, header: Any, state: TrackState, max_distance: floa
               position=point(x=float(state.points[i, 0]), y=float(state.points[i, 1]), z=float(state.points[i, 2])),
               canonical=point(x=float(state.canonical[i, 0]), y=float(state.canonical[i, 1]),
                               z=float(state.canonical[i, 2])),
-              confidence=float(confidence[i]), visible=bool(state.visible[i]))
+              confidence=float(confidence[i]), visible=bool(state.visible[i]), face_id=int(face_ids[i]))
         for i in range(len(state))
     ]
-    return types["faceanything_ros/msg/CanonicalTrackArray"](header=header, tracks=tracks)
+    return types["faceanything_ros/msg/CanonicalTrackArray"](header=header, canonical_space=canonical_space,
+                                                             tracks=tracks)
 
 
 def track_array_to_arrays(msg: Any) -> dict[str, np.ndarray]:
     """``CanonicalTrackArray`` -> ``ids`` (Q,) int64, ``pixels`` (Q, 2) float32 (u, v), ``points`` (Q, 3)
-    float32 metres, ``canonical`` (Q, 3) float32, ``confidence`` (Q,) float32, ``visible`` (Q,) bool."""
+    float32 metres, ``canonical`` (Q, 3) float32, ``confidence`` (Q,) float32, ``visible`` (Q,) bool,
+    ``face_ids`` (Q,) uint32."""
     tracks = list(msg.tracks)
     return {
         "ids": np.array([t.id for t in tracks], dtype=np.int64),
@@ -50,6 +56,7 @@ def track_array_to_arrays(msg: Any) -> dict[str, np.ndarray]:
                               np.float32).reshape(-1, 3),
         "confidence": np.array([t.confidence for t in tracks], dtype=np.float32),
         "visible": np.array([t.visible for t in tracks], dtype=bool),
+        "face_ids": np.array([t.face_id for t in tracks], dtype=np.uint32),
     }
 
 

@@ -1,8 +1,9 @@
 """The node's single inference thread: it processes only the newest frame, never a backlog.
 
-ROS-free (it only sits beside the node): the image callback ``submit``s each converted frame;
-a frame still waiting when a newer one arrives is dropped (``on_drop``), so memory is one
-waiting frame plus the one being processed, and latency cannot grow with a queue.
+ROS-free: the image callback ``submit``s each converted frame; a frame still waiting when a newer
+one arrives is dropped (``on_drop``), so memory is one waiting frame plus the one being
+processed, and latency cannot grow with a queue. ``stop`` returns in bounded time even while a
+frame is in flight; what that frame still uses is released by ``after_exit`` once it is done.
 """
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import time
 from typing import Callable, Generic, TypeVar
 
 Item = TypeVar("Item")
+STOP_WAIT_S = 1.0  # how long ``stop`` waits for the item in flight before it returns
 
 
 class NewestOnlyWorker(Generic[Item]):
@@ -31,10 +33,15 @@ class NewestOnlyWorker(Generic[Item]):
         self._condition = threading.Condition()
         self._pending: Item | None = None
         self._stopping = False
+        self._started = False
+        self._exited = False
+        self._after_exit: list[Callable[[], None]] = []
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
 
     def start(self) -> None:
         """Start the thread (once)."""
+        with self._condition:
+            self._started = True
         self._thread.start()
 
     def submit(self, item: Item) -> None:
@@ -45,10 +52,11 @@ class NewestOnlyWorker(Generic[Item]):
         if dropped is not None:
             self._on_drop(dropped)
 
-    def stop(self, timeout_s: float = 30.0) -> None:
-        """Finish the item being handled, drop the waiting one and join the thread.
+    def stop(self, timeout_s: float = STOP_WAIT_S) -> bool:
+        """Stop taking items: drop the waiting one and wait up to ``timeout_s`` for the one in flight.
 
-        Raises ``TimeoutError`` when the thread is still busy after ``timeout_s`` seconds.
+        Returns True when the thread has ended, False when it is still handling its item (it ends
+        right after it, without handling another; ``after_exit`` callbacks run then).
         """
         with self._condition:
             self._stopping = True
@@ -58,10 +66,28 @@ class NewestOnlyWorker(Generic[Item]):
             self._on_drop(dropped)
         if self._thread.is_alive():
             self._thread.join(timeout_s)
-            if self._thread.is_alive():
-                raise TimeoutError(f"{self._thread.name} did not finish within {timeout_s} s")
+        return not self._thread.is_alive()
+
+    def after_exit(self, callback: Callable[[], None]) -> None:
+        """Run ``callback`` once the thread has ended: now when it has (or never started), else on the
+        thread right after its last item (e.g. release what that item uses)."""
+        with self._condition:
+            if self._started and not self._exited:
+                self._after_exit.append(callback)
+                return
+        callback()
 
     def _run(self) -> None:
+        try:
+            self._loop()
+        finally:
+            with self._condition:
+                self._exited = True
+                callbacks, self._after_exit = self._after_exit, []
+            for callback in callbacks:
+                callback()
+
+    def _loop(self) -> None:
         next_start = 0.0
         while True:
             with self._condition:

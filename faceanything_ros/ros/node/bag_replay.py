@@ -33,12 +33,14 @@ from rclpy.qos import QoSProfile, ReliabilityPolicy
 
 from faceanything_ros.config import NodeConfig, to_dict
 
-from .bag import BagReader, BagWriter
-from .bag_eval import IMAGE_TYPES, json_safe
-from .conversions import stamp_to_ns
-from .node import rclpy_message_types
-from .outputs import DEFAULT_NODE_NAME, DIAGNOSTICS_TOPIC, DIAGNOSTICS_TYPE, OUTPUT_TYPES, output_topic
-from .stats import ProcessingStats
+from faceanything_ros.ros.bag import BagReader, BagWriter
+from faceanything_ros.ros.bag_eval import IMAGE_TYPES, json_safe
+from faceanything_ros.ros.conversions import stamp_to_ns
+from faceanything_ros.ros.node.message_types import rclpy_message_types
+from faceanything_ros.ros.outputs import (
+    DEFAULT_NODE_NAME, DIAGNOSTICS_TOPIC, DIAGNOSTICS_TYPE, OUTPUT_TYPES, output_topic,
+)
+from faceanything_ros.stream.stats import ProcessingStats
 
 log = logging.getLogger(__name__)
 
@@ -60,7 +62,7 @@ def replay_through_node(in_bag: str | Path, out_bag: str | Path, image_topic: st
     with BagReader(in_bag) as reader:
         compressed = reader.check_topic(image_topic, IMAGE_TYPES) == IMAGE_TYPES[1]
         if camera_info_topic:
-            reader.check_topic(camera_info_topic, (OUTPUT_TYPES["camera_info"],))
+            reader.check_topic(camera_info_topic, (OUTPUT_TYPES["depth/camera_info"],))
         config = dataclasses.replace(config, input="compressed" if compressed else "raw")
         inputs = {topic: reader.topics[topic] for topic in (image_topic, camera_info_topic) if topic}
         with tempfile.TemporaryDirectory(prefix="faceanything_replay_") as folder, \
@@ -93,9 +95,7 @@ class _NodeProcess:
     def __init__(self, folder: Path, config: NodeConfig, node_name: str, image_topic: str,
                  camera_info_topic: str | None) -> None:
         params = folder / "params.yaml"
-        floats = {f.name for f in dataclasses.fields(NodeConfig) if f.type == "float"}
-        values = {key: float(value) if key in floats else value for key, value in to_dict(config).items()}
-        params.write_text(yaml.safe_dump({node_name: {"ros__parameters": values}}))
+        params.write_text(yaml.safe_dump({node_name: {"ros__parameters": to_dict(config)}}))
         image_name = "image/compressed" if config.input == "compressed" else "image"
         command = [sys.executable, "-m", "faceanything_ros.ros.node", "--ros-args", "-r", f"__node:={node_name}",
                    "--params-file", str(params), "-r", f"{image_name}:={image_topic}"]
@@ -134,7 +134,7 @@ class _Recorder:
         classes = rclpy_message_types()
         self.publishers = {topic: self.node.create_publisher(classes[kind], topic, RELIABLE)
                            for topic, kind in inputs.items()}
-        self.outputs = {output_topic(key, node_name): kind for key, kind in OUTPUT_TYPES.items()}
+        self.outputs = {output_topic(key, node_name): kind for key, kind in OUTPUT_TYPES.items() if kind in classes}
         self.outputs[DIAGNOSTICS_TOPIC] = DIAGNOSTICS_TYPE
         self.subscriptions = [
             self.node.create_subscription(classes[kind], topic, self._keeper(topic, kind), RELIABLE, raw=True)

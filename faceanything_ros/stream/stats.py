@@ -16,6 +16,8 @@ class ProcessingStats:
     ``record_input`` when a frame arrives, ``record_output(latency_s)`` when its result is out,
     ``record_drop`` for a frame replaced by a newer one before processing, ``record_error(kind)``
     for a frame that could not be converted or processed. ``clock`` returns seconds (monotonic).
+    ``consecutive_errors`` counts the errors since the last output; ``last_input_s`` is the clock
+    time of the latest input (None before the first).
     """
 
     def __init__(self, latency_window: int = LATENCY_WINDOW, clock: Callable[[], float] = time.monotonic) -> None:
@@ -25,19 +27,23 @@ class ProcessingStats:
         self.errors: Counter[str] = Counter()
         self.latencies_s: deque[float] = deque(maxlen=latency_window)
         self._clock = clock
+        self.consecutive_errors = 0
+        self.last_input_s: float | None = None
         self._first_input: float | None = None
         self._last_output: float | None = None
 
     def record_input(self) -> None:
         """One frame arrived."""
         self.frames_in += 1
+        self.last_input_s = self._clock()
         if self._first_input is None:
-            self._first_input = self._clock()
+            self._first_input = self.last_input_s
 
     def record_output(self, latency_s: float) -> None:
         """One frame's results were produced, ``latency_s`` seconds after its arrival."""
         self.frames_out += 1
         self.latencies_s.append(float(latency_s))
+        self.consecutive_errors = 0
         self._last_output = self._clock()
 
     def record_drop(self) -> None:
@@ -47,6 +53,7 @@ class ProcessingStats:
     def record_error(self, kind: str) -> bool:
         """One frame failed with error ``kind``; True the first time this kind is seen (log it then)."""
         self.errors[kind] += 1
+        self.consecutive_errors += 1
         return self.errors[kind] == 1
 
     @property

@@ -2,14 +2,15 @@
 
 Ranges come from ``config.NODE_RANGES`` and string choices from ``config.NODE_CHOICES``, so the
 descriptors shown by ``ros2 param describe`` and the dataclass's validation cannot disagree.
-Parameters that only apply when the node configures (model, engine, QoS, ...) are read-only:
-set them at start-up (``--ros-args -p`` / ``--params-file``); ``RUNTIME_PARAMETERS`` can also be
-changed while the node runs, and every change is validated by building a ``NodeConfig``.
+Every parameter can be changed at any time and every change is validated by building a
+``NodeConfig``; ``RUNTIME_PARAMETERS`` apply from the next processed frame, the others when the
+node configures next (``cleanup`` then ``configure`` applies new values). Floating-point
+parameters accept integers too (``-p max_rate_hz:=10``).
 """
 from __future__ import annotations
 
 import dataclasses
-from typing import Any
+from typing import Any, Iterable
 
 from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor, SetParametersResult
 from rclpy.node import Node
@@ -18,9 +19,16 @@ from rclpy.parameter import Parameter
 from faceanything_ros.config import NODE_CHOICES, NODE_RANGES, NodeConfig
 
 # Applied on the next processed frame; everything else is read when the node configures.
-RUNTIME_PARAMETERS = frozenset({"max_rate_hz", "point_stride"})
+RUNTIME_PARAMETERS = frozenset({
+    "max_rate_hz", "point_stride", "frame_id", "depth_encoding", "canonical_scale", "publish_depth",
+    "publish_points", "publish_canonical", "publish_tracks", "publish_markers", "publish_faces", "publish_tf",
+    "expected_rate_hz", "stale_after_s", "error_after_failures",
+})
+FLOAT_PARAMETERS = frozenset(f.name for f in dataclasses.fields(NodeConfig) if isinstance(f.default, float))
 
 DESCRIPTIONS: dict[str, str] = {
+    "method": "model (the network), mesh (the face-mesh method, no model needed) or auto (the given or bundled "
+              "model, else the face-mesh method)",
     "model": "checkpoint path (.safetensors); empty = the bundled model",
     "engine": "inference engine; auto picks the fastest available on the device",
     "device": "torch device, e.g. cpu, cuda, cuda:1",
@@ -31,7 +39,7 @@ DESCRIPTIONS: dict[str, str] = {
     "reseed_min_visible": "fraction of visible tracks below which reseed=on_loss re-seeds",
     "reseed_every_n": "processed frames between re-seeds for reseed=every_n (>= 1 then)",
     "min_depth_confidence": "depth confidence (>= 1; 1 = keep all) below which a pixel leaves ~/points",
-    "mask_threshold": "face-mask probability threshold; pixels below it are NaN in ~/depth",
+    "mask_threshold": "face-mask probability threshold; pixels below it are NaN in ~/depth/image",
     "track_max_distance": "canonical nearest-neighbour distance above which a track is not visible",
     "track_min_confidence": "canonical confidence (>= 1; 1 = all) below which a pixel is not searched",
     "face_min_confidence": "face detector score threshold",
@@ -40,13 +48,25 @@ DESCRIPTIONS: dict[str, str] = {
     "input": "raw subscribes to `image` (sensor_msgs/Image), compressed to `image/compressed`",
     "qos_reliability": "reliability of the image and camera_info subscriptions (sensor-data QoS by default)",
     "qos_depth": "history depth of the image and camera_info subscriptions",
+    "frame_id": "frame_id of every output; empty = the input image's",
+    "depth_encoding": "~/depth/image encoding: 32FC1 metres (NaN = none) or 16UC1 millimetres (0 = none)",
+    "canonical_scale": "~/canonical image size relative to the input image (nearest neighbour)",
+    "publish_depth": "publish ~/depth/image and ~/depth/camera_info",
+    "publish_points": "publish ~/points",
+    "publish_canonical": "publish ~/canonical",
+    "publish_tracks": "publish ~/tracks",
+    "publish_markers": "publish ~/track_markers",
+    "publish_faces": "publish ~/faces",
+    "publish_tf": "publish face_<id> frames on /tf (needs tf2_msgs)",
+    "expected_rate_hz": "diagnostics WARN when fewer frames per second are processed; 0 = no check",
+    "stale_after_s": "diagnostics STALE when no image arrived for this many seconds",
+    "error_after_failures": "diagnostics ERROR after this many failed frames in a row",
 }
 
 
 def parameter_descriptor(name: str, default: Any) -> ParameterDescriptor:
     """The descriptor of ``NodeConfig`` field ``name`` (whose default value is ``default``)."""
-    descriptor = ParameterDescriptor(
-        name=name, description=DESCRIPTIONS[name], read_only=name not in RUNTIME_PARAMETERS)
+    descriptor = ParameterDescriptor(name=name, description=DESCRIPTIONS[name], dynamic_typing=name in FLOAT_PARAMETERS)
     if name in NODE_RANGES:
         low, high = NODE_RANGES[name]
         if isinstance(default, int):
@@ -55,9 +75,8 @@ def parameter_descriptor(name: str, default: Any) -> ParameterDescriptor:
             descriptor.floating_point_range = [FloatingPointRange(from_value=float(low), to_value=float(high), step=0.0)]
     if name in NODE_CHOICES:
         descriptor.additional_constraints = f"one of: {', '.join(NODE_CHOICES[name])}"
-    if name not in RUNTIME_PARAMETERS:
-        descriptor.additional_constraints = " ".join(
-            filter(None, [descriptor.additional_constraints, "(read when the node configures)"]))
+    applied = "(applied from the next frame)" if name in RUNTIME_PARAMETERS else "(applied at the next configure)"
+    descriptor.additional_constraints = " ".join(filter(None, [descriptor.additional_constraints, applied]))
     return descriptor
 
 
@@ -68,8 +87,7 @@ def declare_node_parameters(node: Node) -> None:
     raises here, naming the parameter, before anything is configured.
     """
     for field in dataclasses.fields(NodeConfig):
-        default = field.default
-        node.declare_parameter(field.name, default, parameter_descriptor(field.name, default))
+        node.declare_parameter(field.name, field.default, parameter_descriptor(field.name, field.default))
     node.add_on_set_parameters_callback(lambda parameters: validate_changes(node, parameters))
 
 
@@ -79,10 +97,25 @@ def node_config(node: Node, changes: dict[str, Any] | None = None) -> NodeConfig
     Raises ``ValueError`` naming the field when a value breaks ``NodeConfig``'s rules.
     """
     values = {field.name: node.get_parameter(field.name).value for field in dataclasses.fields(NodeConfig)}
-    return NodeConfig(**{**values, **(changes or {})})
+    return NodeConfig(**_floats({**values, **(changes or {})}))
 
 
-def validate_changes(node: Node, parameters: list[Parameter]) -> SetParametersResult:
+def runtime_config(node: Node, config: NodeConfig) -> NodeConfig:
+    """``config`` with the current values of the ``RUNTIME_PARAMETERS``."""
+    return dataclasses.replace(config, **_floats({name: node.get_parameter(name).value for name in RUNTIME_PARAMETERS}))
+
+
+def _floats(values: dict[str, Any]) -> dict[str, Any]:
+    """``values`` with integers of floating-point fields as floats (other values unchanged)."""
+    return {name: float(value) if name in FLOAT_PARAMETERS and _is_integer(value) else value
+            for name, value in values.items()}
+
+
+def _is_integer(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def validate_changes(node: Node, parameters: Iterable[Parameter]) -> SetParametersResult:
     """Accept a parameter change only if the resulting ``NodeConfig`` is valid (QoS overrides pass)."""
     fields = {field.name for field in dataclasses.fields(NodeConfig)}
     changes = {p.name: p.value for p in parameters if p.name in fields}

@@ -1,84 +1,50 @@
-"""The faceanything ROS 2 node: images in; depth, points, canonical map, tracks and diagnostics out.
+"""The faceanything lifecycle node: images in; depth, points, canonical map, faces, tracks, TF and diagnostics out.
 
-A lifecycle node (``rclpy.lifecycle.LifecycleNode``, default name ``faceanything``):
+``FaceAnythingNode`` (``rclpy.lifecycle.LifecycleNode``, default name ``faceanything``):
 
-- configure: reads the parameters (``NodeConfig``), loads the model (``FrameProcessor``) and
-  creates the publishers; activate: subscribes to ``image`` (or ``image/compressed``) and
-  ``camera_info`` and starts the single inference thread and the diagnostics timer;
-  deactivate stops them; cleanup releases the model; shutdown releases everything.
+- configure: reads the parameters (``NodeConfig``), builds the ``FrameProcessor`` (the method:
+  model, face-mesh or auto) and does all slow work there (model, every engine shape, one warm-up
+  reconstruction), then creates the publishers. Any failure is logged with its cause and the
+  transition fails; ``cleanup`` then ``configure`` applies new parameter values.
+- activate: subscribes to ``image`` (or ``image/compressed``) and ``camera_info`` and starts the
+  single inference thread and the diagnostics timer; deactivate stops them in bounded time (a
+  frame still in flight publishes nothing and releases what it used when it ends).
 - The image callback only converts and validates the message; the inference thread handles the
   newest frame only (``NewestOnlyWorker``), so a slow model drops frames (counted) instead of
   queueing them. Bad input is logged once per kind (then at most every ``LOG_EVERY_S`` seconds per
   kind), counted in ``/diagnostics``, and the node keeps running. Frames without a face still
-  publish (all-NaN depth, empty cloud, no visible track), so consumers see every processed frame.
-
-Entry points: ``faceanything_lifecycle_node`` (managed: configure/activate it from a launch file
-or ``ros2 lifecycle set``) and ``faceanything_node`` / ``python -m faceanything_ros.ros.node``
-(configures and activates itself), all taking ``--ros-args``. The generated messages
-(``faceanything_ros.msg``) come from the package's colcon build.
+  publish (all-NaN depth, empty cloud, no visible track, no face).
 """
 from __future__ import annotations
 
-import argparse
-import sys
 import threading
 import time
 import traceback
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-import rclpy
-from rclpy.executors import ExternalShutdownException
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
 from rclpy.qos_overriding_options import QoSOverridingOptions
-from rclpy.utilities import remove_ros_args
 
 from faceanything_ros.config import NodeConfig
 from faceanything_ros.ros.conversions import (
     ImageConversionError, camera_info_intrinsics_or_none, compressed_to_rgb, image_to_rgb, stamp_to_ns,
 )
-from faceanything_ros.ros.node_camera_info import CameraInfoCache
-from faceanything_ros.ros.node_outputs import OutputPublishers
-from faceanything_ros.ros.node_parameters import declare_node_parameters, node_config
-from faceanything_ros.ros.node_worker import NewestOnlyWorker
+from faceanything_ros.ros.node.message_types import rclpy_message_types
+from faceanything_ros.ros.node.parameters import declare_node_parameters, node_config, runtime_config
+from faceanything_ros.ros.node.publishers import OutputPublishers
 from faceanything_ros.ros.outputs import (
-    DEFAULT_NODE_NAME, DIAGNOSTICS_PERIOD_NS, DIAGNOSTICS_TOPIC, DIAGNOSTICS_TYPE, diagnostics_message,
+    DEFAULT_NODE_NAME, DIAGNOSTICS_PERIOD_NS, DIAGNOSTICS_TOPIC, DIAGNOSTICS_TYPE, TF_TYPE, diagnostics_message,
 )
-from faceanything_ros.ros.processing import FrameProcessor
-from faceanything_ros.ros.stats import ProcessingStats
+from faceanything_ros.stream.camera_info import CameraInfoCache
+from faceanything_ros.stream.health import stream_health
+from faceanything_ros.stream.processing import FrameProcessor
+from faceanything_ros.stream.stats import ProcessingStats
+from faceanything_ros.stream.worker import NewestOnlyWorker
 
 LOG_EVERY_S = 10.0  # a repeated problem of one kind is logged at most this often
-
-
-def rclpy_message_types() -> dict[str, type]:
-    """ROS type name (``"sensor_msgs/msg/Image"``) -> rclpy message class, for the conversions.
-
-    Raises ``ImportError`` with the fix when ``faceanything_ros.msg`` is missing (a pip install:
-    the messages are generated only by the package's colcon build).
-    """
-    from builtin_interfaces.msg import Duration, Time
-    from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
-    from geometry_msgs.msg import Point, Pose, Quaternion, Vector3
-    from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud2, PointField, RegionOfInterest
-    from std_msgs.msg import ColorRGBA, Header
-    import visualization_msgs.msg as visualization
-    try:
-        from faceanything_ros.msg import CanonicalTrack, CanonicalTrackArray
-    except ImportError as error:
-        raise ImportError(
-            "faceanything_ros.msg is missing: the node needs the package built by colcon "
-            "(`colcon build` in a workspace holding this repository, then `source install/setup.bash`)"
-        ) from error
-    classes = [
-        Duration, Time, DiagnosticArray, DiagnosticStatus, KeyValue, Point, Pose, Quaternion, Vector3,
-        CameraInfo, CompressedImage, Image, PointCloud2, PointField, RegionOfInterest, ColorRGBA, Header,
-        visualization.Marker, visualization.MarkerArray, CanonicalTrack, CanonicalTrackArray,
-    ]
-    if hasattr(visualization, "MeshFile"):  # Iron and later
-        classes.append(visualization.MeshFile)
-    return {f"{cls.__module__.split('.')[0]}/msg/{cls.__name__}": cls for cls in classes}
 
 
 @dataclass
@@ -105,30 +71,37 @@ class FaceAnythingNode(LifecycleNode):
         self._last_logged: dict[str, float] = {}
         self._camera_infos = CameraInfoCache()
         self._config: NodeConfig | None = None
-        self._engine = ""  # the engine actually running, e.g. "onnx on cpu, fp32, 224 px input"
         self._processor: FrameProcessor | None = None
         self._outputs: OutputPublishers | None = None
         self._diagnostics_publisher = None
         self._subscriptions_active: list[Any] = []
         self._worker: NewestOnlyWorker[InputFrame] | None = None
+        self._busy_worker: NewestOnlyWorker[InputFrame] | None = None  # stopped with a frame still in flight
+        self._publish_lock = threading.Lock()
+        self._generation = 0  # bumped by deactivate: a frame of an older generation publishes nothing
         self._diagnostics_timer = None
         self._last_report: tuple[float, int, int] = (time.monotonic(), 0, 0)  # time, frames out, errors
 
     # lifecycle transitions
 
     def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
-        """Read the parameters, load the model and engine, create the publishers."""
+        """Read the parameters, build the processor and do its slow work, create the publishers."""
         try:
             self._config = node_config(self)
             self._processor = FrameProcessor(self._config)
-        except (OSError, ValueError, RuntimeError) as error:
-            self.get_logger().error(f"configure failed: {error}")
+            self._processor.warm_up()
+        except Exception as error:  # noqa: BLE001 - whatever failed, say why and fail the transition
+            cause = "".join(traceback.format_exception(error)).rstrip()
+            self.get_logger().error(f"configure failed: {error}\n{cause}")
+            self._release_model()
             self._config = None
             return TransitionCallbackReturn.FAILURE
         self._outputs = OutputPublishers(self, self._types)
         self._diagnostics_publisher = self.create_publisher(self._types[DIAGNOSTICS_TYPE], DIAGNOSTICS_TOPIC, 10)
-        self._engine = self._processor.predictor.engine.describe()
-        self.get_logger().info(f"configured: model {self._config.model or '(bundled)'}, engine {self._engine}")
+        self.get_logger().info(f"configured: {self._processor.describe()}")
+        if self._config.publish_tf and TF_TYPE not in self._types:
+            self.get_logger().warning("TF is off: tf2_msgs is not installed, so face_<id> frames are not "
+                                      "published on /tf (the head poses are still on ~/faces)")
         return super().on_configure(state)
 
     def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
@@ -157,12 +130,12 @@ class FaceAnythingNode(LifecycleNode):
         return super().on_activate(state)
 
     def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
-        """Unsubscribe, finish the frame being processed, stop the inference thread and the timer."""
+        """Unsubscribe and stop the inference thread and the timer (bounded time, see ``NewestOnlyWorker.stop``)."""
         self._stop_processing()
         return super().on_deactivate(state)
 
     def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:
-        """Destroy the publishers and release the model."""
+        """Destroy the publishers and release the processor (once a frame in flight is done)."""
         self._release_model()
         return super().on_cleanup(state)
 
@@ -177,7 +150,7 @@ class FaceAnythingNode(LifecycleNode):
         return TransitionCallbackReturn.SUCCESS
 
     def release(self) -> None:
-        """Stop processing and release the model and publishers (idempotent; also used at exit)."""
+        """Stop processing and release the processor and publishers (idempotent; also used at exit)."""
         self._stop_processing()
         self._release_model()
 
@@ -185,8 +158,12 @@ class FaceAnythingNode(LifecycleNode):
         for subscription in self._subscriptions_active:
             self.destroy_subscription(subscription)
         self._subscriptions_active = []
+        with self._publish_lock:  # a frame publishing now finishes first; later ones publish nothing
+            self._generation += 1
         if self._worker is not None:
-            self._worker.stop()
+            if not self._worker.stop():
+                self.get_logger().info("a frame still in flight is dropped when it finishes")
+                self._busy_worker = self._worker
             self._worker = None
         if self._diagnostics_timer is not None:
             self.destroy_timer(self._diagnostics_timer)
@@ -200,8 +177,12 @@ class FaceAnythingNode(LifecycleNode):
             self.destroy_publisher(self._diagnostics_publisher)
             self._diagnostics_publisher = None
         if self._processor is not None:
-            self._processor.close()
-            self._processor = None
+            processor, self._processor = self._processor, None
+            if self._busy_worker is not None:  # the frame in flight still uses it
+                self._busy_worker.after_exit(processor.close)
+            else:
+                processor.close()
+        self._busy_worker = None
         self._camera_infos.clear()
 
     # streaming
@@ -209,6 +190,9 @@ class FaceAnythingNode(LifecycleNode):
     def _on_image(self, msg: Any) -> None:
         """Image callback: convert + validate, hand the frame to the inference thread (no model here)."""
         arrival_s = time.monotonic()
+        worker = self._worker
+        if worker is None:
+            return
         with self._stats_lock:
             self._stats.record_input()
         try:
@@ -216,7 +200,7 @@ class FaceAnythingNode(LifecycleNode):
         except ImageConversionError as error:
             self._report_problem(error.kind, str(error))
             return
-        self._worker.submit(InputFrame(rgb, stamp_to_ns(msg.header.stamp), str(msg.header.frame_id), arrival_s))
+        worker.submit(InputFrame(rgb, stamp_to_ns(msg.header.stamp), str(msg.header.frame_id), arrival_s))
 
     def _drop(self, frame: InputFrame) -> None:
         with self._stats_lock:
@@ -224,10 +208,19 @@ class FaceAnythingNode(LifecycleNode):
 
     def _process(self, frame: InputFrame) -> None:
         """Inference thread: match the CameraInfo, process, publish; errors are counted, never fatal."""
+        processor, outputs, generation = self._processor, self._outputs, self._generation
         try:
-            intrinsics = self._intrinsics_for(frame)
-            result = self._processor.process(frame.rgb, frame.stamp_ns, frame.frame_id, intrinsics)
-            self._outputs.publish(result, replace(self._config, point_stride=self.get_parameter("point_stride").value))
+            height, width = frame.rgb.shape[:2]
+            info = self._camera_infos.match(frame.stamp_ns, frame.frame_id)
+            intrinsics = camera_info_intrinsics_or_none(
+                info, width, height,
+                lambda error: self._report_problem(error.kind, f"{error}; estimating K from the image instead"))
+            result = processor.process(frame.rgb, frame.stamp_ns, frame.frame_id, intrinsics, info)
+            config = runtime_config(self, self._config)
+            with self._publish_lock:
+                if generation != self._generation:
+                    return
+                outputs.publish(result, config)
             with self._stats_lock:
                 self._stats.record_output(time.monotonic() - frame.arrival_s)
                 self._frames_without_face += not result.reconstruction.found
@@ -235,15 +228,8 @@ class FaceAnythingNode(LifecycleNode):
                 self._log_throttled("no_face", f"no face: {result.reconstruction.message}", error=False)
         except (ValueError, TypeError) as error:
             self._report_problem("invalid_frame", str(error))
-        except Exception as error:  # a running node logs, counts and keeps going
+        except Exception as error:  # noqa: BLE001 - a running node logs, counts and keeps going
             self._report_problem("internal_error", "".join(traceback.format_exception(error)))
-
-    def _intrinsics_for(self, frame: InputFrame) -> np.ndarray | None:
-        """K of the CameraInfo matching ``frame`` (stamp, else latest of its frame_id), or None (estimated)."""
-        height, width = frame.rgb.shape[:2]
-        return camera_info_intrinsics_or_none(
-            self._camera_infos.match(frame.stamp_ns, frame.frame_id), width, height,
-            lambda error: self._report_problem(error.kind, f"{error}; estimating K from the image instead"))
 
     def _report_problem(self, kind: str, message: str) -> None:
         """Count a problem of ``kind`` for the diagnostics and log it (throttled per kind)."""
@@ -267,60 +253,25 @@ class FaceAnythingNode(LifecycleNode):
             self.get_logger().info(text)
 
     def _publish_diagnostics(self) -> None:
-        """Publish rate, latency, frames in/out, drops, errors by kind and the engine on /diagnostics."""
+        """Publish level, rate, latency, frames in/out, drops, errors by kind, skipped outputs, method and engine."""
         now = time.monotonic()
+        config = runtime_config(self, self._config)
         with self._stats_lock:
             summary = self._stats.summary()
             last_time, last_out, last_errors = self._last_report
             self._last_report = (now, summary["frames_out"], summary["errors"])
-            message = diagnostics_message(
-                self._types, self.get_clock().now().nanoseconds, summary, self._config, self.get_name(),
-                warn=summary["errors"] > last_errors,  # bad input since the last report
-                frames_without_face=self._frames_without_face, engine=self._engine,
-                rate_hz=(summary["frames_out"] - last_out) / max(now - last_time, 1e-9))
+            rate_hz = (summary["frames_out"] - last_out) / max(now - last_time, 1e-9)
+            last_input = self._stats.last_input_s
+            health = stream_health(
+                rate_hz=rate_hz, expected_rate_hz=config.expected_rate_hz,
+                seconds_since_input=None if last_input is None else now - last_input,
+                stale_after_s=config.stale_after_s, consecutive_errors=self._stats.consecutive_errors,
+                error_after_failures=config.error_after_failures, errors_since_report=summary["errors"] - last_errors)
+            frames_without_face = self._frames_without_face
+        processor = self._processor
+        message = diagnostics_message(
+            self._types, self.get_clock().now().nanoseconds, summary, config, health, self.get_name(),
+            frames_without_face=frames_without_face, rate_hz=rate_hz, method=processor.method.method,
+            engine=processor.engine, tf="on" if TF_TYPE in self._types else "off (tf2_msgs not installed)",
+            skipped=dict(self._outputs.skipped))
         self._diagnostics_publisher.publish(message)
-
-
-def main(args: list[str] | None = None) -> int:
-    """``faceanything_node``: run the node, configuring and activating it at start-up."""
-    return run(args, activate=True)
-
-
-def lifecycle_main(args: list[str] | None = None) -> int:
-    """``faceanything_lifecycle_node``: run the node unconfigured; a lifecycle manager drives it."""
-    return run(args, activate=False)
-
-
-def run(args: list[str] | None, activate: bool) -> int:
-    """Spin a ``FaceAnythingNode`` until Ctrl-C or ROS shutdown; exit status 0, or 1 when it cannot start."""
-    rclpy.init(args=args)
-    node = None
-    try:
-        node = FaceAnythingNode()
-        if activate and not (node.trigger_configure() == TransitionCallbackReturn.SUCCESS
-                             and node.trigger_activate() == TransitionCallbackReturn.SUCCESS):
-            node.get_logger().fatal("could not configure and activate; see the errors above")
-            return 1
-        rclpy.spin(node)
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    finally:
-        if node is not None:
-            node.release()
-            node.destroy_node()
-        rclpy.try_shutdown()
-    return 0
-
-
-def module_main(argv: list[str] | None = None) -> int:
-    """``python -m faceanything_ros.ros.node [--lifecycle] --ros-args ...``."""
-    argv = sys.argv if argv is None else argv
-    parser = argparse.ArgumentParser(prog="python -m faceanything_ros.ros.node", description=__doc__.splitlines()[0])
-    parser.add_argument("--lifecycle", action="store_true",
-                        help="start unconfigured (a lifecycle manager configures and activates it)")
-    options = parser.parse_args(remove_ros_args(argv)[1:])
-    return run(argv, activate=not options.lifecycle)
-
-
-if __name__ == "__main__":
-    sys.exit(module_main())

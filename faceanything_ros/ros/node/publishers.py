@@ -1,0 +1,56 @@
+"""The node's publishers: each output is built and published only when it is switched on and subscribed.
+
+Every output carries the input image's stamp and frame_id. Topics are private (``~/``), so
+they follow the node's name and namespace (``/<ns>/faceanything/depth/image`` by default), except
+``/tf``. An output nobody subscribes to (``get_subscription_count``) is not built at all: no
+point cloud, canonical image or markers for nobody; ``skipped`` counts those frames per output.
+"""
+from __future__ import annotations
+
+from collections import Counter
+from typing import Any, Mapping
+
+from rclpy.lifecycle import LifecycleNode
+from rclpy.qos import QoSProfile, ReliabilityPolicy
+
+from faceanything_ros.config import NodeConfig
+from faceanything_ros.ros.outputs import GLOBAL_TOPICS, OUTPUT_TYPES, enabled_outputs, output_messages
+from faceanything_ros.stream.processing import ProcessedFrame
+
+# Reliable, shallow: a late subscriber (rviz, ros2 bag record) gets every frame the node still
+# holds, and a slow one never makes the node buffer more than a few frames' messages.
+OUTPUT_QOS = QoSProfile(depth=2, reliability=ReliabilityPolicy.RELIABLE)
+TF_QOS = QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE)  # tf2's own /tf QoS
+
+
+class OutputPublishers:
+    """Lifecycle publishers of every ``outputs.OUTPUT_TYPES`` key whose type is in ``types`` (``tf``
+    needs tf2_msgs); they publish only while the node is active.
+
+    types: ROS type name -> message class (rclpy), as the conversions expect.
+    """
+
+    def __init__(self, node: LifecycleNode, types: Mapping[str, Any]) -> None:
+        self._node = node
+        self._types = types
+        self._publishers = {
+            key: node.create_lifecycle_publisher(types[kind], GLOBAL_TOPICS.get(key, f"~/{key}"),
+                                                 TF_QOS if key in GLOBAL_TOPICS else OUTPUT_QOS)
+            for key, kind in OUTPUT_TYPES.items() if kind in types
+        }
+        self.skipped: Counter[str] = Counter()  # frames whose output was not built, per output key
+
+    def publish(self, result: ProcessedFrame, config: NodeConfig) -> None:
+        """Build and publish the outputs of ``result`` that are switched on in ``config`` and subscribed."""
+        wanted = [key for key in enabled_outputs(config, self._types)
+                  if self._publishers[key].get_subscription_count() > 0]
+        for key in self._publishers.keys() - set(wanted):
+            self.skipped[key] += 1
+        for key, message in output_messages(self._types, result, config, wanted).items():
+            self._publishers[key].publish(message)
+
+    def destroy(self) -> None:
+        """Destroy every publisher."""
+        for publisher in self._publishers.values():
+            self._node.destroy_lifecycle_publisher(publisher)
+        self._publishers.clear()

@@ -1,0 +1,208 @@
+"""One frame in; depth, canonical map, faces with ids and head poses, tracks out: the work the node and bag-eval share.
+
+What ``faceanything bag-eval`` measures offline is exactly what the node runs on the robot,
+because both call ``FrameProcessor.process`` once per image. ROS-free.
+
+Streaming windows (the model only): with ``NodeConfig.window = T > 1`` each call runs the model
+on the last ``T - 1`` processed frames (context) plus the new one, jointly, and keeps only the
+new frame's result. ``T = 1`` runs frame by frame; the face-mesh method always does. The stream's
+context (window, tracks, face ids) restarts when the frame_id or the image size changes.
+"""
+from __future__ import annotations
+
+import time
+from collections import deque
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from faceanything_ros.canonical.space import CanonicalSpace, load_canonical_space
+from faceanything_ros.config import NodeConfig
+from faceanything_ros.io.face_detector import FaceBox
+from faceanything_ros.reconstruction import Reconstruction
+from faceanything_ros.stream.face_ids import FaceIdentities
+from faceanything_ros.stream.head_pose import HeadPose, fit_head_pose
+from faceanything_ros.stream.method import choose_method, create_reconstructor
+from faceanything_ros.tracking import CanonicalTracker, TrackingFrame
+from faceanything_ros.tracking.tracks import TrackState
+
+WARM_UP_SIZE = (480, 640)  # (H, W) pixels of the blank warm-up frame
+
+
+@dataclass
+class FaceResult:
+    """One face of a processed frame: stream-wide ``id`` (>= 1), ``box`` (detection, pixels),
+    ``score`` in [0, 1], head ``pose`` (None when too few face points) and ``num_pixels`` (mask)."""
+
+    id: int
+    box: FaceBox
+    score: float
+    pose: HeadPose | None
+    num_pixels: int
+
+
+@dataclass
+class ProcessedFrame:
+    """The results of one image, stamped like the image.
+
+    stamp_ns: the input's stamp, integer nanoseconds. frame_id: the input's optical frame.
+    reconstruction: depth (H, W) metres, canonical (H, W, 3), cloud, ... of the image.
+    faces: one ``FaceResult`` per reconstructed face, in ``reconstruction.faces`` order.
+    tracks: every current track in this image (``TrackState``, ``Q`` tracks).
+    track_face_ids: ``(Q,)`` uint32 id of the face each track lies on in this image, 0 where none.
+    canonical_space: id of the canonical space of the canonical coordinates.
+    camera_info: the CameraInfo message whose K was given (duck-typed), or None.
+    latency_s: seconds ``process`` took.
+    """
+
+    stamp_ns: int
+    frame_id: str
+    reconstruction: Reconstruction
+    faces: list[FaceResult]
+    tracks: TrackState
+    track_face_ids: np.ndarray
+    canonical_space: str
+    camera_info: Any | None
+    latency_s: float
+
+    @property
+    def intrinsics(self) -> np.ndarray:
+        """(3, 3) float64 K used, pixels: the given one, else the estimated one."""
+        return self.reconstruction.intrinsics
+
+    @property
+    def intrinsics_estimated(self) -> bool:
+        """True when no K was given (it was estimated)."""
+        return self.reconstruction.intrinsics_source != "given"
+
+
+class FrameProcessor:
+    """Builds the reconstructor (``stream.method``) and the canonical tracker once; ``process`` per image.
+
+    Re-seeding (``NodeConfig.reseed``): tracks are seeded on the first frame with face pixels;
+    ``never`` keeps them for good, ``on_loss`` replaces all tracks by a fresh grid (new ids) when
+    fewer than ``reseed_min_visible`` of them are visible on a frame that has face pixels,
+    ``every_n`` does so every ``reseed_every_n`` processed frames. A re-seeded frame reports the
+    new tracks. Raises ``FileNotFoundError`` (method model without a model) or ``ValueError``
+    (e.g. ``EngineUnavailableError``: the engine cannot run on this machine).
+    """
+
+    def __init__(self, config: NodeConfig) -> None:
+        self.config = config
+        self.method = choose_method(config.method, config.model)
+        self.reconstructor = create_reconstructor(self.method, config)
+        self.space: CanonicalSpace = load_canonical_space()
+        self.tracker = CanonicalTracker(config.tracker_config(), device=config.device)
+        self.face_ids = FaceIdentities()
+        # the window's earlier frames with the faces found in them (detected once, when they were new)
+        context = config.window - 1 if self.method.method == "model" else 0
+        self._context: deque[tuple[np.ndarray, list[FaceBox]]] = deque(maxlen=context)
+        self._stream: tuple[str, tuple[int, ...]] | None = None  # (frame_id, image shape) of the context
+        self._frames_processed = 0
+        self._frames_since_seed = 0
+
+    @property
+    def engine(self) -> str:
+        """The engine running the model, e.g. ``"onnx on cpu, fp32, 224 px input"``; ``"none"`` for the face-mesh method."""
+        return "none" if self.method.method == "mesh" else self.reconstructor.engine.describe()
+
+    def describe(self) -> str:
+        """One line for logs: the method (and why), and the engine of the model."""
+        return self.method.reason if self.method.method == "mesh" else f"{self.method.reason}, engine {self.engine}"
+
+    def warm_up(self) -> None:
+        """Do every slow first-time step now: each engine shape the stream needs (window lengths
+        1 .. ``window`` of square model inputs) and one whole reconstruction of a blank frame."""
+        if self.method.method == "model":
+            side = self.reconstructor.input_size
+            for length in range(1, self.config.window + 1):
+                self.reconstructor.engine.infer(np.zeros((length, side, side, 3), np.uint8))
+        self.reconstructor.predict(np.full((*WARM_UP_SIZE, 3), 128, np.uint8))
+
+    def reset(self) -> None:
+        """Restart the stream's context: window, tracks and face ids (ids are never reused)."""
+        self._context.clear()
+        self.tracker.reset()
+        self.face_ids.reset()
+        self._frames_since_seed = 0
+        self._stream = None
+
+    def close(self) -> None:
+        """Release the reconstructor (face detector / face mesh); the processor cannot be used afterwards."""
+        self.reconstructor.close()
+
+    def __enter__(self) -> "FrameProcessor":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def process(self, rgb: np.ndarray, stamp_ns: int, frame_id: str, intrinsics: np.ndarray | None = None,
+                camera_info: Any | None = None) -> ProcessedFrame:
+        """Reconstruct and track one ``(H, W, 3)`` uint8 RGB image of camera ``frame_id``.
+
+        intrinsics: ``(3, 3)`` K in pixels (e.g. from ``camera_info``, kept in the result), used for
+        the whole window; None estimates K. An image of another frame_id or size restarts the
+        context first. Raises ``ValueError``/``TypeError`` for an invalid image or K.
+        """
+        start = time.perf_counter()
+        stream = (str(frame_id), np.shape(rgb))
+        if self._stream is not None and stream != self._stream:
+            self.reset()
+        reconstruction = self._reconstruct(rgb, intrinsics)
+        self._stream = stream
+        self._frames_processed += 1
+        ids = self.face_ids.assign(reconstruction.faces)
+        faces = [FaceResult(face_id, face.face, float(face.face.score), fit_head_pose(face.cloud, self.space),
+                            face.num_pixels) for face_id, face in zip(ids, reconstruction.faces)]
+        tracks = self._track(reconstruction.tracking_frame())
+        return ProcessedFrame(
+            stamp_ns=int(stamp_ns), frame_id=str(frame_id), reconstruction=reconstruction, faces=faces,
+            tracks=tracks, track_face_ids=_face_ids_at(reconstruction, ids, tracks.pixels),
+            canonical_space=self.space.id, camera_info=camera_info if intrinsics is not None else None,
+            latency_s=time.perf_counter() - start,
+        )
+
+    def _reconstruct(self, rgb: np.ndarray, intrinsics: np.ndarray | None) -> Reconstruction:
+        """The new frame's reconstruction, with the window's context frames (the model) or alone."""
+        if self._context.maxlen == 0:
+            (reconstruction,) = self.reconstructor.predict([rgb], intrinsics, [self._frames_processed])
+            return reconstruction
+        window = [frame for frame, _ in self._context] + [rgb]
+        first = self._frames_processed - len(self._context)
+        (reconstruction,) = self.reconstructor.predict(
+            window, intrinsics, range(first, first + len(window)), context_frames=len(self._context),
+            detections=[faces for _, faces in self._context] + [None])
+        self._context.append((rgb, [face.face for face in reconstruction.faces]))
+        return reconstruction
+
+    def _track(self, frame: TrackingFrame) -> TrackState:
+        """Step the tracker on ``frame``, seeding or re-seeding by the policy first when due."""
+        has_face = bool(frame.searchable(self.tracker.config.min_confidence).any())
+        due = self.config.reseed == "every_n" and self._frames_since_seed >= self.config.reseed_every_n
+        if has_face and (self.tracker.num_queries == 0 or due):
+            return self._reseed(frame)
+        state = self.tracker.step(frame)
+        self._frames_since_seed += 1
+        lost = len(state) and state.visible.mean() < self.config.reseed_min_visible
+        if has_face and self.config.reseed == "on_loss" and lost:
+            return self._reseed(frame)
+        return state
+
+    def _reseed(self, frame: TrackingFrame) -> TrackState:
+        """Replace every track by a fresh grid on ``frame`` and step it."""
+        self.tracker.reset()
+        self.tracker.seed_grid(frame)
+        self._frames_since_seed = 1
+        return self.tracker.step(frame)
+
+
+def _face_ids_at(reconstruction: Reconstruction, ids: list[int], pixels: np.ndarray) -> np.ndarray:
+    """``(Q,)`` uint32 id of the visible face at each ``(Q, 2)`` ``(u, v)`` pixel, 0 off every face or NaN."""
+    height, width = reconstruction.image_size
+    rounded = np.round(np.nan_to_num(pixels, nan=-1.0)).astype(np.int64).reshape(-1, 2)
+    inside = (rounded[:, 0] >= 0) & (rounded[:, 0] < width) & (rounded[:, 1] >= 0) & (rounded[:, 1] < height)
+    index = np.full(len(rounded), -1, np.int64)
+    index[inside] = reconstruction.face_index[rounded[inside, 1], rounded[inside, 0]]
+    return np.asarray([0, *ids], np.uint32)[index + 1]
