@@ -105,9 +105,24 @@ def test_bad_input_gets_clear_errors(small_dataset, tmp_path, caplog):
     wrong_size = tmp_path / "size.yaml"
     save_yaml(small_config(image_size=64), wrong_size)
     assert train_cli.main([str(wrong_size), "--data", str(small_dataset), "--out", str(tmp_path / "r")]) == 2
-    assert "dataset images are 32 px" in caplog.text
+    assert "images are 32 px but the config trains at 64 px" in caplog.text
     corrupt = tmp_path / "corrupt"
     corrupt.mkdir()
     (corrupt / "manifest.json").write_text("{not json")
     assert train_cli.main([str(config_path), "--data", str(corrupt), "--out", str(tmp_path / "r")]) == 2
     assert "corrupt dataset manifest" in caplog.text
+
+
+def test_batches_never_mix_datasets_and_resume_mid_stream():
+    from training.batches import StepBatches
+
+    full = list(StepBatches([10, 30], 4, 0, 1, seed=2, start_step=0, end_step=40))
+    assert all(len({key[0] for key in batch}) == 1 for batch in full)
+    drawn = [batch[0][0] for batch in full]
+    assert 0 < drawn.count(0) < drawn.count(1)  # drawn in proportion to size
+    assert list(StepBatches([10, 30], 4, 0, 1, seed=2, start_step=17, end_step=40)) == full[17:]
+    halves = [list(StepBatches([10, 30], 4, rank, 2, seed=2, start_step=0, end_step=40)) for rank in (0, 1)]
+    assert [a + b for a, b in zip(*halves)] == full
+    for dataset, length in ((0, 10), (1, 30)):  # an epoch visits every sample once
+        keys = [key for batch in full for key in batch if key[0] == dataset and key[1] == 0]
+        assert sorted(k[2] for k in keys) == list(range(length))

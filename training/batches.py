@@ -1,7 +1,9 @@
 """Deterministic batch streams: which samples and which frame window each training step sees.
 
-The global sample stream is one seeded permutation of the dataset per epoch; step ``s`` takes
-positions ``[s * B, (s + 1) * B)`` of it and process ``r`` of ``W`` its ``r``-th slice of ``B / W``
+Each step draws one of the datasets (probability proportional to its size; a batch never mixes
+datasets, whose samples may have different frame counts) from ``(seed, step)``. A dataset's sample
+stream is one seeded permutation of it per epoch; the ``k``-th step that draws it takes positions
+``[k * B, (k + 1) * B)`` of its stream and process ``r`` of ``W`` its ``r``-th slice of ``B / W``
 samples, so one process and ``W`` DDP processes see the same global batches, and a resumed run
 continues exactly where it stopped. Each step's window (length and first frame) is drawn from
 ``(seed, step)`` alone.
@@ -14,49 +16,64 @@ import numpy as np
 from torch.utils.data import Dataset, Sampler
 
 WINDOW_STREAM = 7  # seed-sequence tag of the window draws (distinct from the data order's)
+DATASET_STREAM = 11  # seed-sequence tag of the per-step dataset draws
 
 
-class StepBatches(Sampler[list[tuple[int, int]]]):
-    """Per-process batches of ``(epoch, index)`` keys for steps ``start_step .. end_step - 1``."""
+class StepBatches(Sampler[list[tuple[int, int, int]]]):
+    """Per-process batches of ``(dataset, epoch, index)`` keys for steps ``start_step .. end_step - 1``."""
 
-    def __init__(self, length: int, global_batch: int, rank: int, world: int, seed: int, start_step: int,
+    def __init__(self, lengths: list[int], global_batch: int, rank: int, world: int, seed: int, start_step: int,
                  end_step: int) -> None:
-        if length < 1:
-            raise ValueError("the training split holds no sample")
+        if not lengths or min(lengths) < 1:
+            raise ValueError("a training split holds no sample")
         if global_batch % world:
             raise ValueError(f"batch_size {global_batch} is not divisible by the {world} training processes")
-        self.length, self.local = length, global_batch // world
+        self.lengths, self.local = lengths, global_batch // world
         self.global_batch, self.rank, self.seed = global_batch, rank, seed
         self.start_step, self.end_step = start_step, end_step
-        self._permutations: dict[int, np.ndarray] = {}
+        self._permutations: dict[tuple[int, int], np.ndarray] = {}
 
     def __len__(self) -> int:
         return max(0, self.end_step - self.start_step)
 
-    def __iter__(self) -> Iterator[list[tuple[int, int]]]:
-        for step in range(self.start_step, self.end_step):
-            first = step * self.global_batch + self.rank * self.local
-            yield [self._key(position) for position in range(first, first + self.local)]
+    def dataset_of(self, step: int) -> int:
+        """The dataset drawn for ``step``."""
+        if len(self.lengths) == 1:
+            return 0
+        weights = np.asarray(self.lengths, dtype=np.float64)
+        return int(np.random.default_rng((self.seed, step, DATASET_STREAM)).choice(len(weights), p=weights / weights.sum()))
 
-    def _key(self, position: int) -> tuple[int, int]:
-        epoch, offset = divmod(position, self.length)
-        if epoch not in self._permutations:
-            self._permutations = {epoch: np.random.default_rng((self.seed, epoch)).permutation(self.length)}
-        return epoch, int(self._permutations[epoch][offset])
+    def __iter__(self) -> Iterator[list[tuple[int, int, int]]]:
+        drawn = [0] * len(self.lengths)  # steps so far that drew each dataset
+        for step in range(self.start_step):
+            drawn[self.dataset_of(step)] += 1
+        for step in range(self.start_step, self.end_step):
+            dataset = self.dataset_of(step)
+            first = drawn[dataset] * self.global_batch + self.rank * self.local
+            drawn[dataset] += 1
+            yield [self._key(dataset, position) for position in range(first, first + self.local)]
+
+    def _key(self, dataset: int, position: int) -> tuple[int, int, int]:
+        epoch, offset = divmod(position, self.lengths[dataset])
+        if (dataset, epoch) not in self._permutations:
+            self._permutations[(dataset, epoch)] = np.random.default_rng((self.seed, dataset, epoch)).permutation(
+                self.lengths[dataset])
+        return dataset, epoch, int(self._permutations[(dataset, epoch)][offset])
 
 
 class EpochKeyed(Dataset):
-    """Wraps a ``FaceDataset``: item ``(epoch, index)`` is ``index`` with epoch ``epoch``'s augmentation."""
+    """Wraps ``FaceDataset``s: item ``(dataset, epoch, index)`` is ``index`` of that dataset with epoch
+    ``epoch``'s augmentation."""
 
-    def __init__(self, dataset) -> None:
-        self.dataset = dataset
+    def __init__(self, datasets: list) -> None:
+        self.datasets = datasets
 
     def __len__(self) -> int:
-        return len(self.dataset)
+        return sum(len(dataset) for dataset in self.datasets)
 
-    def __getitem__(self, key: tuple[int, int]):
-        epoch, index = key
-        return self.dataset.item(index, epoch)
+    def __getitem__(self, key: tuple[int, int, int]):
+        dataset, epoch, index = key
+        return self.datasets[dataset].item(index, epoch)
 
 
 def window(seed: int, step: int, seq_lens: tuple[int, ...], frames: int) -> tuple[int, int]:

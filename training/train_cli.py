@@ -1,6 +1,6 @@
 """``faceanything-train``: train the Face Anything network on a data-engine dataset.
 
-``faceanything-train CONFIG.yaml --data DATASET --out RUN [--minutes M] [--init CHECKPOINT] [--resume]``
+``faceanything-train CONFIG.yaml --data DATASET [DATASET ...] --out RUN [--minutes M] [--init CHECKPOINT] [--resume]``
 runs one stage (``training/configs/stage1.yaml``: geometry; ``stage2.yaml``: + canonical coordinates
 and multi-frame windows, from stage 1's ``RUN/model.safetensors`` with ``--init``). Several processes:
 ``torchrun --nproc-per-node N -m training.train_cli ...`` (DistributedDataParallel; NCCL on CUDA,
@@ -47,7 +47,9 @@ def main(argv: list[str] | None = None) -> int:
     """Console entry point; returns the exit code (2 for bad input)."""
     parser = argparse.ArgumentParser(prog="faceanything-train", description=__doc__.splitlines()[0])
     parser.add_argument("config", help="TrainConfig YAML file (training/configs/stage1.yaml or stage2.yaml)")
-    parser.add_argument("--data", required=True, help="dataset folder written by faceanything-data build")
+    parser.add_argument("--data", nargs="+", required=True,
+                        help="dataset folders written by faceanything-data build (each step draws one, by size; "
+                             "validation uses the first)")
     parser.add_argument("--out", required=True, help="run folder (new, or existing with --resume)")
     parser.add_argument("--minutes", type=float, help="time budget: the schedule is fitted to it and the run ends "
                                                        "with a validated, exported model")

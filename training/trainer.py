@@ -59,16 +59,19 @@ class Process:
 class Trainer:
     """Trains one stage (see module docstring); ``run()`` returns the exported model's validation summary."""
 
-    def __init__(self, config: TrainConfig, data: str | Path, out: str | Path, minutes: float | None = None,
-                 init: str | Path | None = None, resume: bool = False, process: Process = Process()) -> None:
+    def __init__(self, config: TrainConfig, data: str | Path | list[str | Path], out: str | Path,
+                 minutes: float | None = None, init: str | Path | None = None, resume: bool = False,
+                 process: Process = Process()) -> None:
         self.config, self.process, self.minutes = config, process, minutes
-        self.train_set = FaceDataset(data, "train", config.augment, seed=config.seed)
-        self.val_set = FaceDataset(data, "val", None)
+        roots = [data] if isinstance(data, (str, Path)) else list(data)
+        self.train_sets = [FaceDataset(root, "train", config.augment, seed=config.seed) for root in roots]
+        self.val_set = FaceDataset(roots[0], "val", None)
         if not len(self.val_set):
-            raise ValueError(f"dataset {data} has no validation sample; build it with more sources")
-        if self.train_set.image_size != config.image_size:
-            raise ValueError(f"dataset images are {self.train_set.image_size} px but the config trains at "
-                             f"{config.image_size} px")
+            raise ValueError(f"dataset {roots[0]} has no validation sample; build it with more sources")
+        for root, dataset in zip(roots, self.train_sets):
+            if dataset.image_size != config.image_size:
+                raise ValueError(f"dataset {root} images are {dataset.image_size} px but the config trains at "
+                                 f"{config.image_size} px")
         self.run_folder = RunFolder(out, config, resume, writer=process.main)
         torch.manual_seed(config.seed)
         model_config = ModelConfig.preset(config.model_size, image_size=config.image_size)
@@ -147,13 +150,13 @@ class Trainer:
         loader = DataLoader(torch.utils.data.Subset(self.val_set, range(count)), batch_size=8, num_workers=0)
         autocast = self._autocast() if self.process.device.type == "cuda" else None
         return score_batches(lambda batch: model_predictions(self.ema.module, batch, self.process.device, autocast),
-                             loader, self.train_set.manifest["canonical_space"]["mm_per_unit"])
+                             loader, self.val_set.manifest["canonical_space"]["mm_per_unit"])
 
     def _loader(self, end_step: int) -> DataLoader:
-        sampler = StepBatches(len(self.train_set), self.config.batch_size, self.process.rank, self.process.world,
-                              self.config.seed, self.step, end_step)
+        sampler = StepBatches([len(d) for d in self.train_sets], self.config.batch_size, self.process.rank,
+                              self.process.world, self.config.seed, self.step, end_step)
         workers = self.config.workers
-        return DataLoader(EpochKeyed(self.train_set), batch_sampler=sampler, num_workers=workers,
+        return DataLoader(EpochKeyed(self.train_sets), batch_sampler=sampler, num_workers=workers,
                           pin_memory=self.process.device.type == "cuda", persistent_workers=False,
                           prefetch_factor=4 if workers else None, worker_init_fn=_single_threaded)
 
@@ -228,15 +231,17 @@ class Trainer:
     def export(self, summary: dict[str, dict[str, float]]) -> Path:
         """Write the EMA weights as ``RUN/model.safetensors`` (float16) with the data summary, recipe,
         compute and ``summary`` in its metadata."""
-        manifest = self.train_set.manifest
+        manifests = [dataset.manifest for dataset in self.train_sets]
+        manifest = manifests[0]
         compute = self.lineage + [{
             "stage": self.config.stage, "steps": self.step, "hours": round(self.seconds_now / 3600.0, 3),
             "samples_seen": self.step * self.config.batch_size, "processes": self.process.world,
             "device": torch.cuda.get_device_name() if self.process.device.type == "cuda" else platform.processor() or "cpu",
         }]
         training_data = {
-            "dataset": {"counts": manifest["counts"], "image_size": manifest["image_size"], "seq_len": manifest["seq_len"],
-                        "sources": sorted({r["provenance"].get("terms", "") for r in manifest["samples"][:2000]} - {""})},
+            "datasets": [{"counts": m["counts"], "image_size": m["image_size"], "seq_len": m["seq_len"],
+                          "terms": sorted({r["provenance"].get("terms", "") for r in m["samples"]} - {""})}
+                         for m in manifests],
             "recipe": to_dict(self.config), "compute": compute, "metrics": summary, "step": self.step,
         }
         metadata = CheckpointMetadata(model_config=self.model.config, trained=True, training_data=training_data,
