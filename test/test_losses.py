@@ -47,7 +47,7 @@ def perfect_batch(frames: int = 2) -> tuple[dict, dict]:
 def test_perfect_prediction_has_zero_loss_in_every_term():
     batch, outputs = perfect_batch()
     terms = compute_losses(outputs, batch, LossWeights(tracks=1.0))
-    for name in ("depth", "depth_scale_invariant", "depth_gradient", "rays", "canonical", "tracks"):
+    for name in ("depth", "depth_scale_invariant", "depth_gradient", "depth_shape", "rays", "focal", "canonical", "tracks"):
         assert abs(float(terms[name].detach())) < 1e-4, name
     assert float(terms["mask"]) < 1e-6  # BCE of saturated correct logits
 
@@ -75,12 +75,12 @@ def test_scale_invariant_and_gradient_terms_ignore_a_global_scale_but_not_shape(
     target = 0.5 + torch.rand(1, 1, SIZE, SIZE, generator=generator)
     valid = torch.ones(1, 1, SIZE, SIZE, dtype=torch.bool)
     scaled = depth_losses(target * 1.7, torch.ones_like(target), target, valid, torch.ones(1, 1), alpha=0.0)
-    assert float(scaled["depth_gradient"]) < 1e-5
+    assert float(scaled["depth_gradient"]) < 1e-5 and float(scaled["depth_shape"]) < 1e-5
     assert float(scaled["depth_scale_invariant"]) == pytest.approx((1 - 0.85) * math.log(1.7) ** 2, rel=1e-4)
     bumped = target.clone()
     bumped[..., 8:, :] *= 1.3
     shaped = depth_losses(bumped, torch.ones_like(target), target, valid, torch.ones(1, 1), alpha=0.0)
-    assert float(shaped["depth_gradient"]) > 1e-3
+    assert float(shaped["depth_gradient"]) > 1e-3 and float(shaped["depth_shape"]) > 1e-2
 
 
 def test_ray_angle_is_the_angle_between_rays():
@@ -130,3 +130,23 @@ def test_gradient_matching_is_zero_for_a_constant_error_with_holes():
     error = torch.full((1, 1, SIZE, SIZE), 0.3)
     valid = torch.from_numpy(np.random.default_rng(0).random((1, 1, SIZE, SIZE)) > 0.3)
     assert float(gradient_matching(error, valid)) == 0.0
+
+
+def test_shape_term_counts_millimetres_alike_at_every_distance():
+    """A 5 mm bump costs the same shape loss at 0.3 m and at 3 m (the log terms would differ 10x)."""
+    valid = torch.ones(1, 1, SIZE, SIZE, dtype=torch.bool)
+    costs = []
+    for distance in (0.3, 3.0):
+        target = torch.full((1, 1, SIZE, SIZE), distance)
+        bumped = target.clone()
+        bumped[..., :4, :] += 0.005
+        terms = depth_losses(bumped, torch.ones_like(target), target, valid, torch.ones(1, 1), alpha=0.0)
+        costs.append(float(terms["depth_shape"]))
+    assert costs[0] == pytest.approx(costs[1], rel=1e-3) and costs[0] == pytest.approx(0.25 * 0.005 / 0.1, rel=1e-2)
+
+
+def test_focal_term_is_the_log_focal_ratio():
+    batch, outputs = perfect_batch(frames=1)
+    outputs["rays"] = virtual_ray_map(80.0, 7.5, 7.5).expand(2, 1, SIZE, SIZE, 3).clone()  # twice the true focal
+    terms = compute_losses(outputs, batch, LossWeights())
+    assert float(terms["focal"]) == pytest.approx(math.log(2.0), rel=1e-3)

@@ -18,8 +18,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from faceanything_ros.model.focal import focal_scale
+from faceanything_ros.model.focal import focal_from_rays, focal_scale
 
+SHAPE_SCALE_M = 0.1  # metres: a face's depth relief, the unit of the depth_shape term
 TRIM_QUANTILE = 0.98  # errors above this quantile of a term's batch errors are left out (label noise)
 GRADIENT_SCALES = 3  # scales (1, 1/2, 1/4) of the gradient-matching term
 SCALE_INVARIANCE = 0.85  # lambda of the scale-invariant log term (1 = fully scale invariant)
@@ -32,7 +33,9 @@ class LossWeights:
     depth: float = 1.0  # confidence-weighted metric log depth
     depth_scale_invariant: float = 0.5
     depth_gradient: float = 0.5
+    depth_shape: float = 1.0  # median-aligned depth error in units of SHAPE_SCALE_M (the face's relief)
     rays: float = 1.0  # confidence-weighted angular error, radians
+    focal: float = 1.0  # |log| ratio of the rays' focal to the true one
     canonical: float = 5.0  # confidence-weighted canonical error (the method's canonical weight)
     mask: float = 0.5  # binary cross-entropy on the face surface
     tracks: float = 0.0  # canonical map read at the exact cross-frame track positions
@@ -74,8 +77,11 @@ def depth_losses(depth: Tensor, confidence: Tensor, target: Tensor, valid: Tenso
 
     ``scale`` ``(B, T)``: true / predicted focal (detached), applied to the prediction before the
     metric term as ``Predictor`` applies it at run time. Returns ``depth`` (confidence-weighted
-    absolute log error), ``depth_scale_invariant`` (per-frame variance of the log error) and
-    ``depth_gradient`` (mean absolute gradient difference of the log error over 3 scales).
+    absolute log error), ``depth_scale_invariant`` (per-frame variance of the log error),
+    ``depth_gradient`` (mean absolute gradient difference of the log error over 3 scales) and
+    ``depth_shape`` (absolute error after per-frame median scale alignment, in ``SHAPE_SCALE_M``:
+    the log terms weigh a face's 10 cm relief by distance, 30x less at 3 m than at 0.1 m; this one
+    weighs millimetres of shape alike at every distance).
     """
     log_error = torch.log(depth) - torch.log(target.clamp_min(1e-6))
     metric = (log_error + torch.log(scale)[..., None, None]).abs()
@@ -84,10 +90,13 @@ def depth_losses(depth: Tensor, confidence: Tensor, target: Tensor, valid: Tenso
     count = weight.sum(dim=(-1, -2)).clamp_min(1.0)
     mean = (log_error * weight).sum(dim=(-1, -2)) / count
     variance = (log_error ** 2 * weight).sum(dim=(-1, -2)) / count - SCALE_INVARIANCE * mean ** 2
+    ratio = torch.where(keep, target / depth, torch.full_like(depth, float("nan"))).flatten(-2)
+    align = torch.nan_to_num(torch.nanmedian(ratio.detach(), dim=-1).values, nan=1.0)[..., None, None]
     return {
         "depth": masked_mean(confidence * metric - alpha * torch.log(confidence), keep),
         "depth_scale_invariant": masked_mean(variance.clamp_min(0.0), weight.sum(dim=(-1, -2)) > 0),
         "depth_gradient": gradient_matching(log_error, keep),
+        "depth_shape": masked_mean((depth * align - target).abs() / SHAPE_SCALE_M, keep),
     }
 
 
@@ -140,6 +149,10 @@ def compute_losses(outputs: dict[str, Tensor], batch: dict[str, Tensor], weights
     terms = depth_losses(outputs["depth"], outputs["depth_confidence"], batch["depth"], mask, scale, weights.alpha)
     terms["rays"] = confidence_weighted(ray_angle(outputs["rays"], batch["rays"]), outputs["ray_confidence"],
                                         in_frame, weights.alpha)
+    true_focal = focal_from_rays(batch["rays"], in_frame)
+    predicted_focal = focal_from_rays(outputs["rays"], in_frame).clamp_min(1e-3).clamp_min(1e-3 * true_focal)
+    terms["focal"] = masked_mean((torch.log(predicted_focal) - torch.log(true_focal.clamp_min(1e-3))).abs(),
+                                 in_frame.flatten(2).any(dim=-1))
     canonical_error = torch.linalg.vector_norm(outputs["canonical"] - batch["canonical"], dim=-1)
     terms["canonical"] = confidence_weighted(canonical_error, outputs["canonical_confidence"], mask, weights.alpha)
     bce = F.binary_cross_entropy_with_logits(outputs["mask_logit"], batch["surface"].float(), reduction="none")
