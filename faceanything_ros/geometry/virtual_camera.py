@@ -50,10 +50,15 @@ def virtual_directions(intrinsics: np.ndarray, rotation: np.ndarray, height: int
     Multiplying by the image camera's z-depth gives the point in the virtual frame; the z
     component is the virtual z-depth per metre of image z-depth.
     """
-    K = np.asarray(intrinsics, dtype=np.float64)
-    pixels = pixel_grid(height, width)
-    homogeneous = np.concatenate([pixels, np.ones((height, width, 1))], axis=-1)
-    directions = homogeneous @ np.linalg.inv(K).T
+    return pixel_virtual_directions(intrinsics, rotation, pixel_grid(height, width))
+
+
+def pixel_virtual_directions(intrinsics: np.ndarray, rotation: np.ndarray, pixels: np.ndarray) -> np.ndarray:
+    """``(..., 3)`` float64 ``R^T K^-1 [u, v, 1]`` of ``(..., 2)`` pixels ``(u, v)`` (``virtual_directions``
+    at chosen pixels)."""
+    pixels = np.asarray(pixels, dtype=np.float64)
+    homogeneous = np.concatenate([pixels, np.ones(pixels.shape[:-1] + (1,))], axis=-1)
+    directions = homogeneous @ np.linalg.inv(np.asarray(intrinsics, dtype=np.float64)).T
     return directions @ np.asarray(rotation, dtype=np.float64)
 
 
