@@ -27,12 +27,19 @@ def virtual_rotation(intrinsics: np.ndarray, height: int, width: int) -> np.ndar
     """
     K = np.asarray(intrinsics, dtype=np.float64)
     centre = np.array([(width - 1) / 2.0, (height - 1) / 2.0, 1.0])
-    axis = np.linalg.solve(K, np.broadcast_to(centre, K.shape[:-1])[..., None])[..., 0]
+    return rotation_onto(np.linalg.solve(K, np.broadcast_to(centre, K.shape[:-1])[..., None])[..., 0])
+
+
+def rotation_onto(direction: np.ndarray) -> np.ndarray:
+    """``(..., 3, 3)`` float64 minimal rotation (no roll) taking the optical axis z onto ``(..., 3)``
+    directions (any length, in front of the camera): the camera_from_virtual ``R`` of a virtual
+    camera looking along ``direction`` (Rodrigues' formula)."""
+    axis = np.asarray(direction, dtype=np.float64)
     axis = axis / np.linalg.norm(axis, axis=-1, keepdims=True)
     z = np.array([0.0, 0.0, 1.0])
     cross = np.cross(z, axis)  # rotation axis * sin(angle)
     cosine = axis[..., 2]
-    skew = np.zeros(K.shape)
+    skew = np.zeros(axis.shape + (3,))
     skew[..., 0, 1], skew[..., 0, 2] = -cross[..., 2], cross[..., 1]
     skew[..., 1, 0], skew[..., 1, 2] = cross[..., 2], -cross[..., 0]
     skew[..., 2, 0], skew[..., 2, 1] = -cross[..., 1], cross[..., 0]
@@ -82,3 +89,14 @@ def depth_from_virtual(virtual_depth: np.ndarray, intrinsics: np.ndarray, rotati
     """``(H, W)`` virtual-camera z-depth (metres) -> ``(H, W)`` float64 image-camera z-depth (metres)."""
     virtual_depth = np.asarray(virtual_depth, dtype=np.float64)
     return virtual_depth / virtual_directions(intrinsics, rotation, *virtual_depth.shape)[..., 2]
+
+
+def virtual_view_homography(intrinsics: np.ndarray, rotation: np.ndarray, view_intrinsics: np.ndarray) -> np.ndarray:
+    """``(3, 3)`` float64 homography from pixels of a virtual camera (rotation ``R``, ``(3, 3)``
+    intrinsics ``K_view``) to the image's pixels (``(3, 3)`` intrinsics ``K``):
+    ``p_image ~ K R K_view^-1 p_view``.
+
+    The view itself is ``cv2.warpPerspective(image, H, size, flags=WARP_INVERSE_MAP)``.
+    """
+    K = np.asarray(intrinsics, dtype=np.float64)
+    return K @ np.asarray(rotation, dtype=np.float64) @ np.linalg.inv(np.asarray(view_intrinsics, dtype=np.float64))
