@@ -152,7 +152,7 @@ class Predictor:
                                     prediction.mask_probability[0] > self.config.mask_threshold, result.crop,
                                     RAY_SAMPLE_STRIDE)
         except ValueError as error:
-            log.warning("the face crop's rays give no focal length (%s)", error)
+            log.warning("the face crop's rays give no focal length (%s); its depth is left unscaled", error)
             return None
         return fit_focal_scale([rays], reference) * mean_focal(reference)
 
@@ -182,11 +182,7 @@ class Predictor:
         """
         height, width = frame.shape[:2]
         prediction, crop = result.prediction, result.crop
-        if ray_focal is None:
-            depth_scale = 1.0
-            log.warning("depth of a face crop left unscaled: its rays give no focal length")
-        else:
-            depth_scale = mean_focal(camera) / ray_focal
+        depth_scale = 1.0 if ray_focal is None else mean_focal(camera) / ray_focal
         crop_camera = crop.intrinsics(camera)
         rotation = virtual_rotation(crop_camera, crop.output_size, crop.output_size)
         crop_depth = depth_from_virtual(prediction.depth[0] * depth_scale, crop_camera, rotation).astype(np.float32)
