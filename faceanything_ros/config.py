@@ -99,7 +99,8 @@ class PredictorConfig:
     detector: DetectorConfig = field(default_factory=DetectorConfig)
     min_depth_confidence: float = 1.0  # depth confidence (>= 1; 1 = keep all) below which a pixel leaves the cloud
     mask_threshold: float = 0.5  # face-mask probability threshold, [0, 1]
-    default_fov_deg: float = 60.0  # horizontal field of view assumed only when rays cannot be solved
+    default_fov_deg: float = 60.0  # horizontal field of view assumed until the rays of a face give a focal length
+    focal_history: int = 60  # frames whose focal lengths (from rays) the running estimate takes the median of
 
 
 ENGINES = ("auto", "tensorrt", "compile", "torch", "onnx")

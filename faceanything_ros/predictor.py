@@ -13,9 +13,11 @@ import numpy as np
 
 from .config import PredictorConfig
 from .engines import create_engine
-from .geometry.camera import intrinsics_from_fov, mean_focal, pixel_grid
+from .geometry.camera import intrinsics_from_fov, intrinsics_matrix, mean_focal
+from .geometry.focal_estimate import StreamFocal
 from .geometry.pointcloud import point_cloud_from_depth
-from .geometry.rays import solve_intrinsics
+from .geometry.rays import fit_focal_scale, sample_crop_rays
+from .geometry.virtual_camera import depth_from_virtual, virtual_rotation
 from .io.crop import CropBox, crop_box_for_face, crop_image, paste_back
 from .io.face_detector import FaceBox, FaceDetector
 from .io.validation import validate_frame_indices, validate_frames, validate_intrinsics_for_frames
@@ -25,7 +27,7 @@ from .reconstruction import FaceReconstruction, Reconstruction
 
 log = logging.getLogger(__name__)
 
-RAY_SAMPLE_STRIDE = 4  # every 4th crop pixel per axis is enough for the 4-parameter ray fit
+RAY_SAMPLE_STRIDE = 4  # every 4th crop pixel per axis: ~3,000 rays of a crop fix its focal length
 
 
 @dataclass
@@ -56,6 +58,7 @@ class Predictor:
         self.engine = create_engine(engine, model, checkpoint, device, precision, engine_cache)
         self.detector = FaceDetector(self.config.detector)
         self.input_size = self.engine.input_size
+        self.focal_estimate = StreamFocal(self.config.focal_history)
 
     def close(self) -> None:
         """Release the face detector."""
@@ -69,20 +72,25 @@ class Predictor:
 
     def predict(self, frames: np.ndarray | Sequence[np.ndarray], intrinsics: np.ndarray | None = None,
                 frame_indices: Sequence[int] | None = None, context_frames: int = 0,
-                detections: Sequence[list[FaceBox] | None] | None = None) -> list[Reconstruction]:
+                detections: Sequence[list[FaceBox] | None] | None = None, camera_id: str = "") -> list[Reconstruction]:
         """Reconstruct every face in a window of frames from one camera.
 
         Args:
             frames: uint8 RGB, ``(H, W, 3)``, ``(T, H, W, 3)`` or a list of same-size frames.
             intrinsics: ``(3, 3)`` or ``(T, 3, 3)`` pinhole K in pixels (e.g. from CameraInfo), or
-                None to solve one K for the window from the predicted rays (least squares).
+                None to estimate it: the focal length from the predicted rays, the principal point
+                at the image centre ``((W - 1) / 2, (H - 1) / 2)``, square pixels. The estimate runs
+                over the stream (``focal_estimate``, the median of the last
+                ``config.focal_history`` frames' focal lengths) and restarts when the image size or
+                ``camera_id`` changes; before any face it is ``config.default_fov_deg``.
             frame_indices: ``frame_index`` of each frame (the stream's own numbering, e.g. with a
                 stride), or None for ``0 .. T-1``.
             context_frames: the first this many frames are context only (a stream's earlier frames):
-                the network sees them and their rays enter the window's K, but they get no
-                ``Reconstruction`` (no paste-back, no cloud). ``0 <= context_frames < T``.
+                the network sees them, but they get no ``Reconstruction`` (no paste-back, no cloud)
+                and do not enter the focal estimate again. ``0 <= context_frames < T``.
             detections: per frame, its faces as detected before (e.g. ``[f.face for f in r.faces]``
                 of that frame's earlier ``Reconstruction``), or None to detect them here; None = all.
+            camera_id: which camera the frames come from (e.g. the ROS frame_id), for the focal estimate.
 
         Returns:
             One ``Reconstruction`` per frame after the context frames, in order; a frame without a
@@ -99,10 +107,14 @@ class Predictor:
         faces = [self.detector.detect(frame) if detections is None or detections[t] is None else list(detections[t])
                  for t, frame in enumerate(frames)]
         crops = self._run_model(frames, faces)
+        default = intrinsics_from_fov(width, height, self.config.default_fov_deg)
+        references = given if given is not None else np.repeat(default[None], num_frames, axis=0)
+        ray_focals = [[self._ray_focal(result, references[t]) for result in crops[t]] if t >= context_frames else []
+                      for t in range(num_frames)]
         if given is not None:
             cameras, source = given, "given"
         else:
-            camera, source = self._solve_window_intrinsics(crops, height, width)
+            camera, source = self._stream_intrinsics(ray_focals[context_frames:], default, (height, width, camera_id))
             cameras = np.repeat(camera[None], num_frames, axis=0)
         return [
             Reconstruction(
@@ -110,7 +122,8 @@ class Predictor:
                 image_size=(height, width),
                 intrinsics=cameras[t],
                 intrinsics_source=source,
-                faces=[self._paste_face(frames[t], result, cameras[t]) for result in crops[t]],
+                faces=[self._paste_face(frames[t], result, cameras[t], focal)
+                       for result, focal in zip(crops[t], ray_focals[t])],
                 message="ok" if crops[t] else "no face detected",
             )
             for t in range(context_frames, num_frames)
@@ -129,55 +142,63 @@ class Predictor:
                 results[t].append(_CropResult(detections[t][rank], boxes[t][rank], prediction.select(i)))
         return results
 
-    def _solve_window_intrinsics(self, crops: list[list[_CropResult]], height: int, width: int
-                                 ) -> tuple[np.ndarray, str]:
-        """One K for the window: least squares over every crop's rays in full-image pixels."""
-        rays, pixels = [], []
-        for result in (r for frame_results in crops for r in frame_results):
-            crop_rays, crop_pixels = _sampled_rays(result.prediction)
-            rays.append(crop_rays)
-            pixels.append(result.crop.crop_pixels_to_image(crop_pixels))
-        if rays:
-            try:
-                return solve_intrinsics(np.concatenate(rays), np.concatenate(pixels)), "rays"
-            except ValueError as error:
-                log.warning("predicted rays give no pinhole camera (%s); assuming a %.0f deg field of view",
-                            error, self.config.default_fov_deg)
-        return intrinsics_from_fov(width, height, self.config.default_fov_deg), "default-fov"
+    def _ray_focal(self, result: _CropResult, reference: np.ndarray) -> float | None:
+        """Mean focal length (image pixels) that a crop's predicted face rays imply, with the principal
+        point and aspect of ``reference`` (``geometry.rays.fit_focal_scale``); None (logged) when the
+        crop has too few face rays."""
+        prediction = result.prediction
+        try:
+            rays = sample_crop_rays(prediction.rays[0], prediction.ray_confidence[0],
+                                    prediction.mask_probability[0] > self.config.mask_threshold, result.crop,
+                                    RAY_SAMPLE_STRIDE)
+        except ValueError as error:
+            log.warning("the face crop's rays give no focal length (%s); its depth is left unscaled", error)
+            return None
+        return fit_focal_scale([rays], reference) * mean_focal(reference)
 
-    def _paste_face(self, frame: np.ndarray, result: _CropResult, camera: np.ndarray) -> FaceReconstruction:
-        """Make one crop's depth consistent with ``camera``, paste it back and build its cloud."""
+    def _stream_intrinsics(self, ray_focals: list[list[float | None]], default: np.ndarray,
+                           camera: tuple[int, int, str]) -> tuple[np.ndarray, str]:
+        """The stream's K after the new frames: their focal lengths (median over each frame's faces)
+        enter ``focal_estimate`` for ``camera`` (height, width, camera id); the principal point is
+        ``default``'s (the image centre), which is also the K before any face."""
+        focal = None
+        for frame_focals in ray_focals:
+            usable = [f for f in frame_focals if f is not None]
+            focal = self.focal_estimate.observe(camera, float(np.median(usable)) if usable else None)
+        if focal is None:
+            return default, "default-fov"
+        return intrinsics_matrix(focal, focal, default[0, 2], default[1, 2]), "rays"
+
+    def _paste_face(self, frame: np.ndarray, result: _CropResult, camera: np.ndarray,
+                    ray_focal: float | None) -> FaceReconstruction:
+        """One crop's prediction as full-image maps and a cloud, seen by ``camera`` (image K, pixels).
+
+        The network's depth is z-depth in the crop's virtual camera for the focal length its rays
+        imply (``ray_focal``): a face of fixed metric size lies farther for a longer focal, so the
+        depth is scaled by ``focal(camera) / ray_focal``, then turned into the image camera's
+        z-depth (``depth_from_virtual`` with ``camera``'s crop intrinsics and virtual rotation). Depth
+        and canonical coordinates are pasted back from face pixels only (``paste_back`` with
+        ``valid``), so no off-face value enters a face pixel.
+        """
         height, width = frame.shape[:2]
         prediction, crop = result.prediction, result.crop
-        # Depth of a face of fixed metric size scales with focal length: rescale the network's
-        # depth from the focal its rays imply to the focal of the camera actually used.
-        try:
-            depth_scale = mean_focal(crop.intrinsics(camera)) / mean_focal(solve_intrinsics(*_sampled_rays(prediction)))
-        except ValueError as error:
-            log.warning("predicted rays of a face crop give no pinhole camera (%s); depth left unscaled", error)
-            depth_scale = 1.0
-        # the four scalar maps share one 4-channel warp (bit-identical to four 1-channel warps in
-        # OpenCV; more than 4 channels would take a different, less exact path)
-        scalars = np.stack([prediction.mask_probability[0], prediction.depth[0] * np.float32(depth_scale),
-                            prediction.depth_confidence[0], prediction.canonical_confidence[0]], axis=-1)
-        mask_probability, depth, depth_confidence, canonical_confidence = np.ascontiguousarray(
+        depth_scale = 1.0 if ray_focal is None else mean_focal(camera) / ray_focal
+        crop_camera = crop.intrinsics(camera)
+        rotation = virtual_rotation(crop_camera, crop.output_size, crop.output_size)
+        crop_depth = depth_from_virtual(prediction.depth[0] * depth_scale, crop_camera, rotation).astype(np.float32)
+        crop_face = prediction.mask_probability[0] > self.config.mask_threshold
+        scalars = np.stack([prediction.mask_probability[0], prediction.depth_confidence[0],
+                            prediction.canonical_confidence[0]], axis=-1)
+        mask_probability, depth_confidence, canonical_confidence = np.ascontiguousarray(
             np.moveaxis(paste_back(scalars, crop, height, width, fill=np.nan), -1, 0))
-        mask = mask_probability > self.config.mask_threshold
-        depth = np.where(mask, depth, np.nan).astype(np.float32)
-        canonical = np.where(mask[..., None], paste_back(prediction.canonical[0], crop, height, width, fill=np.nan),
-                             np.nan).astype(np.float32)
+        surface = paste_back(np.concatenate([crop_depth[..., None], prediction.canonical[0]], axis=-1), crop,
+                             height, width, fill=np.nan, valid=crop_face)
+        mask = (mask_probability > self.config.mask_threshold) & np.isfinite(surface[..., 0])
+        depth = np.where(mask, surface[..., 0], np.nan).astype(np.float32)
+        canonical = np.where(mask[..., None], surface[..., 1:], np.nan).astype(np.float32)
         cloud = point_cloud_from_depth(
             depth, camera, valid=mask & (depth_confidence >= self.config.min_depth_confidence), image=frame,
             canonical=canonical, confidence=depth_confidence,
         )
         return FaceReconstruction(result.face, crop, depth, depth_confidence, canonical, canonical_confidence,
                                   mask, cloud)
-
-
-def _sampled_rays(prediction: ModelPrediction) -> tuple[np.ndarray, np.ndarray]:
-    """Every ``RAY_SAMPLE_STRIDE``-th ray of a one-frame prediction: rays (N, 3), crop pixels (N, 2)."""
-    rays = prediction.rays[0][::RAY_SAMPLE_STRIDE, ::RAY_SAMPLE_STRIDE]
-    side = prediction.rays.shape[1]
-    pixels = pixel_grid(side, side)[::RAY_SAMPLE_STRIDE, ::RAY_SAMPLE_STRIDE]
-    return rays.reshape(-1, 3).astype(np.float64), pixels.reshape(-1, 2)
-

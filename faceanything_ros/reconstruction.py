@@ -53,9 +53,16 @@ class Reconstruction:
     frame_index: int
     image_size: tuple[int, int]  # (H, W) pixels
     intrinsics: np.ndarray  # (3, 3) float64 pinhole K of the full image, pixels
-    intrinsics_source: str  # "given" (e.g. CameraInfo), "rays" (solved from predicted rays) or "default-fov"
+    # "given" (e.g. CameraInfo), "rays" (focal length estimated from the stream's predicted rays,
+    # principal point at the image centre) or "default-fov" (assumed: no face has given a focal length yet)
+    intrinsics_source: str
     faces: list[FaceReconstruction] = field(default_factory=list)
     message: str = "ok"
+
+    @property
+    def intrinsics_estimated(self) -> bool:
+        """True when ``intrinsics`` is an estimate or an assumption (no K was given), False when given."""
+        return self.intrinsics_source != "given"
 
     @property
     def found(self) -> bool:

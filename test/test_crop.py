@@ -7,6 +7,7 @@ from conftest import face_image
 
 from faceanything_ros.config import DetectorConfig
 from faceanything_ros.geometry.camera import intrinsics_matrix, pixel_grid
+from faceanything_ros.geometry.projection import unproject_pixels
 from faceanything_ros.io import CropBox, FaceBox, FaceDetector, crop_box_for_face, crop_image, paste_back, read_image
 
 QUANTUM = 1.0 / 32.0  # OpenCV's bilinear position resolution, pixels
@@ -181,3 +182,72 @@ def test_detected_face_crop_holds_a_centred_face_of_the_expected_size():
     expected_centre = box.image_pixels_to_crop(np.array([face.center]))[0]
     assert np.abs(np.array(in_crop.center) - expected_centre).max() < 0.05 * 224
     assert max(in_crop.width, in_crop.height) == pytest.approx(224 / 1.8, rel=0.15)
+
+
+SPHERE_CENTRE = np.array([0.04, -0.03, 0.6])  # metres, camera optical frame
+SPHERE_RADIUS = 0.1
+FACE_COSINE = 0.25  # the face mask ends where the surface turns this far (76 degrees) from the viewer
+WALL_DEPTH = 2.0
+WALL_CANONICAL = 0.9
+
+
+def sphere_crop(box: CropBox, camera: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A sphere (SPHERE_CENTRE, SPHERE_RADIUS) seen in ``box``: z-depth (S, S) metres, canonical (S, S, 3)
+    = unit normal, face mask (S, S) where the surface faces the camera by more than FACE_COSINE.
+    Off the face: a wall at WALL_DEPTH and canonical WALL_CANONICAL, as unsupervised network outputs."""
+    size = box.output_size
+    rays = np.concatenate([pixel_grid(size, size), np.ones((size, size, 1))], axis=-1) @ np.linalg.inv(box.intrinsics(camera)).T
+    unit = rays / np.linalg.norm(rays, axis=-1, keepdims=True)
+    along = unit @ SPHERE_CENTRE
+    discriminant = along ** 2 - SPHERE_CENTRE @ SPHERE_CENTRE + SPHERE_RADIUS ** 2
+    distance = along - np.sqrt(np.maximum(discriminant, 0))
+    normal = (unit * distance[..., None] - SPHERE_CENTRE) / SPHERE_RADIUS
+    face = (discriminant > 0) & (-np.einsum("hwk,hwk->hw", normal, unit) > FACE_COSINE)
+    depth = np.where(face, distance * unit[..., 2], WALL_DEPTH)
+    return depth, np.where(face[..., None], normal, WALL_CANONICAL), face
+
+
+@pytest.mark.parametrize("side, size", [(251.3, 224), (251.3, 96)], ids=["upscale", "downscale"])
+def test_mask_aware_paste_back_puts_every_point_on_the_true_surface(side, size):
+    """Depth and canonical pasted from face pixels only: no point off the sphere, no canonical value
+    off the unit sphere, however steep the surface at the mask's edge (plain bilinear mixes in the wall)."""
+    camera = intrinsics_matrix(500.0, 500.0, 319.5, 239.5)
+    box = CropBox.centred(*project(camera, SPHERE_CENTRE), side, size)
+    depth, canonical, face = sphere_crop(box, camera)
+    mask = paste_back(face.astype(np.float32), box, 480, 640) > 0.5
+    maps = np.concatenate([depth[..., None], canonical], axis=-1)
+    aware = paste_back(maps, box, 480, 640, valid=face)
+    plain = paste_back(maps, box, 480, 640)
+    assert mask.sum() > 20_000 and np.isfinite(aware[mask]).all()
+    grid = pixel_grid(480, 640)[mask]
+    pixel_step_m = SPHERE_CENTRE[2] / camera[0, 0] / box.scale  # a crop pixel on the sphere, metres
+
+    def off_surface(pasted: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        points = unproject_pixels(grid, pasted[mask][:, 0], camera)
+        return (np.abs(np.linalg.norm(points - SPHERE_CENTRE, axis=1) - SPHERE_RADIUS),
+                np.abs(np.linalg.norm(pasted[mask][:, 1:], axis=1) - 1))
+
+    to_surface, off_unit = off_surface(aware)
+    assert to_surface.max() < pixel_step_m and off_unit.max() < 0.05
+    assert np.median(to_surface) < 1e-4  # interpolating a curved surface inside the mask: well under 0.1 mm
+    plain_surface, plain_unit = off_surface(plain)
+    assert plain_surface.max() > 0.1 and plain_unit.max() > 0.1  # the flying pixels of plain bilinear
+
+
+def test_mask_aware_paste_back_fills_pixels_without_a_valid_neighbour():
+    box = CropBox(x0=0.0, y0=0.0, side=8.0, output_size=8)  # one crop pixel per image pixel
+    values = np.arange(64, dtype=np.float64).reshape(8, 8)
+    valid = np.zeros((8, 8), bool)
+    valid[2:6, 2:6] = True
+    for interpolation in ("linear", "nearest"):
+        pasted = paste_back(values, box, 8, 8, fill=-1.0, interpolation=interpolation, valid=valid)
+        np.testing.assert_array_equal(pasted, np.where(valid, values, -1.0))
+    half = CropBox(x0=0.5, y0=0.0, side=8.0, output_size=8)  # image pixels halfway between crop pixels
+    pasted = paste_back(values, half, 8, 8, valid=valid)
+    np.testing.assert_array_equal(pasted[2:6, 2], values[2:6, 2])  # only the valid one of the two
+    np.testing.assert_array_equal(pasted[2:6, 3], (values[2:6, 2] + values[2:6, 3]) / 2)
+    assert np.isnan(pasted[2:6, 1]).all() and np.isnan(pasted[1]).all()
+    with pytest.raises(ValueError, match=r"valid must be a bool \(8, 8\) map"):
+        paste_back(values, box, 8, 8, valid=valid[:4])
+    with pytest.raises(TypeError, match="float maps only"):
+        paste_back(values.astype(np.uint8), box, 8, 8, valid=valid)

@@ -1,4 +1,4 @@
-"""Rays <-> intrinsics, (un)projection, sampling and point clouds on analytic scenes."""
+"""Ray maps, (un)projection, sampling and point clouds on analytic scenes."""
 from __future__ import annotations
 
 import numpy as np
@@ -6,7 +6,6 @@ import pytest
 
 from faceanything_ros.geometry import (
     PointCloud,
-    intrinsics_from_rays,
     intrinsics_matrix,
     point_cloud_from_depth,
     project_points,
@@ -14,7 +13,6 @@ from faceanything_ros.geometry import (
     sample_bilinear,
     sample_bilinear_or_nearest,
     sample_nearest,
-    solve_intrinsics,
     unproject_depth,
     unproject_pixels,
 )
@@ -41,53 +39,6 @@ def test_rays_from_intrinsics_match_pinhole_formula(name: str) -> None:
     np.testing.assert_allclose(rays, analytic_rays(K, HEIGHT, WIDTH), atol=1e-12)
     principal_ray = rays_from_intrinsics(intrinsics_matrix(50.0, 50.0, 3.0, 2.0), 5, 7)[2, 3]
     np.testing.assert_allclose(principal_ray, [0.0, 0.0, 1.0], atol=1e-15)
-
-
-@pytest.mark.parametrize("name", sorted(CAMERAS))
-def test_intrinsics_round_trip_is_exact(name: str) -> None:
-    K = CAMERAS[name]
-    np.testing.assert_allclose(intrinsics_from_rays(rays_from_intrinsics(K, HEIGHT, WIDTH)), K, rtol=1e-9, atol=1e-9)
-
-
-def test_intrinsics_recovered_within_one_percent_from_noisy_rays() -> None:
-    K = CAMERAS["non_square_off_centre"]
-    rng = np.random.default_rng(0)
-    noisy = rays_from_intrinsics(K, HEIGHT, WIDTH) + rng.normal(scale=2e-3, size=(HEIGHT, WIDTH, 3))
-    solved = intrinsics_from_rays(noisy)
-    np.testing.assert_allclose(np.diag(solved)[:2], np.diag(K)[:2], rtol=0.01)
-    np.testing.assert_allclose(solved[:2, 2], K[:2, 2], atol=0.01 * K[0, 0])
-
-
-def test_zero_weight_and_unusable_rays_are_ignored() -> None:
-    K = CAMERAS["square_centred"]
-    rays = rays_from_intrinsics(K, HEIGHT, WIDTH).copy()
-    weights = np.ones((HEIGHT, WIDTH))
-    rays[:10] = np.array([0.3, -0.2, 0.9])  # wrong rays with zero weight
-    weights[:10] = 0.0
-    rays[10, :5] = np.nan
-    rays[11, :5] = np.array([0.0, 1.0, 0.0])  # z = 0
-    rays[12, :5] = np.array([0.1, 0.1, -1.0])  # behind the camera
-    np.testing.assert_allclose(intrinsics_from_rays(rays, weights), K, rtol=1e-9, atol=1e-9)
-
-
-def test_solve_intrinsics_errors() -> None:
-    rays = np.array([[0.0, 0.0, 1.0], [0.1, 0.2, 1.0], [-0.1, 0.3, 1.0], [0.2, -0.1, 1.0]])
-    pixels = rays[:, :2] * 100.0 + 50.0
-    np.testing.assert_allclose(solve_intrinsics(rays, pixels), intrinsics_matrix(100, 100, 50, 50), atol=1e-9)
-    with pytest.raises(ValueError, match="at least 3 usable rays"):
-        solve_intrinsics(rays[:2], pixels[:2])
-    with pytest.raises(ValueError, match="at least 3 usable rays"):
-        solve_intrinsics(rays * np.array([1.0, 1.0, -1.0]), pixels)
-    with pytest.raises(ValueError, match="degenerate"):
-        solve_intrinsics(np.repeat(rays[1:2], 4, axis=0), pixels)
-    with pytest.raises(ValueError, match="not positive"):
-        solve_intrinsics(rays, 50.0 - rays[:, :2] * 100.0)
-    with pytest.raises(ValueError, match=r"shape \(4, 2\)"):
-        solve_intrinsics(rays, pixels[:3])
-    with pytest.raises(ValueError, match="non-negative"):
-        solve_intrinsics(rays, pixels, np.array([1.0, -1.0, 1.0, 1.0]))
-    with pytest.raises(ValueError, match=r"\(H, W, 3\)"):
-        intrinsics_from_rays(rays)
 
 
 def test_fronto_parallel_plane_unprojects_to_its_depth() -> None:

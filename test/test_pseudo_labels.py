@@ -33,11 +33,13 @@ def labeler():
 
 
 def _synthetic_landmarks(points: np.ndarray, intrinsics: np.ndarray) -> FaceLandmarks:
-    """Landmarks a perfect face mesh would report for camera-frame ``points``: pixels and relative depth in pixels."""
-    pixels, depth = project_points(points, intrinsics)
-    surface_depth = depth[:NUM_SURFACE_LANDMARKS].mean()
+    """Landmarks a perfect face mesh would report for camera-frame ``points``: pixels and relative depth in
+    pixels, along the view of the face (the direction of its centre) and scaled at the face's distance."""
+    pixels, _ = project_points(points, intrinsics)
+    centre = points[:NUM_SURFACE_LANDMARKS].mean(axis=0)
+    distance = np.linalg.norm(centre)
     focal = (intrinsics[0, 0] + intrinsics[1, 1]) / 2
-    return FaceLandmarks(pixels=pixels, relative_depth_px=(depth - surface_depth) * focal / surface_depth)
+    return FaceLandmarks(pixels=pixels, relative_depth_px=(points @ centre / distance - distance) * focal / distance)
 
 
 def _boundary_vertices(triangles: np.ndarray) -> set[int]:

@@ -13,11 +13,14 @@ Model (optical frame: x right, y down, z forward; metres; pixels of ``geometry.c
    From one view the metric face size is unobservable (scaling the face and its distance
    together gives the same image), so the scale is the prior ``face_scale`` (1 = the template,
    63 mm inter-pupil distance).
-3. Lifting (expression): the posed template only fixes the face's depth ``z_c`` (mean z of
-   ``face_scale * R T + t``). Each landmark is placed on its own camera ray ``K^-1 (u_i, v_i, 1)``
-   at depth ``z_i = z_c + (d_i - mean(d)) * z_c / f`` (mediapipe's relative depth converted from
-   pixels to metres at the face's depth, ``f`` = mean focal length), so the mesh keeps
-   mediapipe's expression geometry and projects exactly onto the landmarks.
+3. Lifting (expression): the posed template only fixes the face's centre ``c`` (mean of
+   ``face_scale * R T + t``). mediapipe's relative depth runs along the view of the face, i.e. the
+   optical axis ``a = c / |c|`` of the virtual camera looking at the face
+   (``geometry.virtual_camera``), which is not the image's z for an off-centre face. Each
+   landmark is placed on its own camera ray ``K^-1 (u_i, v_i, 1)`` where its distance along ``a`` is
+   ``|c| + (d_i - mean(d)) * |c| / f`` (the relative depth converted from pixels of that view to
+   metres at the face's distance, ``f`` = mean focal length), so the mesh keeps mediapipe's
+   expression geometry and projects exactly onto the landmarks.
 """
 from __future__ import annotations
 
@@ -30,6 +33,7 @@ from scipy.spatial.transform import Rotation
 from faceanything_ros.canonical.topology import NUM_SURFACE_LANDMARKS
 from faceanything_ros.geometry.camera import mean_focal, validate_intrinsics
 from faceanything_ros.geometry.projection import unproject_pixels
+from faceanything_ros.geometry.virtual_camera import rotation_onto
 
 
 @dataclass(frozen=True)
@@ -97,8 +101,11 @@ def fit_face_pose(pixels: np.ndarray, relative_depth_px: np.ndarray, template: n
         raise ValueError("solvePnP found no pose for the face landmarks")
     R = cv2.Rodrigues(rvec)[0]
     t = tvec.reshape(3)
-    face_depth = float(np.mean((face_scale * template[surface] @ R.T + t)[:, 2]))
-    if not face_depth > 0:
-        raise ValueError(f"the fitted face lies behind the camera (depth {face_depth:.3f} m)")
-    depth = face_depth + (relative_depth_px - relative_depth_px[surface].mean()) * face_depth / focal
+    centre = np.mean(face_scale * template[surface] @ R.T + t, axis=0)
+    if not centre[2] > 0:
+        raise ValueError(f"the fitted face lies behind the camera (depth {centre[2]:.3f} m)")
+    relief = (relative_depth_px - relative_depth_px[surface].mean()) * np.linalg.norm(centre) / focal
+    axis = rotation_onto(centre)[:, 2]  # the optical axis of the virtual camera looking at the face
+    along_axis = unproject_pixels(pixels, np.ones(len(pixels)), K) @ axis  # metres along it per metre of z
+    depth = (np.linalg.norm(centre) + relief) / along_axis
     return FacePose(rotation=R, translation=t, scale=float(face_scale), vertices=unproject_pixels(pixels, depth, K))

@@ -13,17 +13,23 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import cv2
 import numpy as np
 
 from faceanything_ros.canonical.fitting import fit_face_pose
 from faceanything_ros.canonical.space import CanonicalSpace, load_canonical_space
+from faceanything_ros.canonical.topology import NUM_SURFACE_LANDMARKS
 from faceanything_ros.config import FaceMeshConfig
-from faceanything_ros.geometry.camera import intrinsics_from_fov, validate_intrinsics
+from faceanything_ros.geometry.camera import intrinsics_from_fov, intrinsics_matrix, mean_focal, validate_intrinsics
 from faceanything_ros.geometry.projection import project_points
 from faceanything_ros.geometry.rasterizer import rasterize
+from faceanything_ros.geometry.virtual_camera import rotation_onto, virtual_view_homography
 from faceanything_ros.io.face_mesh import NUM_LANDMARKS, FaceLandmarks, FaceMesh
 from faceanything_ros.io.validation import validate_rgb
 
+FACE_VIEW_MIN_DEG = 10.0  # faces farther off the optical axis are found again in a view rotated to look at them
+FACE_VIEW_SIZE = 256  # side of that view, pixels
+FACE_VIEW_SCALE = 1.8  # view side / the face's landmark extent
 VISIBILITY_TOLERANCE_M = 0.005  # a vertex up to 5 mm behind the rendered surface at its pixel still counts as visible
 
 
@@ -114,8 +120,36 @@ class FaceMeshLabeler:
         """
         rgb = validate_rgb(rgb)
         K = self.intrinsics_for(rgb.shape[0], rgb.shape[1], intrinsics)
-        return [label_from_landmarks(face, K, self.space, self.config.face_scale)
+        return [label_from_landmarks(self._seen_face_on(rgb, face, K), K, self.space, self.config.face_scale)
                 for face in self._mesh.landmarks(rgb)]
+
+    def _seen_face_on(self, rgb: np.ndarray, face: FaceLandmarks, K: np.ndarray) -> FaceLandmarks:
+        """``face``'s landmarks found again in the view of a camera rotated to look at it.
+
+        An off-centre face is seen obliquely: stretched towards the image border, which FaceMesh
+        reads as a smaller, farther face. Rotated about its centre to look at the face (the
+        virtual camera of ``geometry.virtual_camera``, zoomed to a ``FACE_VIEW_SIZE`` view), the
+        camera sees it as if centred; its landmarks are mapped back into the image, and the
+        relative depth (converted to image pixels) runs along the view of the face, as
+        ``canonical.fitting`` lifts it. Faces within ``FACE_VIEW_MIN_DEG`` of the optical axis,
+        or not found again, keep their landmarks.
+        """
+        surface = face.pixels[:NUM_SURFACE_LANDMARKS]
+        direction = np.linalg.solve(K, np.append(surface.mean(axis=0), 1.0))
+        if np.degrees(np.arccos(direction[2] / np.linalg.norm(direction))) < FACE_VIEW_MIN_DEG:
+            return face
+        view_focal = mean_focal(K) * FACE_VIEW_SIZE / (FACE_VIEW_SCALE * np.ptp(surface, axis=0).max())
+        view_K = intrinsics_matrix(view_focal, view_focal, (FACE_VIEW_SIZE - 1) / 2, (FACE_VIEW_SIZE - 1) / 2)
+        to_image = virtual_view_homography(K, rotation_onto(direction), view_K)
+        view = cv2.warpPerspective(rgb, to_image, (FACE_VIEW_SIZE, FACE_VIEW_SIZE),
+                                   flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP, borderMode=cv2.BORDER_REPLICATE)
+        found = self._mesh.landmarks(view)
+        if not found:
+            return face
+        centred = min(found, key=lambda f: np.linalg.norm(f.pixels[:NUM_SURFACE_LANDMARKS].mean(axis=0) - view_K[:2, 2]))
+        pixels = np.concatenate([centred.pixels, np.ones((len(centred.pixels), 1))], axis=1) @ to_image.T
+        return FaceLandmarks(pixels=pixels[:, :2] / pixels[:, 2:],
+                             relative_depth_px=centred.relative_depth_px * mean_focal(K) / view_focal)
 
     def close(self) -> None:
         """Release mediapipe (safe to call repeatedly)."""

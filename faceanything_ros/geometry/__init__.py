@@ -20,13 +20,12 @@ from faceanything_ros.geometry.projection import (
     unproject_depth,
     unproject_pixels,
 )
-from faceanything_ros.geometry.rays import intrinsics_from_rays, rays_from_intrinsics, solve_intrinsics
+from faceanything_ros.geometry.rays import rays_from_intrinsics
 
 __all__ = [
     "PointCloud",
     "crop_resize_intrinsics",
     "intrinsics_from_fov",
-    "intrinsics_from_rays",
     "intrinsics_matrix",
     "pixel_grid",
     "point_cloud_from_depth",
@@ -35,7 +34,6 @@ __all__ = [
     "sample_bilinear",
     "sample_bilinear_or_nearest",
     "sample_nearest",
-    "solve_intrinsics",
     "uncrop_intrinsics",
     "unproject_depth",
     "unproject_pixels",

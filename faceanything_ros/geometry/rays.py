@@ -1,19 +1,35 @@
 """Per-pixel camera rays <-> pinhole intrinsics.
 
-The network predicts a unit ray direction for every pixel (optical frame: x right, y down,
-z forward). ``rays_from_intrinsics`` renders such a map from a ``K``; ``solve_intrinsics`` fits
-the pinhole ``K`` that best explains a set of rays, by the separable linear least squares
-``u = fx * x / z + cx`` and ``v = fy * y / z + cy`` (zero skew).
+The network predicts a unit ray for every pixel of a face crop, in the crop's virtual camera
+(``geometry.virtual_camera``; optical frame: x right, y down, z forward). ``rays_from_intrinsics``
+renders the ray map of a plain pinhole ``K``; ``fit_focal_scale`` finds the focal length that
+best explains the predicted rays of one or more crops, with the principal point known.
+
+The fit measures the angle between each predicted ray and the ray the candidate camera gives
+its pixel, weighted by the predicted ray confidence, and minimises it over the focal length
+(a 1-D search over ``log f``). The pixels are exact and the noise sits in the rays, so the
+residual is taken where the noise is: the estimate is unbiased, unlike a regression of pixels on
+noisy ``x/z`` ratios, which attenuates the focal length (errors in the regressor).
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Sequence
+
 import numpy as np
+from scipy.optimize import minimize_scalar
 
-from faceanything_ros.geometry.camera import intrinsics_matrix, pixel_grid, validate_intrinsics
+from faceanything_ros.geometry.camera import pixel_grid, validate_intrinsics
 from faceanything_ros.geometry.projection import unproject_depth
+from faceanything_ros.geometry.virtual_camera import pixel_virtual_directions, virtual_rotation
 
-MIN_RAY_Z = 1e-6  # rays with forward component at or below this (unit rays) are ignored by the fit
-MIN_SPREAD = 1e-12  # variance of x/z (or y/z) below which the rays cannot determine a focal length
+if TYPE_CHECKING:
+    from faceanything_ros.io.crop import CropBox
+
+MIN_FIT_RAYS = 16  # usable rays a crop needs before its rays can constrain a focal length
+FOCAL_SCALE_RANGE = (0.1, 10.0)  # the search spans these multiples of the reference focal length
+COARSE_STEPS = 33  # log-spaced candidates that bracket the minimum before the bounded refinement
+LOG_FOCAL_TOLERANCE = 1e-6  # refinement stops at this change of log focal (1e-4 % of the focal)
 
 
 def rays_from_intrinsics(intrinsics: np.ndarray, height: int, width: int) -> np.ndarray:
@@ -28,76 +44,78 @@ def rays_from_intrinsics(intrinsics: np.ndarray, height: int, width: int) -> np.
     return directions / np.linalg.norm(directions, axis=-1, keepdims=True)
 
 
-def solve_intrinsics(rays: np.ndarray, pixels: np.ndarray, weights: np.ndarray | None = None) -> np.ndarray:
-    """Weighted least-squares pinhole ``K`` (3, 3) float64 mapping ``rays`` onto ``pixels``.
+@dataclass(frozen=True)
+class CropRays:
+    """Predicted rays of one face crop at sampled pixels.
 
-    rays: ``(N, 3)`` ray directions in the optical frame (any length; only ``x/z``, ``y/z`` matter).
-    pixels: ``(N, 2)`` pixel coordinates ``(u, v)`` of each ray.
-    weights: ``(N,)`` non-negative weights (e.g. a confidence), or None for all ones.
-    Rays with ``z <= 1e-6`` or any non-finite value, and zero weights, are ignored.
-    Raises ``ValueError`` with fewer than 3 usable rays, when the usable rays have no spread in
-    ``x/z`` or ``y/z`` (all identical), or when the fitted focal length is not positive.
+    rays: ``(N, 3)`` float64 unit rays in the crop's virtual frame; pixels: ``(N, 2)`` float64 crop
+    pixels ``(u, v)``; weights: ``(N,)`` float64 > 0 (ray confidence); crop: the ``CropBox`` that
+    maps image intrinsics to the crop's (``crop.intrinsics(K)``, ``crop.output_size`` pixels a side).
+    """
+
+    rays: np.ndarray
+    pixels: np.ndarray
+    weights: np.ndarray
+    crop: "CropBox"
+
+
+def sample_crop_rays(rays: np.ndarray, confidence: np.ndarray, valid: np.ndarray, crop: "CropBox",
+                     stride: int) -> CropRays:
+    """Every ``stride``-th valid pixel per axis of a crop's ``(S, S, 3)`` ray map.
+
+    confidence: ``(S, S)`` ray confidence (>= 1), the fit's weight; valid: ``(S, S)`` bool pixels to
+    use (e.g. the face mask). Non-finite rays or weights and rays not pointing forward are left out.
+    Raises ``ValueError`` when fewer than ``MIN_FIT_RAYS`` remain.
     """
     rays = np.asarray(rays, dtype=np.float64)
-    pixels = np.asarray(pixels, dtype=np.float64)
-    if rays.ndim != 2 or rays.shape[1] != 3:
-        raise ValueError(f"rays must have shape (N, 3), got {rays.shape}")
-    if pixels.shape != (rays.shape[0], 2):
-        raise ValueError(f"pixels must have shape ({rays.shape[0]}, 2) to match rays, got {pixels.shape}")
-    if weights is None:
-        weights = np.ones(rays.shape[0])
-    weights = np.asarray(weights, dtype=np.float64)
-    if weights.shape != (rays.shape[0],):
-        raise ValueError(f"weights must have shape ({rays.shape[0]},) to match rays, got {weights.shape}")
-    if np.any(weights < 0):
-        raise ValueError("weights must be non-negative")
-    usable = (
-        np.all(np.isfinite(rays), axis=1)
-        & np.all(np.isfinite(pixels), axis=1)
-        & np.isfinite(weights)
-        & (weights > 0)
-        & (rays[:, 2] > MIN_RAY_Z * np.linalg.norm(np.nan_to_num(rays), axis=1))
-    )
-    count = int(usable.sum())
-    if count < 3:
-        raise ValueError(
-            f"need at least 3 usable rays (finite, z > 0, positive weight) to solve intrinsics, got {count}"
-        )
-    normalised = rays[usable, :2] / rays[usable, 2:3]
-    focal_x, centre_x = _fit_axis(normalised[:, 0], pixels[usable, 0], weights[usable], "x")
-    focal_y, centre_y = _fit_axis(normalised[:, 1], pixels[usable, 1], weights[usable], "y")
-    return intrinsics_matrix(focal_x, focal_y, centre_x, centre_y)
+    size = crop.output_size
+    if rays.shape != (size, size, 3) or np.shape(confidence) != (size, size) or np.shape(valid) != (size, size):
+        raise ValueError(f"rays (S, S, 3), confidence and valid (S, S) must match the crop side S = {size}, got "
+                         f"{rays.shape}, {np.shape(confidence)} and {np.shape(valid)}")
+    step = (slice(None, None, stride), slice(None, None, stride))
+    rays, weights = rays[step].reshape(-1, 3), np.asarray(confidence, dtype=np.float64)[step].reshape(-1)
+    pixels = pixel_grid(size, size)[step].reshape(-1, 2)
+    usable = (np.asarray(valid)[step].reshape(-1) & np.all(np.isfinite(rays), axis=1) & np.isfinite(weights)
+              & (weights > 0) & (np.nan_to_num(rays[:, 2]) > 0))
+    if usable.sum() < MIN_FIT_RAYS:
+        raise ValueError(f"only {int(usable.sum())} usable rays in the crop (finite, forward, valid pixel); "
+                         f"a focal length needs at least {MIN_FIT_RAYS}")
+    unit = rays[usable] / np.linalg.norm(rays[usable], axis=1, keepdims=True)
+    return CropRays(rays=unit, pixels=pixels[usable], weights=weights[usable], crop=crop)
 
 
-def intrinsics_from_rays(rays: np.ndarray, weights: np.ndarray | None = None) -> np.ndarray:
-    """``(3, 3)`` float64 ``K`` of a ``(H, W, 3)`` ray map, each ray belonging to its pixel centre.
+def fit_focal_scale(crops: Sequence[CropRays], reference: np.ndarray) -> float:
+    """The factor ``s`` by which to scale the focal lengths of ``reference`` to explain the crops' rays.
 
-    weights: ``(H, W)`` non-negative per-pixel weights (e.g. ray confidence), or None.
-    Same rules and errors as ``solve_intrinsics``.
+    reference: ``(3, 3)`` image intrinsics (pixels) fixing the principal point and the aspect
+    ``fy / fx``; the fitted camera is ``reference`` with ``fx, fy`` times ``s``. Minimises the
+    confidence-weighted mean squared angle between each predicted virtual ray and
+    ``normalise(R^T K_c^-1 [u, v, 1])`` of the candidate camera (``K_c`` its crop intrinsics, ``R``
+    its crop's virtual rotation) over ``log s`` in ``FOCAL_SCALE_RANGE``: a log-spaced scan, then a
+    bounded scalar minimisation between the scan's neighbours of the best candidate.
+    Raises ``ValueError`` without crops.
     """
-    rays = np.asarray(rays, dtype=np.float64)
-    if rays.ndim != 3 or rays.shape[2] != 3:
-        raise ValueError(f"ray map must have shape (H, W, 3), got {rays.shape}")
-    height, width = rays.shape[:2]
-    if weights is not None:
-        weights = np.asarray(weights, dtype=np.float64)
-        if weights.shape != (height, width):
-            raise ValueError(f"weights must have shape ({height}, {width}) to match the ray map, got {weights.shape}")
-        weights = weights.reshape(-1)
-    return solve_intrinsics(rays.reshape(-1, 3), pixel_grid(height, width).reshape(-1, 2), weights)
+    reference = validate_intrinsics(reference, "reference intrinsics")
+    if not crops:
+        raise ValueError("fitting a focal length needs the rays of at least one crop")
 
+    def cost(log_scale: float) -> float:
+        K = reference.copy()
+        K[0, 0], K[1, 1], K[0, 1] = (reference[0, 0] * np.exp(log_scale), reference[1, 1] * np.exp(log_scale),
+                                     reference[0, 1] * np.exp(log_scale))
+        total = weight = 0.0
+        for crop in crops:
+            crop_K = crop.crop.intrinsics(K)
+            size = crop.crop.output_size
+            expected = pixel_virtual_directions(crop_K, virtual_rotation(crop_K, size, size), crop.pixels)
+            sine = np.linalg.norm(np.cross(crop.rays, expected), axis=1)
+            angle = np.arctan2(sine, np.einsum("nk,nk->n", crop.rays, expected))
+            total += float(np.dot(crop.weights, angle ** 2))
+            weight += float(crop.weights.sum())
+        return total / weight
 
-def _fit_axis(normalised: np.ndarray, pixels: np.ndarray, weights: np.ndarray, axis: str) -> tuple[float, float]:
-    """Weighted LSQ ``pixels = focal * normalised + centre`` for one image axis; ``(focal, centre)``."""
-    total = weights.sum()
-    mean_n = np.dot(weights, normalised) / total
-    mean_p = np.dot(weights, pixels) / total
-    spread = np.dot(weights, (normalised - mean_n) ** 2) / total
-    if not spread > MIN_SPREAD:
-        raise ValueError(
-            f"rays are degenerate along {axis}: the {axis}/z spread is {spread:.3g}, cannot fit a focal length"
-        )
-    focal = np.dot(weights, (normalised - mean_n) * (pixels - mean_p)) / (total * spread)
-    if not focal > 0:
-        raise ValueError(f"fitted focal length f{axis}={focal:.6g} is not positive; rays do not match a pinhole camera")
-    return float(focal), float(mean_p - focal * mean_n)
+    candidates = np.linspace(*np.log(FOCAL_SCALE_RANGE), COARSE_STEPS)
+    best = int(np.argmin([cost(c) for c in candidates]))
+    bounds = (candidates[max(best - 1, 0)], candidates[min(best + 1, COARSE_STEPS - 1)])
+    result = minimize_scalar(cost, bounds=bounds, method="bounded", options={"xatol": LOG_FOCAL_TOLERANCE})
+    return float(np.exp(result.x))

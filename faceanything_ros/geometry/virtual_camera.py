@@ -55,6 +55,15 @@ def virtual_directions(intrinsics: np.ndarray, rotation: np.ndarray, height: int
     return _homogeneous_grid(height, width) @ (np.linalg.inv(K).T @ np.asarray(rotation, dtype=np.float64))
 
 
+def pixel_virtual_directions(intrinsics: np.ndarray, rotation: np.ndarray, pixels: np.ndarray) -> np.ndarray:
+    """``(..., 3)`` float64 ``R^T K^-1 [u, v, 1]`` of ``(..., 2)`` pixels ``(u, v)`` (``virtual_directions``
+    at chosen pixels)."""
+    pixels = np.asarray(pixels, dtype=np.float64)
+    homogeneous = np.concatenate([pixels, np.ones(pixels.shape[:-1] + (1,))], axis=-1)
+    directions = homogeneous @ np.linalg.inv(np.asarray(intrinsics, dtype=np.float64)).T
+    return directions @ np.asarray(rotation, dtype=np.float64)
+
+
 def virtual_rays(intrinsics: np.ndarray, rotation: np.ndarray, height: int, width: int) -> np.ndarray:
     """``(H, W, 3)`` float64 unit rays of every pixel centre in the virtual frame (what the ray head
     predicts): ``normalise(R^T K^-1 [u, v, 1])``."""
@@ -83,3 +92,14 @@ def depth_from_virtual(virtual_depth: np.ndarray, intrinsics: np.ndarray, rotati
     """``(H, W)`` virtual-camera z-depth (metres) -> ``(H, W)`` float64 image-camera z-depth (metres)."""
     virtual_depth = np.asarray(virtual_depth, dtype=np.float64)
     return virtual_depth / virtual_directions(intrinsics, rotation, *virtual_depth.shape)[..., 2]
+
+
+def virtual_view_homography(intrinsics: np.ndarray, rotation: np.ndarray, view_intrinsics: np.ndarray) -> np.ndarray:
+    """``(3, 3)`` float64 homography from pixels of a virtual camera (rotation ``R``, ``(3, 3)``
+    intrinsics ``K_view``) to the image's pixels (``(3, 3)`` intrinsics ``K``):
+    ``p_image ~ K R K_view^-1 p_view``.
+
+    The view itself is ``cv2.warpPerspective(image, H, size, flags=WARP_INVERSE_MAP)``.
+    """
+    K = np.asarray(intrinsics, dtype=np.float64)
+    return K @ np.asarray(rotation, dtype=np.float64) @ np.linalg.inv(np.asarray(view_intrinsics, dtype=np.float64))

@@ -122,6 +122,7 @@ def paste_back(
     image_width: int,
     fill: float | bool | None = None,
     interpolation: str = "linear",
+    valid: np.ndarray | None = None,
 ) -> np.ndarray:
     """Resample a per-pixel crop map ``(S, S)`` or ``(S, S, C)`` into the full ``(H, W)`` / ``(H, W, C)`` image.
 
@@ -135,6 +136,11 @@ def paste_back(
     defaults to NaN), uint8 maps (``fill`` defaults to 0) and bool masks (``fill`` defaults to
     False): ``"nearest"`` copies mask values, ``"linear"`` interpolates the mask as 0/1 and
     thresholds at 0.5, which gives smoother outlines.
+
+    valid: ``(S, S)`` bool crop pixels whose values may be read (e.g. the face mask), or None for
+    all. Only float maps take it. Then no value of an invalid crop pixel reaches the image:
+    ``"linear"`` normalises the bilinear weights over the valid neighbours (a convex combination
+    of valid values), ``"nearest"`` reads only a valid nearest pixel; image pixels with none get ``fill``.
     """
     data = np.asarray(crop_map)
     size = box.output_size
@@ -163,11 +169,28 @@ def paste_back(
         return out
     offset_u, offset_v = box.image_pixels_to_crop(np.array([[cols.start, rows.start]], dtype=np.float64))[0]
     to_crop = np.array([[box.scale, 0.0, offset_u], [0.0, box.scale, offset_v]])
-    warped = cv2.warpAffine(
-        source, to_crop, (cols.stop - cols.start, rows.stop - rows.start),
-        flags=_INTERPOLATIONS[interpolation] | cv2.WARP_INVERSE_MAP, borderMode=cv2.BORDER_REPLICATE,
-    ).reshape((rows.stop - rows.start, cols.stop - cols.start) + data.shape[2:])
-    out[rows, cols] = warped >= 0.5 if is_mask else warped
+
+    def warp(image: np.ndarray) -> np.ndarray:
+        return cv2.warpAffine(
+            image, to_crop, (cols.stop - cols.start, rows.stop - rows.start),
+            flags=_INTERPOLATIONS[interpolation] | cv2.WARP_INVERSE_MAP, borderMode=cv2.BORDER_REPLICATE,
+        ).reshape((rows.stop - rows.start, cols.stop - cols.start) + image.shape[2:])
+
+    if valid is None:
+        warped = warp(source)
+        out[rows, cols] = warped >= 0.5 if is_mask else warped
+        return out
+    valid = np.asarray(valid)
+    if valid.shape != (size, size) or valid.dtype != np.bool_:
+        raise ValueError(f"valid must be a bool ({size}, {size}) map for this box, got {valid.dtype} {valid.shape}")
+    if is_mask or data.dtype == np.uint8:
+        raise TypeError(f"valid applies to float maps only, got a {data.dtype} map")
+    per_channel = (...,) + (None,) * (data.ndim - 2)  # a (S, S) map broadcast over the channels
+    weight = warp(valid.astype(source.dtype))
+    values = warp(np.where(valid[per_channel], source, 0).astype(source.dtype))
+    covered = weight > 0
+    out[rows, cols] = np.where(covered[per_channel], values / np.where(covered, weight, 1)[per_channel],
+                               out[rows, cols])
     return out
 
 
