@@ -1,0 +1,83 @@
+"""Geometric visibility checks of matched track points: facing the camera and depth consistency.
+
+A nearest canonical neighbour always exists on a face, even for a point that is turned away or
+hidden: it is then some pixel near the silhouette. These checks decide from the frame's
+geometry whether the matched point is really the query's point:
+
+* facing: the query's template normal, rotated into the camera by the head rotation fitted to
+  the frame (canonical map against its 3-D points), must point towards the camera along the
+  ray through the matched pixel;
+* depth: the depth at the matched pixel must agree with the median depth of its face
+  neighbourhood (no flying pixel across a depth edge).
+"""
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+from scipy.spatial.transform import Rotation
+
+from faceanything_ros.geometry.projection import unproject_pixels
+from faceanything_ros.tracking.frame import TrackingFrame
+
+MAX_POSE_PIXELS = 4096  # face pixels (evenly strided) used to fit the head rotation
+MIN_POSE_PIXELS = 16  # fewer usable face pixels: no rotation, the facing check passes
+DEPTH_WINDOW = 2  # depth neighbourhood half-size, pixels (a 5x5 window)
+
+
+def head_rotation(frame: TrackingFrame, searchable: np.ndarray) -> np.ndarray | None:
+    """``(3, 3)`` rotation taking canonical (template-frame) directions into the camera optical frame.
+
+    Least-squares (Kabsch, ``scipy``) fit of the centred canonical coordinates of up to
+    ``MAX_POSE_PIXELS`` searchable pixels with finite depth against their centred 3-D points.
+    None without depth or intrinsics, or with fewer than ``MIN_POSE_PIXELS`` such pixels.
+    """
+    if frame.depth is None or frame.intrinsics is None:
+        return None
+    flat = np.flatnonzero(searchable.reshape(-1) & np.isfinite(frame.depth.reshape(-1)))
+    if flat.size < MIN_POSE_PIXELS:
+        return None
+    flat = flat[:: max(1, flat.size // MAX_POSE_PIXELS)]
+    rows, cols = np.divmod(flat, frame.width)
+    points = unproject_pixels(np.stack([cols, rows], 1), frame.depth.reshape(-1)[flat], frame.intrinsics)
+    canonical = frame.canonical.reshape(-1, 3)[flat].astype(np.float64)
+    rotation, _ = Rotation.align_vectors(points - points.mean(0), canonical - canonical.mean(0))
+    return rotation.as_matrix()
+
+
+def facing(normals: np.ndarray, rotation: np.ndarray | None, pixels: np.ndarray,
+           intrinsics: np.ndarray | None) -> np.ndarray:
+    """``(Q,)`` cosine between each rotated template normal and the direction from the point to the camera.
+
+    normals: ``(Q, 3)`` unit template normals; pixels: ``(Q, 2)`` matched pixels ``(u, v)``.
+    1 = facing the camera, 0 = grazing, < 0 = turned away. NaN for a NaN pixel; 1 (unknown, so
+    no veto) for every query when ``rotation`` or ``intrinsics`` is None.
+    """
+    if rotation is None or intrinsics is None:
+        return np.ones(len(pixels))
+    rays = unproject_pixels(pixels, np.ones(len(pixels)), intrinsics)
+    rays /= np.linalg.norm(rays, axis=1, keepdims=True)
+    return -np.einsum("qk,qk->q", normals @ rotation.T, rays)
+
+
+def depth_step(depth: np.ndarray | None, valid: np.ndarray, pixels: np.ndarray) -> np.ndarray:
+    """``(Q,)`` metres ``|depth(p) - median depth of the valid pixels in p's 5x5 window|`` at the nearest pixels.
+
+    depth: ``(H, W)`` metres or None (then 0: no veto); valid: ``(H, W)`` bool pixels that count;
+    pixels: ``(Q, 2)`` ``(u, v)`` inside the image. NaN where ``p`` has no finite depth or pixel.
+    """
+    if depth is None:
+        return np.zeros(len(pixels))
+    height, width = valid.shape
+    finite = np.all(np.isfinite(pixels), axis=1)
+    centre = np.round(np.where(finite[:, None], pixels, 0.0)).astype(np.int64)
+    offsets = np.arange(-DEPTH_WINDOW, DEPTH_WINDOW + 1)
+    rows = np.clip(centre[:, 1, None, None] + offsets[None, :, None], 0, height - 1).reshape(len(pixels), -1)
+    cols = np.clip(centre[:, 0, None, None] + offsets[None, None, :], 0, width - 1).reshape(len(pixels), -1)
+    window = np.where(valid[rows, cols], depth[rows, cols], np.nan)
+    with warnings.catch_warnings():  # an all-NaN window gives a NaN median, as documented
+        warnings.simplefilter("ignore", RuntimeWarning)
+        median = np.nanmedian(window, axis=1)
+    step = np.abs(depth[centre[:, 1], centre[:, 0]] - median)
+    return np.where(finite, step, np.nan)
+
