@@ -91,7 +91,7 @@ class TrackerConfig:
     max_depth_step: float = 0.02  # metres: |depth - median depth of the 5x5 face window| above which a track is not visible
     min_confidence: float = 1.0  # canonical confidence (>= 1; 1 = keep all) below which a pixel is not searched
     refine: bool = True  # sub-pixel refinement by a local linear fit of the canonical map
-    search_radius: int = 8  # pixels: a visible track is first searched this close to its last pixel; 0 = global search only
+    search_radius: int = 3  # pixels: a visible track is first searched this close to its last pixel; 0 = exact global search
     filter: bool = False  # One-Euro filter of the visible tracks' pixels and points (off for evaluation)
     filter_min_cutoff_hz: float = 1.0  # One-Euro cutoff of a still track, Hz
     filter_beta_pixels: float = 0.05  # One-Euro cutoff increase per pixel/s of image speed, Hz

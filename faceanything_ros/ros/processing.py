@@ -20,7 +20,7 @@ from faceanything_ros.io.face_detector import FaceBox
 from faceanything_ros.model.bundled import checkpoint_or_bundled
 from faceanything_ros.predictor import Predictor
 from faceanything_ros.reconstruction import Reconstruction
-from faceanything_ros.tracking import CanonicalTracker, TrackingFrame
+from faceanything_ros.tracking import MultiFaceTracker, TrackingFrame
 from faceanything_ros.tracking.tracks import TrackState
 
 
@@ -30,7 +30,7 @@ class ProcessedFrame:
 
     stamp_ns: the input's stamp, integer nanoseconds. frame_id: the input's optical frame.
     reconstruction: depth (H, W) metres, canonical (H, W, 3), cloud, ... of the image.
-    tracks: every current track in this image (``TrackState``, ``Q`` tracks).
+    tracks: every current track of every face in this image (``TrackState``, ``Q`` tracks; ``face`` says whose).
     latency_s: seconds ``process`` took.
     """
 
@@ -52,25 +52,28 @@ class ProcessedFrame:
 
 
 class FrameProcessor:
-    """Builds the predictor (model, engine, device) and the canonical tracker once; ``process`` per image.
+    """Builds the predictor (model, engine, device) and the per-face canonical tracker once; ``process`` per image.
 
-    Re-seeding (``NodeConfig.reseed``): tracks are seeded on the first frame with face pixels;
-    ``never`` keeps them for good, ``on_loss`` replaces all tracks by a fresh grid (new ids) when
-    fewer than ``reseed_min_visible`` of them are visible on a frame that has face pixels,
-    ``every_n`` does so every ``reseed_every_n`` processed frames. A re-seeded frame reports the
-    new tracks. Raises ``FileNotFoundError`` (no model) or ``ValueError`` (e.g. ``EngineUnavailableError``:
-    the engine cannot run on this machine).
+    Each face gets its tracks when it first appears (``MultiFaceTracker``). Re-seeding
+    (``NodeConfig.reseed``) replaces only lost pixel-query tracks, never every id at once
+    (canonical template tracks are never replaced: they are found again when their point
+    reappears): ``never`` keeps them, ``on_loss`` replaces the tracks that were invisible on the
+    previous frame when fewer than ``reseed_min_visible`` of all tracks were visible there,
+    ``every_n`` does so every ``reseed_every_n`` processed frames; the new tracks, seeded on the
+    previous frame's faces, are reported from this frame on. Raises ``FileNotFoundError`` (no model)
+    or ``ValueError`` (e.g. ``EngineUnavailableError``: the engine cannot run on this machine).
     """
 
     def __init__(self, config: NodeConfig) -> None:
         self.config = config
         self.predictor = Predictor(checkpoint_or_bundled(config.model), device=config.device,
                                    config=config.predictor_config(), engine=config.engine)
-        self.tracker = CanonicalTracker(config.tracker_config(), device=config.device)
+        self.tracker = MultiFaceTracker(config.tracker_config(), device=config.device)
         # the window's earlier frames with the faces found in them (detected once, when they were new)
         self._context: deque[tuple[np.ndarray, list[FaceBox]]] = deque(maxlen=config.window - 1)
         self._frames_processed = 0
         self._frames_since_seed = 0
+        self._visible_fraction = 1.0
 
     def close(self) -> None:
         """Release the predictor (face detector); the processor cannot be used afterwards."""
@@ -100,28 +103,20 @@ class FrameProcessor:
             detections=[faces for _, faces in self._context] + [None])
         self._context.append((rgb, [face.face for face in reconstruction.faces]))  # a no-op for window 1 (maxlen 0)
         self._frames_processed += 1
-        tracks = self._track(reconstruction.tracking_frame())
+        tracks = self._track(reconstruction.tracking_frames())
         return ProcessedFrame(
             stamp_ns=int(stamp_ns), frame_id=str(frame_id), reconstruction=reconstruction, tracks=tracks,
             latency_s=time.perf_counter() - start,
         )
 
-    def _track(self, frame: TrackingFrame) -> TrackState:
-        """Step the tracker on ``frame``, seeding or re-seeding by the policy first when due."""
-        has_face = bool(frame.searchable(self.tracker.config.min_confidence).any())
+    def _track(self, frames: list[TrackingFrame]) -> TrackState:
+        """Replace lost tracks first when the policy says so, then step the tracker on the image's ``frames``."""
         due = self.config.reseed == "every_n" and self._frames_since_seed >= self.config.reseed_every_n
-        if has_face and (self.tracker.num_queries == 0 or due):
-            return self._reseed(frame)
-        state = self.tracker.step(frame)
+        lost = self.config.reseed == "on_loss" and self._visible_fraction < self.config.reseed_min_visible
+        if due or lost:
+            self.tracker.replace_lost()
+            self._frames_since_seed = 0
+        state = self.tracker.step(frames)
         self._frames_since_seed += 1
-        lost = len(state) and state.visible.mean() < self.config.reseed_min_visible
-        if has_face and self.config.reseed == "on_loss" and lost:
-            return self._reseed(frame)
+        self._visible_fraction = float(state.visible.mean()) if len(state) else 1.0
         return state
-
-    def _reseed(self, frame: TrackingFrame) -> TrackState:
-        """Replace every track by a fresh grid on ``frame`` and step it."""
-        self.tracker.reset()
-        self.tracker.seed_grid(frame)
-        self._frames_since_seed = 1
-        return self.tracker.step(frame)

@@ -29,6 +29,8 @@ from faceanything_ros.tracking.tracks import Tracks, TrackState
 from faceanything_ros.tracking.visibility import depth_step, facing, head_rotation
 from faceanything_ros.tracking.window_search import window_nearest
 
+COARSE_STRIDE = 2  # a query found anew is first matched over every COARSE_STRIDE-th face pixel row and column
+
 
 class CanonicalTracker:
     """Streaming canonical tracker of one face: ``seed`` (or ``add_queries``), then ``step`` once per frame.
@@ -199,7 +201,9 @@ class CanonicalTracker:
         the depth sampled there (bilinear, nearest at the face border), unprojected with the
         frame's intrinsics. Visibility: see ``TrackerConfig``. time_s: the frame's time in
         seconds for the optional One-Euro filter (default: steps ``1 / config.filter_rate_hz``
-        apart). A frame with no searchable face pixel leaves every query invisible with NaN pixels.
+        apart). A query with no searchable pixel within ``config.max_distance`` of it in canonical
+        space (e.g. a point turned away, hidden, or outside the image) is invisible with NaN pixel,
+        point and distance: it is never moved onto another facial point.
         """
         _check_frame(frame)
         searchable = frame.searchable(self.config.min_confidence)
@@ -212,7 +216,8 @@ class CanonicalTracker:
             pixels[found], distance[found] = self._refine(frame, searchable, self._last_pixel[found],
                                                            distance[found], self._canonical[found])
         points = _points_at(frame, pixels)
-        rotation = head_rotation(frame, searchable) if found.any() else None
+        well_matched = distance <= self.config.enter_distance
+        rotation = head_rotation(self._canonical[well_matched], points[well_matched])
         cosine = facing(self._normals, rotation, pixels, frame.intrinsics)
         jump = depth_step(frame.depth, searchable, pixels)
         config = self.config
@@ -237,29 +242,43 @@ class CanonicalTracker:
     def _nearest(self, frame: TrackingFrame, searchable: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """``(flat pixel index (Q,) int64, -1 = none; canonical distance (Q,) float64, NaN = none)``.
 
-        Tracks visible on the last step are searched in a ``config.search_radius`` window around
-        their last pixel first (``window_nearest``); the rest over every searchable pixel.
+        Only pixels within ``config.max_distance`` count (within twice that for the coarse match).
+        ``config.search_radius`` 0: exact search of every query over every searchable pixel (an
+        index built per frame). Otherwise a query visible on the last step is first matched in the
+        ``search_radius`` window around its last pixel (kept when interior and within
+        ``max_distance``); the others are matched over every ``COARSE_STRIDE``-th searchable row and
+        column, then in a ``COARSE_STRIDE`` window around that match at full resolution.
         """
         nearest = np.full(self.num_queries, -1, np.int64)
         if not self.num_queries or not searchable.any():
             return nearest, np.full(self.num_queries, np.nan)
+        radius = self.config.search_radius
         pending = np.ones(self.num_queries, bool)
-        warm = self._visible & (self._last_pixel[:, 0] >= 0)
-        if self.config.search_radius > 0 and warm.any():
-            inside = np.all(self._last_pixel < [frame.width, frame.height], axis=1)
-            warm &= inside
-            index, _, accepted = window_nearest(frame.canonical, searchable, self._canonical[warm],
-                                                self._last_pixel[warm], self.config.search_radius,
-                                                self.config.max_distance)
+        warm = self._visible & np.all((self._last_pixel >= 0) & (self._last_pixel < [frame.width, frame.height]), 1)
+        if radius and warm.any():
+            index, squared, interior = window_nearest(frame.canonical, searchable, self._canonical[warm],
+                                                      self._last_pixel[warm], radius)
+            accepted = interior & (squared <= self.config.max_distance**2)
             rows = np.flatnonzero(warm)[accepted]
             nearest[rows], pending[rows] = index[accepted], False
         if pending.any():
-            face_pixels = np.flatnonzero(searchable)
-            reference = np.take(frame.canonical.reshape(-1, 3), face_pixels, axis=0)
-            found, _ = build_neighbour_index(reference, self.backend, self.device).query(self._canonical[pending])
-            nearest[pending] = face_pixels[found]
+            stride = COARSE_STRIDE if radius else 1
+            coarse = np.zeros_like(searchable)
+            coarse[::stride, ::stride] = searchable[::stride, ::stride]
+            candidates = np.flatnonzero(coarse if coarse.any() else searchable)
+            reference = np.take(frame.canonical.reshape(-1, 3), candidates, axis=0)
+            # A coarse match may lie up to a stride away from the best pixel: a looser bound.
+            bound = self.config.max_distance * (2.0 if stride > 1 else 1.0)
+            found, _ = build_neighbour_index(reference, self.backend, self.device).query(self._canonical[pending], bound)
+            rows = np.flatnonzero(pending)[found >= 0]
+            nearest[rows] = candidates[found[found >= 0]]
+            if stride > 1 and len(rows):
+                pixel_rows, pixel_cols = np.divmod(nearest[rows], frame.width)
+                nearest[rows], _, _ = window_nearest(frame.canonical, searchable, self._canonical[rows],
+                                                     np.stack([pixel_cols, pixel_rows], 1), stride)
         # Distances recomputed in float64 so every search path reports identical values.
-        distance = np.linalg.norm(self._canonical - frame.canonical.reshape(-1, 3)[nearest], axis=1)
+        distance = np.where(nearest >= 0, np.linalg.norm(
+            self._canonical - frame.canonical.reshape(-1, 3)[np.maximum(nearest, 0)], axis=1), np.nan)
         return nearest, distance
 
     def _refine(self, frame: TrackingFrame, searchable: np.ndarray, pixels: np.ndarray, distance: np.ndarray,

@@ -14,8 +14,9 @@ class TrackState:
     ids: ``(Q,)`` int64 track ids (canonical template queries: the template point index, the same
         facial point for every face; ``(face, id)`` identifies a track).
     face: ``(Q,)`` int64 id of the tracked face each track belongs to.
-    pixels: ``(Q, 2)`` float32 ``(u, v)`` location in the frame's pixel grid; NaN when the frame
-        has no searchable face pixel. Kept (best match) for invisible queries.
+    pixels: ``(Q, 2)`` float32 ``(u, v)`` location in the frame's pixel grid; NaN when no searchable
+        face pixel is within the tracker's ``max_distance`` in canonical space. An invisible query
+        within it keeps its best match.
     points: ``(Q, 3)`` float32 metres, camera optical frame; NaN without depth/intrinsics.
     canonical: ``(Q, 3)`` float32 query canonical coordinate, ``[-1, 1]^3``.
     distance: ``(Q,)`` float32 canonical-space distance of the nearest match; NaN without match.

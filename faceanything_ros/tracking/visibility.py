@@ -5,7 +5,7 @@ hidden: it is then some pixel near the silhouette. These checks decide from the 
 geometry whether the matched point is really the query's point:
 
 * facing: the query's template normal, rotated into the camera by the head rotation fitted to
-  the frame (canonical map against its 3-D points), must point towards the camera along the
+  the frame (the well-matched tracks' canonical coordinates against their 3-D points), must point towards the camera along the
   ray through the matched pixel;
 * depth: the depth at the matched pixel must agree with the median depth of its face
   neighbourhood (no flying pixel across a depth edge).
@@ -18,29 +18,22 @@ import numpy as np
 from scipy.spatial.transform import Rotation
 
 from faceanything_ros.geometry.projection import unproject_pixels
-from faceanything_ros.tracking.frame import TrackingFrame
 
-MAX_POSE_PIXELS = 4096  # face pixels (evenly strided) used to fit the head rotation
-MIN_POSE_PIXELS = 16  # fewer usable face pixels: no rotation, the facing check passes
+MIN_POSE_POINTS = 8  # fewer matched points: no rotation, the facing check passes
 DEPTH_WINDOW = 2  # depth neighbourhood half-size, pixels (a 5x5 window)
 
 
-def head_rotation(frame: TrackingFrame, searchable: np.ndarray) -> np.ndarray | None:
+def head_rotation(canonical: np.ndarray, points: np.ndarray) -> np.ndarray | None:
     """``(3, 3)`` rotation taking canonical (template-frame) directions into the camera optical frame.
 
-    Least-squares (Kabsch, ``scipy``) fit of the centred canonical coordinates of up to
-    ``MAX_POSE_PIXELS`` searchable pixels with finite depth against their centred 3-D points.
-    None without depth or intrinsics, or with fewer than ``MIN_POSE_PIXELS`` such pixels.
+    Least-squares (Kabsch, ``scipy``) fit of ``(N, 3)`` centred canonical coordinates against
+    their ``(N, 3)`` centred 3-D points (metres, optical frame), e.g. the well-matched tracks of a
+    frame; rows with a NaN are ignored. None with fewer than ``MIN_POSE_POINTS`` usable rows.
     """
-    if frame.depth is None or frame.intrinsics is None:
+    usable = np.all(np.isfinite(canonical), axis=1) & np.all(np.isfinite(points), axis=1)
+    if usable.sum() < MIN_POSE_POINTS:
         return None
-    flat = np.flatnonzero(searchable.reshape(-1) & np.isfinite(frame.depth.reshape(-1)))
-    if flat.size < MIN_POSE_PIXELS:
-        return None
-    flat = flat[:: max(1, flat.size // MAX_POSE_PIXELS)]
-    rows, cols = np.divmod(flat, frame.width)
-    points = unproject_pixels(np.stack([cols, rows], 1), frame.depth.reshape(-1)[flat], frame.intrinsics)
-    canonical = frame.canonical.reshape(-1, 3)[flat].astype(np.float64)
+    canonical, points = canonical[usable], points[usable]
     rotation, _ = Rotation.align_vectors(points - points.mean(0), canonical - canonical.mean(0))
     return rotation.as_matrix()
 
