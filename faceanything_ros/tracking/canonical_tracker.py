@@ -30,6 +30,9 @@ from faceanything_ros.tracking.visibility import depth_step, facing, head_rotati
 from faceanything_ros.tracking.window_search import window_nearest
 
 COARSE_STRIDE = 2  # a query found anew is first matched over every COARSE_STRIDE-th face pixel row and column
+# Pixels up to SEARCH_BOUND * max_distance away are matched: near the silhouette one pixel spans a large
+# canonical step, and only the distance after sub-pixel refinement decides visibility.
+SEARCH_BOUND = 2.0
 
 
 class CanonicalTracker:
@@ -197,12 +200,12 @@ class CanonicalTracker:
 
         The nearest searchable pixel (canonical distance) is refined to sub-pixel precision with
         ``config.refine`` (``refine_subpixel``; the reported distance is the one at the refined
-        pixel, which is kept only when it is not farther than the nearest pixel). Its 3-D point is
+        pixel). Its 3-D point is
         the depth sampled there (bilinear, nearest at the face border), unprojected with the
         frame's intrinsics. Visibility: see ``TrackerConfig``. time_s: the frame's time in
         seconds for the optional One-Euro filter (default: steps ``1 / config.filter_rate_hz``
-        apart). A query with no searchable pixel within ``config.max_distance`` of it in canonical
-        space (e.g. a point turned away, hidden, or outside the image) is invisible with NaN pixel,
+        apart). A query with no searchable pixel within ``SEARCH_BOUND * config.max_distance`` of it in
+        canonical space (e.g. a point turned away, hidden, or outside the image) is invisible with NaN pixel,
         point and distance: it is never moved onto another facial point.
         """
         _check_frame(frame)
@@ -242,7 +245,7 @@ class CanonicalTracker:
     def _nearest(self, frame: TrackingFrame, searchable: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """``(flat pixel index (Q,) int64, -1 = none; canonical distance (Q,) float64, NaN = none)``.
 
-        Only pixels within ``config.max_distance`` count (within twice that for the coarse match).
+        Only pixels within ``SEARCH_BOUND * config.max_distance`` count (twice that for the coarse match).
         ``config.search_radius`` 0: exact search of every query over every searchable pixel (an
         index built per frame). Otherwise a query visible on the last step is first matched in the
         ``search_radius`` window around its last pixel (kept when interior and within
@@ -258,7 +261,7 @@ class CanonicalTracker:
         if radius and warm.any():
             index, squared, interior = window_nearest(frame.canonical, searchable, self._canonical[warm],
                                                       self._last_pixel[warm], radius)
-            accepted = interior & (squared <= self.config.max_distance**2)
+            accepted = interior & (squared <= (SEARCH_BOUND * self.config.max_distance) ** 2)
             rows = np.flatnonzero(warm)[accepted]
             nearest[rows], pending[rows] = index[accepted], False
         if pending.any():
@@ -268,7 +271,7 @@ class CanonicalTracker:
             candidates = np.flatnonzero(coarse if coarse.any() else searchable)
             reference = np.take(frame.canonical.reshape(-1, 3), candidates, axis=0)
             # A coarse match may lie up to a stride away from the best pixel: a looser bound.
-            bound = self.config.max_distance * (2.0 if stride > 1 else 1.0)
+            bound = SEARCH_BOUND * self.config.max_distance * (2.0 if stride > 1 else 1.0)
             found, _ = build_neighbour_index(reference, self.backend, self.device).query(self._canonical[pending], bound)
             rows = np.flatnonzero(pending)[found >= 0]
             nearest[rows] = candidates[found[found >= 0]]
@@ -283,14 +286,14 @@ class CanonicalTracker:
 
     def _refine(self, frame: TrackingFrame, searchable: np.ndarray, pixels: np.ndarray, distance: np.ndarray,
                 canonical: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Sub-pixel ``(K, 2)`` pixels and their ``(K,)`` canonical distances; a refinement that does not
-        bring the canonical value closer keeps the integer pixel and its distance."""
+        """Sub-pixel ``(K, 2)`` pixels and their ``(K,)`` canonical distances there (bilinear, nearest at the
+        face border); a refined pixel off the searchable face keeps the integer pixel and its distance."""
         refined = refine_subpixel(frame.canonical, searchable, pixels, canonical)
         refined_distance = np.linalg.norm(sample_bilinear_or_nearest(frame.canonical, refined, searchable) - canonical,
                                           axis=1)
-        better = refined_distance <= distance  # False for NaN (no usable sample)
-        return (np.where(better[:, None], refined, pixels.astype(np.float64)),
-                np.where(better, refined_distance, distance))
+        on_face = np.isfinite(refined_distance)
+        return (np.where(on_face[:, None], refined, pixels.astype(np.float64)),
+                np.where(on_face, refined_distance, distance))
 
     def _filtered(self, pixels: np.ndarray, points: np.ndarray, time_s: float | None
                   ) -> tuple[np.ndarray, np.ndarray]:

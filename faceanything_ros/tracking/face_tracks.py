@@ -4,9 +4,9 @@ All faces share one canonical space, so a track searched over every face of an i
 to whichever person shows the nearest canonical value. Here each face of an image arrives as its
 own ``TrackingFrame`` (``Reconstruction.tracking_frames``) and is matched to a face tracked
 before by box overlap (IoU of the face pixels' bounding boxes) and canonical consistency (the
-fraction of that face's visible tracks whose last pixel still shows a canonical value close to
-theirs), one-to-one (Hungarian assignment on IoU + consistency). A matched face continues its
-tracks; an unmatched image face starts a new face id (never reused) with fresh tracks; a
+fraction of that face's visible tracks whose last pixel, moved with the box, still shows a
+canonical value close to theirs), one-to-one (Hungarian assignment on IoU + consistency). A
+matched face continues its tracks; an unmatched image face starts a new face id (never reused) with fresh tracks; a
 tracked face unseen for more than ``TrackerConfig.face_max_missing`` frames is dropped.
 """
 from __future__ import annotations
@@ -106,19 +106,25 @@ class MultiFaceTracker:
         if not face_ids or not frames:
             return {}
         overlap = np.array([[box_iou(self.faces[f].box, box) for box in boxes] for f in face_ids])
-        consistency = np.array([[self._consistency(self.faces[f], frame) for frame in frames] for f in face_ids])
+        consistency = np.array([[self._consistency(self.faces[f], frame, box) for frame, box in zip(frames, boxes)]
+                                for f in face_ids])
         eligible = (overlap >= self.config.face_min_iou) & ~(consistency < self.config.face_min_consistency)
         score = np.where(eligible, overlap + np.nan_to_num(consistency, nan=0.0), -1.0)
         rows, cols = linear_sum_assignment(-score)
         return {int(col): face_ids[row] for row, col in zip(rows, cols) if eligible[row, col]}
 
-    def _consistency(self, face: TrackedFace, frame: TrackingFrame) -> float:
-        """Fraction of ``face``'s visible tracks whose last pixel in ``frame`` shows their canonical point; NaN if none."""
+    def _consistency(self, face: TrackedFace, frame: TrackingFrame, box: np.ndarray) -> float:
+        """Fraction of ``face``'s visible tracks showing their canonical point in ``frame``; NaN if none visible.
+
+        Each track's last pixel is moved with the box (``face.box`` -> ``box``: shift and scale) first.
+        """
         state = face.last_state
         if state is None or not state.visible.any():
             return float("nan")
         shown = state.visible
-        values = sample_nearest(frame.canonical, state.pixels[shown], frame.searchable(self.config.min_confidence))
+        scale = (box[2:] - box[:2]) / np.maximum(face.box[2:] - face.box[:2], 1.0)
+        moved = box[:2] + (state.pixels[shown] - face.box[:2]) * scale
+        values = sample_nearest(frame.canonical, moved, frame.searchable(self.config.min_confidence))
         return float(np.mean(np.linalg.norm(values - state.canonical[shown], axis=1) <= CONSISTENT_DISTANCE))
 
 

@@ -27,10 +27,14 @@ class TemplateSurface:
     points: ``(S, 3)`` float64 canonical coordinates on the template surface, ``[-1, 1]^3``.
     normals: ``(S, 3)`` float64 unit outward normals (pointing out of the face, towards a camera
         that sees the face frontally; template frame: x image right, y down, z into the head).
+    triangles: ``(S, 3)`` int64 vertex indices of the template triangle holding each sample.
+    barycentrics: ``(S, 3)`` float64 weights of those vertices (``points = barycentrics . vertices``).
     """
 
     points: np.ndarray
     normals: np.ndarray
+    triangles: np.ndarray
+    barycentrics: np.ndarray
 
     @classmethod
     def of_space(cls, space: CanonicalSpace, subdivision: int = SUBDIVISION) -> "TemplateSurface":
@@ -49,16 +53,30 @@ class TemplateSurface:
         points = np.einsum("sk,fkc->fsc", weights, corners).reshape(-1, 3)
         normals = np.einsum("sk,fkc->fsc", weights, vertex_normals[triangles]).reshape(-1, 3)
         normals /= np.maximum(np.linalg.norm(normals, axis=1, keepdims=True), 1e-12)
-        return cls(points=points, normals=normals)
+        return cls(points=points, normals=normals, triangles=np.repeat(triangles, len(weights), axis=0),
+                   barycentrics=np.tile(weights, (len(triangles), 1)))
 
     @cached_property
     def _index(self) -> cKDTree:
         return cKDTree(self.points)
 
+    def nearest(self, canonical: np.ndarray) -> np.ndarray:
+        """``(Q,)`` int64 index of the surface sample nearest to each of ``(Q, 3)`` canonical points."""
+        _, index = self._index.query(np.asarray(canonical, dtype=np.float64).reshape(-1, 3))
+        return np.asarray(index, dtype=np.int64)
+
     def normals_at(self, canonical: np.ndarray) -> np.ndarray:
         """``(Q, 3)`` unit template normals at the surface samples nearest to ``(Q, 3)`` canonical points."""
-        _, nearest = self._index.query(np.asarray(canonical, dtype=np.float64).reshape(-1, 3))
-        return self.normals[nearest]
+        return self.normals[self.nearest(canonical)]
+
+    def on_mesh(self, canonical: np.ndarray, vertices: np.ndarray) -> np.ndarray:
+        """``(Q, 3)`` positions of ``(Q, 3)`` canonical points on a mesh with the template's topology.
+
+        vertices: ``(V, 3)`` the mesh's vertices (e.g. a posed, metric face mesh); each point is
+        placed with the triangle and barycentric weights of its nearest template sample.
+        """
+        index = self.nearest(canonical)
+        return np.einsum("qk,qkc->qc", self.barycentrics[index], np.asarray(vertices)[self.triangles[index]])
 
     def farthest_points(self, count: int) -> np.ndarray:
         """``(count,)`` int64 sample indices chosen by farthest-point sampling from the front-most sample."""

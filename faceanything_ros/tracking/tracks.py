@@ -15,7 +15,7 @@ class TrackState:
         facial point for every face; ``(face, id)`` identifies a track).
     face: ``(Q,)`` int64 id of the tracked face each track belongs to.
     pixels: ``(Q, 2)`` float32 ``(u, v)`` location in the frame's pixel grid; NaN when no searchable
-        face pixel is within the tracker's ``max_distance`` in canonical space. An invisible query
+        face pixel is within the tracker's search bound (twice ``max_distance``) in canonical space. An invisible query
         within it keeps its best match.
     points: ``(Q, 3)`` float32 metres, camera optical frame; NaN without depth/intrinsics.
     canonical: ``(Q, 3)`` float32 query canonical coordinate, ``[-1, 1]^3``.

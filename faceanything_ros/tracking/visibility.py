@@ -7,8 +7,10 @@ geometry whether the matched point is really the query's point:
 * facing: the query's template normal, rotated into the camera by the head rotation fitted to
   the frame (the well-matched tracks' canonical coordinates against their 3-D points), must point towards the camera along the
   ray through the matched pixel;
-* depth: the depth at the matched pixel must agree with the median depth of its face
-  neighbourhood (no flying pixel across a depth edge).
+* depth: the matched pixel must lie on its neighbourhood's surface: not off the median depth of
+  its face neighbourhood (a flying pixel) and not behind a much nearer neighbour (the far side
+  of an occluding edge, e.g. the cheek beside the nose of a turned head, where a hidden point's
+  nearest canonical neighbour is a visible pixel next to it).
 """
 from __future__ import annotations
 
@@ -54,7 +56,7 @@ def facing(normals: np.ndarray, rotation: np.ndarray | None, pixels: np.ndarray,
 
 
 def depth_step(depth: np.ndarray | None, valid: np.ndarray, pixels: np.ndarray) -> np.ndarray:
-    """``(Q,)`` metres ``|depth(p) - median depth of the valid pixels in p's 5x5 window|`` at the nearest pixels.
+    """``(Q,)`` metres ``max(|d(p) - median of p's 5x5 window|, d(p) - min of its 3x3 window)`` of valid depths ``d``.
 
     depth: ``(H, W)`` metres or None (then 0: no veto); valid: ``(H, W)`` bool pixels that count;
     pixels: ``(Q, 2)`` ``(u, v)`` inside the image. NaN where ``p`` has no finite depth or pixel.
@@ -65,12 +67,14 @@ def depth_step(depth: np.ndarray | None, valid: np.ndarray, pixels: np.ndarray) 
     finite = np.all(np.isfinite(pixels), axis=1)
     centre = np.round(np.where(finite[:, None], pixels, 0.0)).astype(np.int64)
     offsets = np.arange(-DEPTH_WINDOW, DEPTH_WINDOW + 1)
-    rows = np.clip(centre[:, 1, None, None] + offsets[None, :, None], 0, height - 1).reshape(len(pixels), -1)
-    cols = np.clip(centre[:, 0, None, None] + offsets[None, None, :], 0, width - 1).reshape(len(pixels), -1)
-    window = np.where(valid[rows, cols], depth[rows, cols], np.nan)
+    rows = np.clip(centre[:, 1, None, None] + offsets[None, :, None], 0, height - 1)  # (Q, 5, 1)
+    cols = np.clip(centre[:, 0, None, None] + offsets[None, None, :], 0, width - 1)  # (Q, 1, 5)
+    window = np.where(valid[rows, cols], depth[rows, cols], np.nan)  # (Q, 5, 5)
     with warnings.catch_warnings():  # an all-NaN window gives a NaN median, as documented
         warnings.simplefilter("ignore", RuntimeWarning)
-        median = np.nanmedian(window, axis=1)
-    step = np.abs(depth[centre[:, 1], centre[:, 0]] - median)
+        median = np.nanmedian(window.reshape(len(pixels), -1), axis=1)
+        nearest = np.nanmin(window[:, 1:-1, 1:-1].reshape(len(pixels), -1), axis=1)
+    own = depth[centre[:, 1], centre[:, 0]]
+    step = np.maximum(np.abs(own - median), own - nearest)
     return np.where(finite, step, np.nan)
 
