@@ -33,7 +33,7 @@ from faceanything_ros.engines.static_engine import parameter_millions
 from faceanything_ros.io.frames import open_frames
 from faceanything_ros.model.checkpoint import init_checkpoint, load_checkpoint
 from faceanything_ros.predictor import Predictor
-from faceanything_ros.tracking import CanonicalTracker
+from faceanything_ros.tracking import MultiFaceTracker
 
 VIDEOS = SHARED_DATA / "faces" / "videos"
 DEFAULT_VIDEO = "liveportrait_d18_man_frontal_mouth.mp4"
@@ -73,7 +73,7 @@ def end_to_end(checkpoint: Path, engine: str, device: str, video: Path, frames: 
     config = PredictorConfig(mask_threshold=0.0)
     with Predictor(checkpoint, device=device, config=config, engine=engine, engine_cache=cache_dir) as predictor, \
             open_frames(video, max_frames=max_frames + frames) as source:
-        tracker = CanonicalTracker(TrackerConfig(), device=device)
+        tracker = MultiFaceTracker(TrackerConfig(), device=device)
         iterator = iter(source)
         while True:
             started = time.perf_counter()
@@ -81,10 +81,7 @@ def end_to_end(checkpoint: Path, engine: str, device: str, video: Path, frames: 
             if len(window) < frames:
                 break
             for reconstruction in predictor.predict(np.stack(window)):
-                tracking_frame = reconstruction.tracking_frame()
-                if not len(tracker.ids) and reconstruction.found:
-                    tracker.seed_grid(tracking_frame)
-                tracker.step(tracking_frame)
+                tracker.step(reconstruction.tracking_frames())
                 faces += reconstruction.found
             samples.append(time.perf_counter() - started)
     if len(samples) < 2:

@@ -115,10 +115,17 @@ class Reconstruction:
         """All faces' points, concatenated (faces may overlap in 3D where they occlude)."""
         return PointCloud.concatenate([face.cloud for face in self.faces])
 
-    def tracking_frame(self) -> TrackingFrame:
-        """The frame as the canonical tracker sees it (merged faces, depth and intrinsics)."""
-        return TrackingFrame(canonical=self.canonical, confidence=self.canonical_confidence, mask=self.mask,
-                             depth=self.depth, intrinsics=self.intrinsics)
+    def tracking_frames(self) -> list[TrackingFrame]:
+        """The frame as the canonical tracker sees it: one ``TrackingFrame`` per face, in ``faces`` order.
+
+        Each holds only the pixels where that face is the visible one (``face_index``), with its
+        own canonical map, confidence and depth and the frame's intrinsics, so each face is
+        tracked on its own (``tracking.MultiFaceTracker``) and no track can move to another face.
+        """
+        index = self.face_index
+        return [TrackingFrame(canonical=face.canonical, confidence=face.canonical_confidence, mask=face.mask & (index == i),
+                              depth=face.depth, intrinsics=self.intrinsics)
+                for i, face in enumerate(self.faces)]
 
     def _merged(self, name: str, channels: int = 0) -> np.ndarray:
         """Read-only (H, W[, C]) float32 map ``name`` of the visible face at each pixel (``face_index``), NaN where none.

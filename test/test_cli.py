@@ -20,7 +20,8 @@ def test_reconstruct_writes_every_output(tiny_checkpoint, tmp_path):
     save_yaml(PredictorConfig(detector=DetectorConfig(crop_scale=1.5), mask_threshold=0.0), config)
     out = tmp_path / "out"
     code = main(["reconstruct", str(video), "-o", str(out), "--model", str(tiny_checkpoint), "--config", str(config),
-                 "--max-frames", "5", "--window", "2", "--ply-every", "2", "--num-tracks", "50"])
+                 "--max-frames", "5", "--window", "2", "--ply-every", "2", "--num-tracks", "50",
+                 "--track-queries", "pixels"])
     assert code == 0
     stems = [f"{i:06d}" for i in range(5)]
     assert sorted(p.stem for p in (out / "depth").glob("*.png")) == stems

@@ -135,7 +135,8 @@ def test_points_match_analytic_3d_positions_on_moving_plane() -> None:
     truth_points = np.stack([local @ R.T + T for R, T in poses])  # (T, Q, 3)
     truth_pixels = truth_points @ K.T
     truth_pixels = truth_pixels[..., :2] / truth_pixels[..., 2:]
-    tracks = CanonicalTracker().track(frames, [(0, truth_pixels[0])])
+    no_facing_check = TrackerConfig(min_facing=-1.0, enter_facing=-1.0)  # a plane, not the face template
+    tracks = CanonicalTracker(no_facing_check).track(frames, [(0, truth_pixels[0])])
     assert tracks.visible.all()
     assert np.abs(tracks.pixels - truth_pixels).max() < 0.05
     assert np.abs(tracks.points - truth_points).max() < 1e-4
@@ -225,7 +226,7 @@ def test_seed_grid_covers_face_with_unique_stable_ids() -> None:
 def test_batch_seeds_on_first_frame_with_face() -> None:
     empty = TrackingFrame(np.zeros((HEIGHT, WIDTH, 3)), np.zeros((HEIGHT, WIDTH)), np.zeros((HEIGHT, WIDTH), bool))
     frames = [empty, similarity_frame(MOTION[0]), similarity_frame(MOTION[1])]
-    tracks = CanonicalTracker(TrackerConfig(num_tracks=30)).track(frames)
+    tracks = CanonicalTracker(TrackerConfig(num_tracks=30, queries="pixels")).track(frames)
     assert tracks.num_tracks > 20 and np.all(tracks.query_frame == 1)
     assert np.isnan(tracks.pixels[0]).all() and tracks.visible[1:].all()
 

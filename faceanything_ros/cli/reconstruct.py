@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from ..config import FaceMeshConfig, PredictorConfig, TrackerConfig, load_yaml
+from ..config import TRACK_QUERIES, FaceMeshConfig, PredictorConfig, TrackerConfig, load_yaml
 from ..engines import ENGINE_NAMES, PRECISIONS
 from ..geometry.camera import intrinsics_matrix
 from ..model.bundled import checkpoint_or_bundled
@@ -34,7 +34,10 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     rec.add_argument("--window", type=int, default=4, help="frames reconstructed jointly (default: 4)")
     rec.add_argument("--max-faces", type=int, help="faces per frame, largest first (default: config, 1)")
     rec.add_argument("--num-tracks", type=int, default=TrackerConfig.num_tracks,
-                     help=f"canonical tracks seeded on the first face (default: {TrackerConfig.num_tracks})")
+                     help=f"tracks per face (default: {TrackerConfig.num_tracks})")
+    rec.add_argument("--track-queries", choices=TRACK_QUERIES, default=TrackerConfig.queries,
+                     help="canonical: template points, track id k is the same facial point in every video "
+                     "(default); pixels: a grid on each face's first frame")
     rec.add_argument("--ply-every", type=int, default=10, help="write a PLY cloud every N frames, 0 = none")
     rec.add_argument("--max-frames", type=int, help="stop after this many frames")
     rec.add_argument("--stride", type=int, default=1, help="use every Nth frame (default: 1)")
@@ -49,7 +52,7 @@ def run(args: argparse.Namespace) -> int:
     from ..io.frames import open_frames
     from ..predictor import Predictor
     from ..reference import MeshReference, Reconstructor
-    from ..tracking import CanonicalTracker, Tracks
+    from ..tracking import MultiFaceTracker, Tracks
 
     if args.window < 1 or args.stride < 1 or args.num_tracks < 1:
         raise ValueError("--window, --stride and --num-tracks must be >= 1")
@@ -69,7 +72,8 @@ def run(args: argparse.Namespace) -> int:
                               precision=args.precision)
         if not predictor.metadata.trained:
             log.warning("%s is UNTRAINED (random weights): outputs show the pipeline, not real geometry", checkpoint)
-    tracker = CanonicalTracker(TrackerConfig(num_tracks=args.num_tracks), device=args.device)
+    tracker = MultiFaceTracker(TrackerConfig(num_tracks=args.num_tracks, queries=args.track_queries),
+                               device=args.device)
     writer = SequenceWriter(args.out, fps=source.fps, ply_every=args.ply_every)
     states, faces_found, started = [], 0, time.perf_counter()
 
@@ -77,10 +81,7 @@ def run(args: argparse.Namespace) -> int:
         nonlocal faces_found
         reconstructions = predictor.predict(np.stack([f.rgb for f in window]), intrinsics, [f.index for f in window])
         for frame, reconstruction in zip(window, reconstructions):
-            tracking_frame = reconstruction.tracking_frame()
-            if tracker.num_queries == 0 and reconstruction.found:
-                tracker.seed_grid(tracking_frame)
-            state = tracker.step(tracking_frame)
+            state = tracker.step(reconstruction.tracking_frames())
             states.append(state)
             faces_found += reconstruction.found
             writer.write_frame(frame.rgb, reconstruction, state)

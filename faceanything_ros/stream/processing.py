@@ -24,7 +24,7 @@ from faceanything_ros.reconstruction import Reconstruction
 from faceanything_ros.stream.face_ids import FaceIdentities
 from faceanything_ros.stream.head_pose import HeadPose, fit_head_pose
 from faceanything_ros.stream.method import choose_method, create_reconstructor
-from faceanything_ros.tracking import CanonicalTracker, TrackingFrame
+from faceanything_ros.tracking import MultiFaceTracker, TrackingFrame
 from faceanything_ros.tracking.tracks import TrackState
 
 WARM_UP_SIZE = (480, 640)  # (H, W) pixels of the blank warm-up frame
@@ -80,11 +80,12 @@ class ProcessedFrame:
 class FrameProcessor:
     """Builds the reconstructor (``stream.method``) and the canonical tracker once; ``process`` per image.
 
-    Re-seeding (``NodeConfig.reseed``): tracks are seeded on the first frame with face pixels;
-    ``never`` keeps them for good, ``on_loss`` replaces all tracks by a fresh grid (new ids) when
-    fewer than ``reseed_min_visible`` of them are visible on a frame that has face pixels,
-    ``every_n`` does so every ``reseed_every_n`` processed frames. A re-seeded frame reports the
-    new tracks. Raises ``FileNotFoundError`` (method model without a model) or ``ValueError``
+    Each face gets its tracks when it first appears (``MultiFaceTracker``). Re-seeding
+    (``NodeConfig.reseed``) replaces only lost pixel-query tracks, never every id at once
+    (canonical template tracks are never replaced: they are found again when their point
+    reappears): ``never`` keeps them, ``on_loss`` replaces the tracks that were invisible on the
+    previous frame when fewer than ``reseed_min_visible`` of all tracks were visible there,
+    ``every_n`` does so every ``reseed_every_n`` processed frames. Raises ``FileNotFoundError`` (method model without a model) or ``ValueError``
     (e.g. ``EngineUnavailableError``: the engine cannot run on this machine).
     """
 
@@ -93,7 +94,7 @@ class FrameProcessor:
         self.method = choose_method(config.method, config.model)
         self.reconstructor = create_reconstructor(self.method, config)
         self.space: CanonicalSpace = load_canonical_space()
-        self.tracker = CanonicalTracker(config.tracker_config(), device=config.device)
+        self.tracker = MultiFaceTracker(config.tracker_config(), device=config.device)
         self.face_ids = FaceIdentities()
         # the window's earlier frames with the faces found in them (detected once, when they were new)
         context = config.window - 1 if self.method.method == "model" else 0
@@ -126,6 +127,7 @@ class FrameProcessor:
         self.tracker.reset()
         self.face_ids.reset()
         self._frames_since_seed = 0
+        self._visible_fraction = 1.0
         self._stream = None
 
     def close(self) -> None:
@@ -156,7 +158,7 @@ class FrameProcessor:
         ids = self.face_ids.assign(reconstruction.faces)
         faces = [FaceResult(face_id, face.face, float(face.face.score), fit_head_pose(face.cloud, self.space),
                             face.num_pixels) for face_id, face in zip(ids, reconstruction.faces)]
-        tracks = self._track(reconstruction.tracking_frame())
+        tracks = self._track(reconstruction.tracking_frames())
         return ProcessedFrame(
             stamp_ns=int(stamp_ns), frame_id=str(frame_id), reconstruction=reconstruction, faces=faces,
             tracks=tracks, track_face_ids=_face_ids_at(reconstruction, ids, tracks.pixels),
@@ -177,25 +179,17 @@ class FrameProcessor:
         self._context.append((rgb, [face.face for face in reconstruction.faces]))
         return reconstruction
 
-    def _track(self, frame: TrackingFrame) -> TrackState:
-        """Step the tracker on ``frame``, seeding or re-seeding by the policy first when due."""
-        has_face = bool(frame.searchable(self.tracker.config.min_confidence).any())
+    def _track(self, frames: list[TrackingFrame]) -> TrackState:
+        """Replace lost tracks first when the policy says so, then step the tracker on the image's ``frames``."""
         due = self.config.reseed == "every_n" and self._frames_since_seed >= self.config.reseed_every_n
-        if has_face and (self.tracker.num_queries == 0 or due):
-            return self._reseed(frame)
-        state = self.tracker.step(frame)
+        lost = self.config.reseed == "on_loss" and self._visible_fraction < self.config.reseed_min_visible
+        if due or lost:
+            self.tracker.replace_lost()
+            self._frames_since_seed = 0
+        state = self.tracker.step(frames)
         self._frames_since_seed += 1
-        lost = len(state) and state.visible.mean() < self.config.reseed_min_visible
-        if has_face and self.config.reseed == "on_loss" and lost:
-            return self._reseed(frame)
+        self._visible_fraction = float(state.visible.mean()) if len(state) else 1.0
         return state
-
-    def _reseed(self, frame: TrackingFrame) -> TrackState:
-        """Replace every track by a fresh grid on ``frame`` and step it."""
-        self.tracker.reset()
-        self.tracker.seed_grid(frame)
-        self._frames_since_seed = 1
-        return self.tracker.step(frame)
 
 
 def _face_ids_at(reconstruction: Reconstruction, ids: list[int], pixels: np.ndarray) -> np.ndarray:

@@ -1,10 +1,14 @@
-"""Dense face tracking by nearest-neighbour search of canonical coordinates (no optical flow).
+"""Dense face tracking by nearest-neighbour search of canonical coordinates (no optical flow), one face.
 
-Every query point carries the canonical face coordinate (``[-1, 1]^3``) read from the frame it
-was added on. In each new frame it is found again as the confident face pixel whose canonical
-value is nearest to it (one neighbour index per frame), optionally refined to sub-pixel
-precision, and lifted to 3-D with the frame's depth and intrinsics. Frames are independent, so
-tracks never drift and a point lost behind an occluder is found again when it reappears.
+Every query is a canonical face coordinate (``[-1, 1]^3``): by default a point of the canonical
+template surface (``template_surface.canonical_queries``: query id ``k`` is the same facial point
+in every video, session and person), or the value read from a frame at a pixel. In each new
+frame it is found again as the confident face pixel whose canonical value is nearest to it
+(first in a window around its last pixel, ``window_search``, else over the whole face,
+``neighbour_search``), refined to sub-pixel precision, lifted to 3-D with the frame's depth and
+intrinsics, and judged visible or not (``TrackerConfig``: canonical distance, facing the
+camera, depth consistency, with hysteresis). A point that is not visible is reported invisible
+at its best match, never moved onto another point; it is found again when it reappears.
 """
 from __future__ import annotations
 
@@ -14,42 +18,59 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from faceanything_ros.config import TrackerConfig
+from faceanything_ros.config import TRACK_QUERIES, TrackerConfig
 from faceanything_ros.geometry.projection import sample_bilinear_or_nearest, unproject_pixels
 from faceanything_ros.tracking.frame import TrackingFrame
 from faceanything_ros.tracking.neighbour_search import BACKENDS, build_neighbour_index
+from faceanything_ros.tracking.one_euro import OneEuroFilter
 from faceanything_ros.tracking.subpixel import refine_subpixel
+from faceanything_ros.tracking.template_surface import canonical_queries, template_surface
 from faceanything_ros.tracking.tracks import Tracks, TrackState
+from faceanything_ros.tracking.visibility import depth_step, facing, head_rotation
+from faceanything_ros.tracking.window_search import window_nearest
+
+COARSE_STRIDE = 2  # a query found anew is first matched over every COARSE_STRIDE-th face pixel row and column
+# Pixels up to SEARCH_BOUND * max_distance away are matched: near the silhouette one pixel spans a large
+# canonical step, and only the distance after sub-pixel refinement decides visibility.
+SEARCH_BOUND = 2.0
 
 
 class CanonicalTracker:
-    """Streaming canonical tracker: ``add_queries`` / ``seed_grid``, then ``step`` once per frame.
+    """Streaming canonical tracker of one face: ``seed`` (or ``add_queries``), then ``step`` once per frame.
 
-    config: thresholds and grid size (``TrackerConfig``). device: torch device of the neighbour
-    search; backend: ``"kdtree"`` (scipy, CPU) or ``"torch"`` (``torch.cdist`` on ``device``);
-    None picks ``"torch"`` on CUDA devices and ``"kdtree"`` otherwise. Both give the same tracks.
-    Track ids come from a counter, in query order, and are never reused by this tracker.
+    config: thresholds, query kind and filter (``TrackerConfig``). device: torch device of the
+    global neighbour search; backend: ``"kdtree"`` (scipy, CPU) or ``"torch"`` (``torch.cdist`` on
+    ``device``); None picks ``"torch"`` on CUDA devices and ``"kdtree"`` otherwise. Both give the
+    same tracks. face: the face id written into every ``TrackState``.
+    Ids: canonical template queries have their query index ``k`` as id (``seed_canonical``);
+    pixel queries get ids from a counter above them, in query order, never reused by this tracker.
     """
 
-    def __init__(
-        self, config: TrackerConfig | None = None, device: str | torch.device = "cpu", backend: str | None = None
-    ) -> None:
+    def __init__(self, config: TrackerConfig | None = None, device: str | torch.device = "cpu",
+                 backend: str | None = None, face: int = 0) -> None:
         self.config = config if config is not None else TrackerConfig()
-        if not self.config.max_distance > 0:
-            raise ValueError(f"TrackerConfig.max_distance must be > 0, got {self.config.max_distance}")
-        if self.config.num_tracks < 1:
-            raise ValueError(f"TrackerConfig.num_tracks must be >= 1, got {self.config.num_tracks}")
+        _check_config(self.config)
         self.device = torch.device(device)
         self.backend = backend if backend is not None else ("torch" if self.device.type == "cuda" else "kdtree")
         if self.backend not in BACKENDS:
             raise ValueError(f"unknown neighbour search backend {self.backend!r}; choose one of {BACKENDS}")
+        self.face = int(face)
+        self._filters = (OneEuroFilter(self.config.filter_min_cutoff_hz, self.config.filter_beta_pixels),
+                         OneEuroFilter(self.config.filter_min_cutoff_hz, self.config.filter_beta_metres))
         self._next_id = 0
+        self._first_pixel_id: int | None = None  # id of the first pixel query ever added
         self.reset()
 
     def reset(self) -> None:
-        """Drop all queries (start a new sequence); the id counter keeps counting."""
+        """Drop all queries and filter states (start a new sequence); the pixel-query id counter keeps counting."""
         self._ids = np.zeros(0, np.int64)
         self._canonical = np.zeros((0, 3), np.float64)
+        self._normals = np.zeros((0, 3), np.float64)
+        self._visible = np.zeros(0, bool)  # visibility on the last step (hysteresis)
+        self._last_pixel = np.full((0, 2), -1, np.int64)  # nearest pixel on the last step, -1 = none
+        self._steps = 0
+        for one_euro in self._filters:
+            one_euro.reset()
 
     @property
     def ids(self) -> np.ndarray:
@@ -57,9 +78,34 @@ class CanonicalTracker:
         return self._ids.copy()
 
     @property
+    def canonical(self) -> np.ndarray:
+        """``(Q, 3)`` float64 canonical coordinates of the current queries."""
+        return self._canonical.copy()
+
+    @property
     def num_queries(self) -> int:
         """Number of current queries ``Q``."""
         return len(self._ids)
+
+    def seed(self, frame: TrackingFrame) -> np.ndarray:
+        """Seed ``config.num_tracks`` queries of the configured kind (``config.queries``); returns their ids."""
+        return self.seed_canonical() if self.config.queries == "canonical" else self.seed_grid(frame)
+
+    def seed_canonical(self, num_tracks: int | None = None) -> np.ndarray:
+        """Add the template queries ``0 .. num_tracks-1`` (default ``config.num_tracks``) not already tracked.
+
+        Their ids are their query indices, so id ``k`` is the same facial point in every tracker.
+        Returns the ``(K,)`` int64 ids added. Raises ``ValueError`` if pixel-query ids below
+        ``num_tracks`` were already given out (they would collide).
+        """
+        num_tracks = self.config.num_tracks if num_tracks is None else num_tracks
+        if self._first_pixel_id is not None and self._first_pixel_id < num_tracks:
+            raise ValueError(f"pixel-query ids from {self._first_pixel_id} are in use; seed canonical queries "
+                             f"(ids 0 .. {num_tracks - 1}) before adding pixel queries")
+        ids = np.setdiff1d(np.arange(num_tracks, dtype=np.int64), self._ids)
+        self._next_id = max(self._next_id, num_tracks)
+        self._append(ids, canonical_queries(num_tracks)[ids])
+        return ids
 
     def add_queries(self, frame: TrackingFrame, pixels: np.ndarray) -> np.ndarray:
         """Start tracks at ``(Q, 2)`` pixels ``(u, v)`` of ``frame``; returns their ``(Q,)`` int64 ids.
@@ -88,18 +134,29 @@ class CanonicalTracker:
                 f"query pixels {pixels[off_face].tolist()} (rows {np.flatnonzero(off_face).tolist()}) are not on the "
                 f"confident face (mask and confidence >= {self.config.min_confidence})"
             )
+        if self._first_pixel_id is None:
+            self._first_pixel_id = self._next_id
         ids = np.arange(self._next_id, self._next_id + len(pixels), dtype=np.int64)
         self._next_id += len(pixels)
-        self._ids = np.concatenate([self._ids, ids])
-        self._canonical = np.concatenate([self._canonical, canonical])
+        self._append(ids, canonical)
         return ids
 
-    def seed_grid(self, frame: TrackingFrame, num_tracks: int | None = None) -> np.ndarray:
-        """Add queries on a regular grid of about ``num_tracks`` (default ``config.num_tracks``) face pixels.
+    def _append(self, ids: np.ndarray, canonical: np.ndarray) -> None:
+        self._ids = np.concatenate([self._ids, ids])
+        self._canonical = np.concatenate([self._canonical, canonical])
+        self._normals = np.concatenate([self._normals, template_surface().normals_at(canonical)])
+        self._visible = np.concatenate([self._visible, np.zeros(len(ids), bool)])
+        self._last_pixel = np.concatenate([self._last_pixel, np.full((len(ids), 2), -1, np.int64)])
+
+    def seed_grid(self, frame: TrackingFrame, num_tracks: int | None = None, avoid: np.ndarray | None = None
+                  ) -> np.ndarray:
+        """Add pixel queries on a regular grid of about ``num_tracks`` (default ``config.num_tracks``) face pixels.
 
         The grid spacing ``sqrt(face pixels / num_tracks)`` (at least 1 pixel) is laid over the
         searchable face's bounding box; grid nodes on searchable pixels become queries, in
-        row-major order. Returns their ``(Q,)`` int64 ids (empty if the frame has no face pixel).
+        row-major order. avoid: ``(A, 2)`` pixels ``(u, v)`` (e.g. of tracks kept); nodes closer
+        than half a spacing to one of them are skipped, and at most ``num_tracks`` nodes are
+        added then. Returns their ``(Q,)`` int64 ids (empty if the frame has no face pixel).
         """
         _check_frame(frame)
         num_tracks = self.config.num_tracks if num_tracks is None else num_tracks
@@ -115,41 +172,137 @@ class CanonicalTracker:
         node_rows, node_cols = np.meshgrid(grid_rows, grid_cols, indexing="ij")
         on_face = searchable[node_rows, node_cols]
         pixels = np.stack([node_cols[on_face], node_rows[on_face]], axis=1).astype(np.float64)
+        if avoid is not None and len(avoid):
+            gap = np.linalg.norm(pixels[:, None] - np.asarray(avoid, np.float64)[None], axis=2).min(axis=1)
+            pixels = pixels[gap >= spacing / 2][:num_tracks]
         return self.add_queries(frame, pixels)
 
-    def step(self, frame: TrackingFrame) -> TrackState:
+    def replace_lost(self, frame: TrackingFrame) -> np.ndarray:
+        """Replace the pixel-query tracks invisible on the last step by grid queries on ``frame``'s uncovered face.
+
+        Visible tracks and canonical template tracks keep their ids (a template track that is
+        not visible is found again when its point reappears, so it is never replaced). Returns the
+        ``(K,)`` int64 ids added (at most as many as were dropped).
+        """
+        if self._first_pixel_id is None:
+            return np.zeros(0, np.int64)
+        lost = ~self._visible & (self._ids >= self._first_pixel_id)
+        if not lost.any():
+            return np.zeros(0, np.int64)
+        kept = ~lost
+        for name in ("_ids", "_canonical", "_normals", "_visible", "_last_pixel"):
+            setattr(self, name, getattr(self, name)[kept])
+        covered = self._last_pixel[self._visible]
+        return self.seed_grid(frame, int(lost.sum()), avoid=covered)
+
+    def step(self, frame: TrackingFrame, time_s: float | None = None) -> TrackState:
         """Locate every current query in ``frame``; see ``TrackState`` for the fields.
 
-        A query is visible iff its nearest searchable pixel is within ``config.max_distance`` in
-        canonical space. With ``config.refine`` the pixel is refined to sub-pixel precision
-        (``refine_subpixel``). Its 3-D point is the depth sampled at that pixel (bilinear, nearest
-        at the face border), unprojected with the frame's intrinsics. A frame with no searchable
-        face pixel leaves every query invisible with NaN pixels.
+        The nearest searchable pixel (canonical distance) is refined to sub-pixel precision with
+        ``config.refine`` (``refine_subpixel``; the reported distance is the one at the refined
+        pixel). Its 3-D point is
+        the depth sampled there (bilinear, nearest at the face border), unprojected with the
+        frame's intrinsics. Visibility: see ``TrackerConfig``. time_s: the frame's time in
+        seconds for the optional One-Euro filter (default: steps ``1 / config.filter_rate_hz``
+        apart). A query with no searchable pixel within ``SEARCH_BOUND * config.max_distance`` of it in
+        canonical space (e.g. a point turned away, hidden, or outside the image) is invisible with NaN pixel,
+        point and distance: it is never moved onto another facial point.
         """
         _check_frame(frame)
-        count = self.num_queries
-        pixels = np.full((count, 2), np.nan)
-        distance = np.full(count, np.nan)
         searchable = frame.searchable(self.config.min_confidence)
-        face_pixels = np.flatnonzero(searchable)
-        if count and face_pixels.size:
-            reference = np.take(frame.canonical.reshape(-1, 3), face_pixels, axis=0)
-            nearest, _ = build_neighbour_index(reference, self.backend, self.device).query(self._canonical)
-            # Distances recomputed in float64 so both backends report identical values.
-            distance = np.linalg.norm(self._canonical - reference[nearest], axis=1)
-            rows, cols = np.divmod(face_pixels[nearest], frame.width)
-            pixels = np.stack([cols, rows], axis=1).astype(np.float64)
-            if self.config.refine:
-                pixels = refine_subpixel(frame.canonical, searchable, pixels, self._canonical)
-        visible = distance <= self.config.max_distance
+        nearest, distance = self._nearest(frame, searchable)
+        found = nearest >= 0
+        rows, cols = np.divmod(np.where(found, nearest, 0), frame.width)
+        self._last_pixel = np.where(found[:, None], np.stack([cols, rows], 1), -1)
+        pixels = np.where(found[:, None], self._last_pixel, np.nan).astype(np.float64)
+        if self.config.refine and found.any():
+            pixels[found], distance[found] = self._refine(frame, searchable, self._last_pixel[found],
+                                                           distance[found], self._canonical[found])
+        points = _points_at(frame, pixels)
+        well_matched = distance <= self.config.enter_distance
+        rotation = head_rotation(self._canonical[well_matched], points[well_matched])
+        cosine = facing(self._normals, rotation, pixels, frame.intrinsics)
+        jump = depth_step(frame.depth, searchable, pixels)
+        config = self.config
+        # NaN facing or depth step (no depth at the pixel) is unknown and vetoes nothing.
+        consistent = ~(jump > config.max_depth_step)
+        stays = (distance <= config.max_distance) & ~(cosine < config.min_facing) & consistent
+        enters = (distance <= config.enter_distance) & ~(cosine < config.enter_facing) & consistent
+        self._visible = np.where(self._visible, stays, enters)
+        if config.filter:
+            pixels, points = self._filtered(pixels, points, time_s)
+        self._steps += 1
         return TrackState(
             ids=self._ids.copy(),
+            face=np.full(self.num_queries, self.face, np.int64),
             pixels=pixels.astype(np.float32),
-            points=_points_at(frame, pixels).astype(np.float32),
+            points=points.astype(np.float32),
             canonical=self._canonical.astype(np.float32),
             distance=distance.astype(np.float32),
-            visible=visible,
+            visible=self._visible.copy(),
         )
+
+    def _nearest(self, frame: TrackingFrame, searchable: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """``(flat pixel index (Q,) int64, -1 = none; canonical distance (Q,) float64, NaN = none)``.
+
+        Only pixels within ``SEARCH_BOUND * config.max_distance`` count (twice that for the coarse match).
+        ``config.search_radius`` 0: exact search of every query over every searchable pixel (an
+        index built per frame). Otherwise a query visible on the last step is first matched in the
+        ``search_radius`` window around its last pixel (kept when interior and within
+        ``max_distance``); the others are matched over every ``COARSE_STRIDE``-th searchable row and
+        column, then in a ``COARSE_STRIDE`` window around that match at full resolution.
+        """
+        nearest = np.full(self.num_queries, -1, np.int64)
+        if not self.num_queries or not searchable.any():
+            return nearest, np.full(self.num_queries, np.nan)
+        radius = self.config.search_radius
+        pending = np.ones(self.num_queries, bool)
+        warm = self._visible & np.all((self._last_pixel >= 0) & (self._last_pixel < [frame.width, frame.height]), 1)
+        if radius and warm.any():
+            index, squared, interior = window_nearest(frame.canonical, searchable, self._canonical[warm],
+                                                      self._last_pixel[warm], radius)
+            accepted = interior & (squared <= (SEARCH_BOUND * self.config.max_distance) ** 2)
+            rows = np.flatnonzero(warm)[accepted]
+            nearest[rows], pending[rows] = index[accepted], False
+        if pending.any():
+            stride = COARSE_STRIDE if radius else 1
+            coarse = np.zeros_like(searchable)
+            coarse[::stride, ::stride] = searchable[::stride, ::stride]
+            candidates = np.flatnonzero(coarse if coarse.any() else searchable)
+            reference = np.take(frame.canonical.reshape(-1, 3), candidates, axis=0)
+            # A coarse match may lie up to a stride away from the best pixel: a looser bound.
+            bound = SEARCH_BOUND * self.config.max_distance * (2.0 if stride > 1 else 1.0)
+            found, _ = build_neighbour_index(reference, self.backend, self.device).query(self._canonical[pending], bound)
+            rows = np.flatnonzero(pending)[found >= 0]
+            nearest[rows] = candidates[found[found >= 0]]
+            if stride > 1 and len(rows):
+                pixel_rows, pixel_cols = np.divmod(nearest[rows], frame.width)
+                nearest[rows], _, _ = window_nearest(frame.canonical, searchable, self._canonical[rows],
+                                                     np.stack([pixel_cols, pixel_rows], 1), stride)
+        # Distances recomputed in float64 so every search path reports identical values.
+        distance = np.where(nearest >= 0, np.linalg.norm(
+            self._canonical - frame.canonical.reshape(-1, 3)[np.maximum(nearest, 0)], axis=1), np.nan)
+        return nearest, distance
+
+    def _refine(self, frame: TrackingFrame, searchable: np.ndarray, pixels: np.ndarray, distance: np.ndarray,
+                canonical: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Sub-pixel ``(K, 2)`` pixels and their ``(K,)`` canonical distances there (bilinear, nearest at the
+        face border); a refined pixel off the searchable face keeps the integer pixel and its distance."""
+        refined = refine_subpixel(frame.canonical, searchable, pixels, canonical)
+        refined_distance = np.linalg.norm(sample_bilinear_or_nearest(frame.canonical, refined, searchable) - canonical,
+                                          axis=1)
+        on_face = np.isfinite(refined_distance)
+        return (np.where(on_face[:, None], refined, pixels.astype(np.float64)),
+                np.where(on_face, refined_distance, distance))
+
+    def _filtered(self, pixels: np.ndarray, points: np.ndarray, time_s: float | None
+                  ) -> tuple[np.ndarray, np.ndarray]:
+        """One-Euro filtered pixels and points of the visible tracks (invisible ones as given, filter restarted)."""
+        time_s = self._steps / self.config.filter_rate_hz if time_s is None else time_s
+        shown = self._visible[:, None]
+        smooth = [np.where(shown, one_euro(self._ids, np.where(shown, values, np.nan), time_s), values)
+                  for one_euro, values in zip(self._filters, (pixels, points))]
+        return smooth[0], smooth[1]
 
     def track(
         self, frames: Sequence[TrackingFrame], queries: Sequence[tuple[int, np.ndarray]] | None = None
@@ -157,7 +310,7 @@ class CanonicalTracker:
         """Track a whole sequence; the same as ``reset`` then ``add_queries`` + ``step`` per frame.
 
         queries: ``(frame_index, pixels (Q_i, 2))`` entries, added (in list order) just before
-        their frame is stepped; None seeds ``seed_grid`` on the first frame with face pixels.
+        their frame is stepped; None seeds ``seed`` on the first frame with face pixels.
         Returns ``Tracks`` with ``T = len(frames)``.
         """
         if queries is not None:
@@ -169,13 +322,30 @@ class CanonicalTracker:
         self.reset()
         states = []
         for frame_index, frame in enumerate(frames):
-            if queries is None and self.num_queries == 0:
-                self.seed_grid(frame)
+            if queries is None and self.num_queries == 0 and frame.searchable(self.config.min_confidence).any():
+                self.seed(frame)
             for query_frame, pixels in queries or ():
                 if query_frame == frame_index:
                     self.add_queries(frame, pixels)
             states.append(self.step(frame))
         return Tracks.from_states(states)
+
+
+def _check_config(config: TrackerConfig) -> None:
+    """``ValueError`` naming the first ``TrackerConfig`` field out of its range."""
+    if config.queries not in TRACK_QUERIES:
+        raise ValueError(f"TrackerConfig.queries = {config.queries!r}; choose one of {list(TRACK_QUERIES)}")
+    if config.num_tracks < 1:
+        raise ValueError(f"TrackerConfig.num_tracks must be >= 1, got {config.num_tracks}")
+    if not 0 < config.enter_distance <= config.max_distance:
+        raise ValueError(f"TrackerConfig needs 0 < enter_distance <= max_distance, got {config.enter_distance} and "
+                         f"{config.max_distance}")
+    if not -1 <= config.min_facing <= config.enter_facing <= 1:
+        raise ValueError(f"TrackerConfig needs -1 <= min_facing <= enter_facing <= 1, got {config.min_facing} and "
+                         f"{config.enter_facing}")
+    if not config.max_depth_step > 0 or config.search_radius < 0 or not config.filter_rate_hz > 0:
+        raise ValueError("TrackerConfig needs max_depth_step > 0, search_radius >= 0 and filter_rate_hz > 0, got "
+                         f"{config.max_depth_step}, {config.search_radius}, {config.filter_rate_hz}")
 
 
 def _check_frame(frame: TrackingFrame) -> None:

@@ -21,8 +21,11 @@ KDTREE_LEAF_SIZE = 128  # points per k-d tree leaf
 class NeighbourIndex(Protocol):
     """Reference points that answer nearest-neighbour queries."""
 
-    def query(self, queries: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Nearest reference point of each of ``(Q, D)`` queries: ``(index (Q,) int64, distance (Q,) float64)``."""
+    def query(self, queries: np.ndarray, max_distance: float = np.inf) -> tuple[np.ndarray, np.ndarray]:
+        """Nearest reference point of each of ``(Q, D)`` queries: ``(index (Q,) int64, distance (Q,) float64)``.
+
+        A query with no reference point within ``max_distance`` gets index -1 and distance inf.
+        """
         ...
 
 
@@ -35,11 +38,11 @@ class KDTreeNeighbours:
         # build than the defaults, at the cost of slower queries (few: one per track); results stay exact.
         self._tree = cKDTree(points, leafsize=KDTREE_LEAF_SIZE, balanced_tree=False, compact_nodes=False)
 
-    def query(self, queries: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Nearest reference point of each of ``(Q, D)`` queries: ``(index (Q,) int64, distance (Q,) float64)``."""
+    def query(self, queries: np.ndarray, max_distance: float = np.inf) -> tuple[np.ndarray, np.ndarray]:
+        """``NeighbourIndex.query``; a bounded search also prunes the tree (far queries are fast)."""
         queries = _check_points(queries, "queries", allow_empty=True, dims=self._tree.m)
-        distance, index = self._tree.query(queries, k=1)
-        return np.asarray(index, dtype=np.int64), np.asarray(distance, dtype=np.float64)
+        distance, index = self._tree.query(queries, k=1, distance_upper_bound=max_distance)
+        return _unmatched_as_minus_one(np.asarray(index, dtype=np.int64), np.asarray(distance, dtype=np.float64))
 
 
 class TorchNeighbours:
@@ -60,8 +63,8 @@ class TorchNeighbours:
         self._points = torch.as_tensor(points, dtype=torch.float32, device=self._device)
         self._chunk_elements = chunk_elements
 
-    def query(self, queries: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Nearest reference point of each of ``(Q, D)`` queries: ``(index (Q,) int64, distance (Q,) float64)``."""
+    def query(self, queries: np.ndarray, max_distance: float = np.inf) -> tuple[np.ndarray, np.ndarray]:
+        """``NeighbourIndex.query``."""
         queries = _check_points(queries, "queries", allow_empty=True, dims=self._points.shape[1])
         count = self._points.shape[0]
         reference_chunk = min(count, self._chunk_elements)
@@ -81,7 +84,8 @@ class TorchNeighbours:
                 better = chunk_distance < best_distance[rows]
                 best_distance[rows] = torch.where(better, chunk_distance, best_distance[rows])
                 best_index[rows] = torch.where(better, chunk_index + r_start, best_index[rows])
-        return best_index.cpu().numpy(), best_distance.double().cpu().numpy()
+        distance = best_distance.double().cpu().numpy()
+        return _unmatched_as_minus_one(best_index.cpu().numpy(), np.where(distance <= max_distance, distance, np.inf))
 
 
 def build_neighbour_index(
@@ -93,6 +97,11 @@ def build_neighbour_index(
     if backend == "torch":
         return TorchNeighbours(points, device)
     raise ValueError(f"unknown neighbour search backend {backend!r}; choose one of {BACKENDS}")
+
+
+def _unmatched_as_minus_one(index: np.ndarray, distance: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(index, distance)`` with index -1 wherever the distance is inf (no neighbour within the bound)."""
+    return np.where(np.isfinite(distance), index, -1), distance
 
 
 def _check_points(points: np.ndarray, name: str, allow_empty: bool, dims: int | None = None) -> np.ndarray:
