@@ -3,8 +3,8 @@
 ``processing.FrameProcessor`` turns one image into a ``ProcessedFrame`` (reconstruction by the
 model or the face-mesh method, face ids and head poses, canonical tracks), keeping the stream's
 context (window, tracks, face ids) and resetting it when the camera (frame_id) or image size
-changes. ``method`` picks the reconstruction method, ``face_ids`` keeps faces' ids across frames,
-``head_pose`` fits the face frame, ``camera_info`` matches CameraInfo messages to images,
+changes; face ids come from the per-face tracker (``tracking.MultiFaceTracker``). ``method`` picks
+the reconstruction method, ``head_pose`` fits the face frame, ``camera_info`` matches CameraInfo messages to images,
 ``worker`` is the newest-only inference thread, ``stats`` and ``health`` count and judge the
 stream, ``bounded`` caps stamp-keyed stores.
 """

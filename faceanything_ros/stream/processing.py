@@ -21,7 +21,6 @@ from faceanything_ros.canonical.space import CanonicalSpace, load_canonical_spac
 from faceanything_ros.config import NodeConfig
 from faceanything_ros.io.face_detector import FaceBox
 from faceanything_ros.reconstruction import Reconstruction
-from faceanything_ros.stream.face_ids import FaceIdentities
 from faceanything_ros.stream.head_pose import HeadPose, fit_head_pose
 from faceanything_ros.stream.method import choose_method, create_reconstructor
 from faceanything_ros.tracking import MultiFaceTracker, TrackingFrame
@@ -50,7 +49,7 @@ class ProcessedFrame:
     reconstruction: depth (H, W) metres, canonical (H, W, 3), cloud, ... of the image.
     faces: one ``FaceResult`` per reconstructed face, in ``reconstruction.faces`` order.
     tracks: every current track in this image (``TrackState``, ``Q`` tracks).
-    track_face_ids: ``(Q,)`` uint32 id of the face each track lies on in this image, 0 where none.
+    track_face_ids: ``(Q,)`` uint32 id of the face each track belongs to (``faces``' ids).
     canonical_space: id of the canonical space of the canonical coordinates.
     camera_info: the CameraInfo message whose K was given (duck-typed), or None.
     latency_s: seconds ``process`` took.
@@ -95,13 +94,13 @@ class FrameProcessor:
         self.reconstructor = create_reconstructor(self.method, config)
         self.space: CanonicalSpace = load_canonical_space()
         self.tracker = MultiFaceTracker(config.tracker_config(), device=config.device)
-        self.face_ids = FaceIdentities()
         # the window's earlier frames with the faces found in them (detected once, when they were new)
         context = config.window - 1 if self.method.method == "model" else 0
         self._context: deque[tuple[np.ndarray, list[FaceBox]]] = deque(maxlen=context)
         self._stream: tuple[str, tuple[int, ...]] | None = None  # (frame_id, image shape) of the context
         self._frames_processed = 0
         self._frames_since_seed = 0
+        self._visible_fraction = 1.0
 
     @property
     def engine(self) -> str:
@@ -125,7 +124,6 @@ class FrameProcessor:
         """Restart the stream's context: window, tracks and face ids (ids are never reused)."""
         self._context.clear()
         self.tracker.reset()
-        self.face_ids.reset()
         self._frames_since_seed = 0
         self._visible_fraction = 1.0
         self._stream = None
@@ -155,13 +153,14 @@ class FrameProcessor:
         reconstruction = self._reconstruct(rgb, intrinsics)
         self._stream = stream
         self._frames_processed += 1
-        ids = self.face_ids.assign(reconstruction.faces)
+        tracks = self._track(reconstruction.tracking_frames())
+        # message ids count from 1 (0 = no face); the tracker's face ids count from 0
+        ids = [0 if face_id is None else face_id + 1 for face_id in self.tracker.frame_faces]
         faces = [FaceResult(face_id, face.face, float(face.face.score), fit_head_pose(face.cloud, self.space),
                             face.num_pixels) for face_id, face in zip(ids, reconstruction.faces)]
-        tracks = self._track(reconstruction.tracking_frames())
         return ProcessedFrame(
             stamp_ns=int(stamp_ns), frame_id=str(frame_id), reconstruction=reconstruction, faces=faces,
-            tracks=tracks, track_face_ids=_face_ids_at(reconstruction, ids, tracks.pixels),
+            tracks=tracks, track_face_ids=(tracks.face + 1).astype(np.uint32),
             canonical_space=self.space.id, camera_info=camera_info if intrinsics is not None else None,
             latency_s=time.perf_counter() - start,
         )
@@ -190,13 +189,3 @@ class FrameProcessor:
         self._frames_since_seed += 1
         self._visible_fraction = float(state.visible.mean()) if len(state) else 1.0
         return state
-
-
-def _face_ids_at(reconstruction: Reconstruction, ids: list[int], pixels: np.ndarray) -> np.ndarray:
-    """``(Q,)`` uint32 id of the visible face at each ``(Q, 2)`` ``(u, v)`` pixel, 0 off every face or NaN."""
-    height, width = reconstruction.image_size
-    rounded = np.round(np.nan_to_num(pixels, nan=-1.0)).astype(np.int64).reshape(-1, 2)
-    inside = (rounded[:, 0] >= 0) & (rounded[:, 0] < width) & (rounded[:, 1] >= 0) & (rounded[:, 1] < height)
-    index = np.full(len(rounded), -1, np.int64)
-    index[inside] = reconstruction.face_index[rounded[inside, 1], rounded[inside, 0]]
-    return np.asarray([0, *ids], np.uint32)[index + 1]

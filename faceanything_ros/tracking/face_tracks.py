@@ -52,6 +52,7 @@ class MultiFaceTracker:
         CanonicalTracker(self.config, device, backend)  # validates the settings now, not at the first face
         self._next_face = 0
         self.faces: dict[int, TrackedFace] = {}
+        self.frame_faces: list[int | None] = []  # face id of each frame given to the last step (None: no face pixels)
 
     def reset(self) -> None:
         """Forget every face (face ids keep counting)."""
@@ -66,9 +67,12 @@ class MultiFaceTracker:
         """Track every face of one image: ``frames`` holds one ``TrackingFrame`` per face (any order).
 
         Returns the tracks of every face currently followed (matched, new, or missing but not yet
-        dropped: those all invisible), ordered by face id; ``TrackState.face`` says whose each is.
+        dropped: those all invisible), ordered by face id; ``TrackState.face`` says whose each is, and
+        ``frame_faces`` the face id of each of ``frames`` (stable across the stream: box overlap plus
+        canonical consistency; never reused).
         """
-        frames = [frame for frame in frames if frame.searchable(self.config.min_confidence).any()]
+        given = list(frames)
+        frames = [frame for frame in given if frame.searchable(self.config.min_confidence).any()]
         boxes = [face_box(frame, self.config.min_confidence) for frame in frames]
         matches = self._match(frames, boxes)
         for face_id in list(self.faces):
@@ -83,6 +87,8 @@ class MultiFaceTracker:
         for index, face_id in matches.items():
             face = self.faces[face_id]
             face.box, face.missing, face.last_frame = boxes[index], 0, frames[index]
+        ids = {id(frames[index]): face_id for index, face_id in matches.items()}
+        self.frame_faces = [ids.get(id(frame)) for frame in given]
         for face_id, face in self.faces.items():
             face.last_state = face.tracker.step(face.last_frame if face.missing == 0 else NO_FACE, time_s)
         return TrackState.concatenate([self.faces[face_id].last_state for face_id in sorted(self.faces)])
