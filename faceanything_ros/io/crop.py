@@ -161,6 +161,12 @@ def paste_back(
         source, out_dtype, default_fill = data.astype(np.float32), np.dtype(np.float32), np.nan
     else:
         raise TypeError(f"crop_map dtype {data.dtype} is not supported; expected float16/32/64, uint8 or bool")
+    if valid is not None:
+        valid = np.asarray(valid)
+        if valid.shape != (size, size) or valid.dtype != np.bool_:
+            raise ValueError(f"valid must be a bool ({size}, {size}) map for this box, got {valid.dtype} {valid.shape}")
+        if is_mask or data.dtype == np.uint8:
+            raise TypeError(f"valid applies to float maps only, got a {data.dtype} map")
     out = np.full((image_height, image_width) + data.shape[2:], default_fill if fill is None else fill, dtype=out_dtype)
     # crop edge coordinate c = (e - x0) * scale, i.e. the crop grid seen from the image grid
     cols = _footprint(size, -box.x0 * box.scale, 1.0 / box.scale, image_width)
@@ -180,11 +186,6 @@ def paste_back(
         warped = warp(source)
         out[rows, cols] = warped >= 0.5 if is_mask else warped
         return out
-    valid = np.asarray(valid)
-    if valid.shape != (size, size) or valid.dtype != np.bool_:
-        raise ValueError(f"valid must be a bool ({size}, {size}) map for this box, got {valid.dtype} {valid.shape}")
-    if is_mask or data.dtype == np.uint8:
-        raise TypeError(f"valid applies to float maps only, got a {data.dtype} map")
     per_channel = (...,) + (None,) * (data.ndim - 2)  # a (S, S) map broadcast over the channels
     weight = warp(valid.astype(source.dtype))
     values = warp(np.where(valid[per_channel], source, 0).astype(source.dtype))
