@@ -1,6 +1,7 @@
 """numpy <-> ROS message conversions, with rosbags typestore classes and real rclpy message classes."""
 from __future__ import annotations
 
+import array
 import importlib
 
 import cv2
@@ -49,9 +50,11 @@ def types(request):
 
 
 def cdr_round_trip(message, typename: str):
-    """The message after CDR serialisation (what a bag or DDS carries), for rosbags messages."""
+    """The message after CDR serialisation (what a bag or DDS carries), by its own library."""
     if not hasattr(message, "__msgtype__"):
-        return message
+        from rclpy.serialization import deserialize_message, serialize_message
+
+        return deserialize_message(serialize_message(message), type(message))
     return STORE.deserialize_cdr(STORE.serialize_cdr(message, typename), typename)
 
 
@@ -170,6 +173,20 @@ def test_depth_and_canonical_images(types):
     message = cdr_round_trip(C.canonical_image(types, header, canonical), "sensor_msgs/msg/Image")
     assert (message.encoding, message.step) == ("32FC3", 24)
     np.testing.assert_array_equal(C.image_to_array(message), canonical)
+
+
+def test_byte_fields_take_each_library_s_whole_buffer_path(types):
+    # rclpy: an array.array('B') (its setter copies it whole; a numpy array is checked element by element)
+    # rosbags: the array's own bytes, no copy
+    values = np.arange(6, dtype=np.float32).reshape(2, 3)
+    data = C.byte_sequence(types["sensor_msgs/msg/Image"], values)
+    assert bytes(data) == values.tobytes()
+    if isinstance(types, RclpyTypes):
+        assert isinstance(data, array.array) and data.typecode == "B"
+    else:
+        assert isinstance(data, np.ndarray) and data.dtype == np.uint8 and np.shares_memory(data, values)
+    message = C.depth_image(types, C.make_header(types, 0, "cam"), values)
+    assert bytes(message.data) == values.tobytes()
 
 
 def test_16uc1_depth_is_millimetres_with_zero_as_none():

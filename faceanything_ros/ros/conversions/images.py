@@ -5,6 +5,7 @@ REP 118 (``32FC1`` depth in metres, NaN = no measurement; ``16UC1`` depth in mil
 """
 from __future__ import annotations
 
+import array
 from typing import Any, Callable, Mapping
 
 import cv2
@@ -37,6 +38,21 @@ class ImageConversionError(ValueError):
     def __init__(self, kind: str, message: str) -> None:
         super().__init__(f"{kind}: {message}")
         self.kind = kind
+
+
+def byte_sequence(message_class: type, values: np.ndarray) -> Any:
+    """The bytes of contiguous array ``values`` as a ``uint8[]`` field value for ``message_class``.
+
+    rclpy messages get an ``array.array('B')`` (one copy; the generated constructor and setter take
+    it as a whole, where a numpy array goes through a checked per-element path, ~0.1 s per 640x480
+    float image); other classes (``rosbags``) get the flat ``uint8`` numpy view, no copy.
+    """
+    flat = np.ascontiguousarray(values).view(np.uint8).reshape(-1)
+    if not hasattr(message_class, "get_fields_and_field_types"):
+        return flat
+    data = array.array("B")
+    data.frombytes(flat)
+    return data
 
 
 def stamp_to_ns(stamp: Any) -> int:
@@ -160,7 +176,8 @@ def rgb_to_compressed(types: Types, header: Any, rgb: np.ndarray, fmt: str = "jp
     ok, encoded = cv2.imencode(f".{fmt}", np.ascontiguousarray(np.asarray(rgb)[..., ::-1]), params)
     if not ok:
         raise ValueError(f"OpenCV could not encode a {np.asarray(rgb).shape} image as {fmt}")
-    return types["sensor_msgs/msg/CompressedImage"](header=header, format=fmt, data=encoded.reshape(-1))
+    message_class = types["sensor_msgs/msg/CompressedImage"]
+    return message_class(header=header, format=fmt, data=byte_sequence(message_class, encoded))
 
 
 def array_to_image(types: Types, header: Any, pixels: np.ndarray, encoding: str) -> Any:
@@ -174,9 +191,10 @@ def array_to_image(types: Types, header: Any, pixels: np.ndarray, encoding: str)
                          f"got {pixels.shape}")
     height, width = pixels.shape[:2]
     data = np.ascontiguousarray(pixels, dtype=np.dtype(code))
-    return types["sensor_msgs/msg/Image"](
+    message_class = types["sensor_msgs/msg/Image"]
+    return message_class(
         header=header, height=height, width=width, encoding=encoding, is_bigendian=0,
-        step=width * channels * data.itemsize, data=data.view(np.uint8).reshape(-1),
+        step=width * channels * data.itemsize, data=byte_sequence(message_class, data),
     )
 
 
