@@ -148,15 +148,15 @@ class CanonicalTracker:
         self._visible = np.concatenate([self._visible, np.zeros(len(ids), bool)])
         self._last_pixel = np.concatenate([self._last_pixel, np.full((len(ids), 2), -1, np.int64)])
 
-    def seed_grid(self, frame: TrackingFrame, num_tracks: int | None = None, avoid: np.ndarray | None = None
-                  ) -> np.ndarray:
+    def seed_grid(self, frame: TrackingFrame, num_tracks: int | None = None, avoid: np.ndarray | None = None,
+                  limit: int | None = None) -> np.ndarray:
         """Add pixel queries on a regular grid of about ``num_tracks`` (default ``config.num_tracks``) face pixels.
 
         The grid spacing ``sqrt(face pixels / num_tracks)`` (at least 1 pixel) is laid over the
         searchable face's bounding box; grid nodes on searchable pixels become queries, in
         row-major order. avoid: ``(A, 2)`` pixels ``(u, v)`` (e.g. of tracks kept); nodes closer
-        than half a spacing to one of them are skipped, and at most ``num_tracks`` nodes are
-        added then. Returns their ``(Q,)`` int64 ids (empty if the frame has no face pixel).
+        than half a spacing to one of them are skipped. limit: at most this many nodes are added.
+        Returns their ``(Q,)`` int64 ids (empty if the frame has no face pixel).
         """
         _check_frame(frame)
         num_tracks = self.config.num_tracks if num_tracks is None else num_tracks
@@ -174,8 +174,8 @@ class CanonicalTracker:
         pixels = np.stack([node_cols[on_face], node_rows[on_face]], axis=1).astype(np.float64)
         if avoid is not None and len(avoid):
             gap = np.linalg.norm(pixels[:, None] - np.asarray(avoid, np.float64)[None], axis=2).min(axis=1)
-            pixels = pixels[gap >= spacing / 2][:num_tracks]
-        return self.add_queries(frame, pixels)
+            pixels = pixels[gap >= spacing / 2]
+        return self.add_queries(frame, pixels[:limit])
 
     def replace_lost(self, frame: TrackingFrame) -> np.ndarray:
         """Replace the pixel-query tracks invisible on the last step by grid queries on ``frame``'s uncovered face.
@@ -193,7 +193,7 @@ class CanonicalTracker:
         for name in ("_ids", "_canonical", "_normals", "_visible", "_last_pixel"):
             setattr(self, name, getattr(self, name)[kept])
         covered = self._last_pixel[self._visible]
-        return self.seed_grid(frame, int(lost.sum()), avoid=covered)
+        return self.seed_grid(frame, avoid=covered, limit=int(lost.sum()))
 
     def step(self, frame: TrackingFrame, time_s: float | None = None) -> TrackState:
         """Locate every current query in ``frame``; see ``TrackState`` for the fields.
