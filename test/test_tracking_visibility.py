@@ -1,4 +1,4 @@
-"""Visibility, hysteresis, template queries, lost-track replacement and the One-Euro filter on exact synthetic frames."""
+"""Visibility, hysteresis, template queries, lost tracks and the One-Euro filter on exact synthetic frames."""
 from __future__ import annotations
 
 import math
