@@ -207,6 +207,7 @@ class NodeConfig:
     def tracker_config(self) -> TrackerConfig:
         """The ``TrackerConfig`` these settings mean."""
         return TrackerConfig(num_tracks=self.num_tracks, max_distance=self.track_max_distance,
+                             enter_distance=min(TrackerConfig.enter_distance, self.track_max_distance),
                              min_confidence=self.track_min_confidence)
 
 
