@@ -83,22 +83,23 @@ class TrackerConfig:
     """
 
     num_tracks: int = 256  # tracks per face: template points (queries=canonical) or grid nodes (queries=pixels)
-    queries: str = "canonical"  # canonical: template surface points, id k = the same facial point everywhere | pixels: a grid on the face's first frame
+    # canonical: template surface points, id k = the same facial point everywhere | pixels: a grid on a face's first frame
+    queries: str = "canonical"
     max_distance: float = 0.05  # canonical distance (after refinement) above which a visible track turns invisible
     enter_distance: float = 0.03  # canonical distance at or below which an invisible track may turn visible
     min_facing: float = 0.0  # cosine(normal, direction to camera) below which a visible track turns invisible
     enter_facing: float = 0.1  # facing cosine at or above which an invisible track may turn visible
-    max_depth_step: float = 0.02  # metres: |depth - median depth of the 5x5 face window| above which a track is not visible
+    max_depth_step: float = 0.02  # metres off its face neighbourhood (tracking.visibility.depth_step): not visible
     min_confidence: float = 1.0  # canonical confidence (>= 1; 1 = keep all) below which a pixel is not searched
     refine: bool = True  # sub-pixel refinement by a local linear fit of the canonical map
-    search_radius: int = 3  # pixels: a visible track is first searched this close to its last pixel; 0 = exact global search
+    search_radius: int = 3  # pixels around a visible track's last pixel searched first; 0 = exact global search
     filter: bool = False  # One-Euro filter of the visible tracks' pixels and points (off for evaluation)
     filter_min_cutoff_hz: float = 1.0  # One-Euro cutoff of a still track, Hz
     filter_beta_pixels: float = 0.05  # One-Euro cutoff increase per pixel/s of image speed, Hz
     filter_beta_metres: float = 20.0  # One-Euro cutoff increase per m/s of 3-D speed, Hz
     filter_rate_hz: float = 30.0  # frame rate assumed by the filter when a step has no time stamp
     face_min_iou: float = 0.1  # box overlap (IoU) a face needs with a tracked face to continue its tracks
-    face_min_consistency: float = 0.3  # fraction of a face's visible tracks whose last pixel still shows their canonical point
+    face_min_consistency: float = 0.3  # fraction of a face's visible tracks still shown at their box-moved last pixel
     face_max_missing: int = 30  # frames a face may go unseen before its tracks are dropped
 
 
@@ -237,6 +238,7 @@ class NodeConfig:
     def tracker_config(self) -> TrackerConfig:
         """The ``TrackerConfig`` these settings mean."""
         return TrackerConfig(num_tracks=self.num_tracks, max_distance=self.track_max_distance,
+                             enter_distance=min(TrackerConfig.enter_distance, self.track_max_distance),
                              min_confidence=self.track_min_confidence)
 
 

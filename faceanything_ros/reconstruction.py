@@ -123,8 +123,8 @@ class Reconstruction:
         tracked on its own (``tracking.MultiFaceTracker``) and no track can move to another face.
         """
         index = self.face_index
-        return [TrackingFrame(canonical=face.canonical, confidence=face.canonical_confidence, mask=face.mask & (index == i),
-                              depth=face.depth, intrinsics=self.intrinsics)
+        return [TrackingFrame(canonical=face.canonical, confidence=face.canonical_confidence,
+                              mask=face.mask & (index == i), depth=face.depth, intrinsics=self.intrinsics)
                 for i, face in enumerate(self.faces)]
 
     def _merged(self, name: str, channels: int = 0) -> np.ndarray:

@@ -263,7 +263,8 @@ def test_camera_info_round_trip_and_size_mismatch(types):
 
 def track_state() -> TrackState:
     return TrackState(
-        ids=np.array([4, 9, 11]), face=np.array([0, 0, 1]), pixels=np.array([[10.5, 20.25], [3, 4], [np.nan, np.nan]], np.float32),
+        ids=np.array([4, 9, 11]), face=np.array([0, 0, 1]),
+        pixels=np.array([[10.5, 20.25], [3, 4], [np.nan, np.nan]], np.float32),
         points=np.array([[0.01, -0.02, 0.6], [np.nan] * 3, [np.nan] * 3], np.float32),
         canonical=np.array([[0.1, 0.2, 0.3], [-1, 0, 1], [0, 0, 0]], np.float32),
         distance=np.array([0.01, 0.08, np.nan], np.float32), visible=np.array([True, False, False]))

@@ -69,7 +69,8 @@ def test_tracks_do_not_jump_to_the_next_person_after_a_cut():
 
 
 def test_canonical_ids_are_the_same_facial_points_in_two_videos():
-    videos = [face_video(HAMILTON), FACES_TRAIN / "videos" / "dreamtalk_mead" / "mead_W011_front_neutral_level1_001.mp4"]
+    mead = FACES_TRAIN / "videos" / "dreamtalk_mead" / "mead_W011_front_neutral_level1_001.mp4"
+    videos = [face_video(HAMILTON), mead]
     if not videos[1].is_file():
         pytest.skip(f"shared face data not found: {videos[1]}")
     clips = [video_frames(videos[0], 120, 140, 10), video_frames(videos[1], 0, 20, 10)]

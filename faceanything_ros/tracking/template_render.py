@@ -20,7 +20,7 @@ from faceanything_ros.tracking.frame import TrackingFrame
 
 
 def head_rotation_matrix(yaw_deg: float = 0.0, pitch_deg: float = 0.0, roll_deg: float = 0.0) -> np.ndarray:
-    """``(3, 3)`` rotation of the head in the optical frame: yaw about y (down), pitch about x, roll about z, degrees."""
+    """``(3, 3)`` head rotation in the optical frame: yaw about y (down), pitch about x, roll about z; degrees."""
     return Rotation.from_euler("yxz", [yaw_deg, pitch_deg, roll_deg], degrees=True).as_matrix()
 
 

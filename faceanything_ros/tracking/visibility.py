@@ -5,8 +5,8 @@ hidden: it is then some pixel near the silhouette. These checks decide from the 
 geometry whether the matched point is really the query's point:
 
 * facing: the query's template normal, rotated into the camera by the head rotation fitted to
-  the frame (the well-matched tracks' canonical coordinates against their 3-D points), must point towards the camera along the
-  ray through the matched pixel;
+  the frame (the well-matched tracks' canonical coordinates against their 3-D points), must
+  point towards the camera along the ray through the matched pixel;
 * depth: the matched pixel must lie on its neighbourhood's surface: not off the median depth of
   its face neighbourhood (a flying pixel) and not behind a much nearer neighbour (the far side
   of an occluding edge, e.g. the cheek beside the nose of a turned head, where a hidden point's

@@ -4,7 +4,8 @@ The tracker's search without a per-frame index over every face pixel: a face mov
 between frames and its canonical map is smooth and one-to-one, so a query visible on the last
 frame is matched in a window around its last pixel, and a query to be found anew is matched by
 an index over every ``stride``-th face pixel row and column followed by a window around that
-coarse match at full resolution (``CanonicalTracker._nearest``).
+coarse match at full resolution (``CanonicalTracker._nearest``). The windows pay while they read
+fewer pixels than the face has (few tracks on a large face).
 """
 from __future__ import annotations
 
