@@ -23,7 +23,8 @@ setup(
     license="Apache-2.0",
     python_requires=">=3.10",
     packages=find_packages(include=["faceanything_ros", "faceanything_ros.*", "training", "training.*"]),
-    package_data={"faceanything_ros": ["py.typed", "canonical/data/*.npz"]},
+    package_data={"faceanything_ros": ["py.typed", "canonical/data/*.npz", "model/weights/*.safetensors",
+                                       "model/weights/MODEL_CARD.md"]},
     data_files=[
         ("share/ament_index/resource_index/packages", ["resource/faceanything_ros"]),
         ("share/faceanything_ros", ["package.xml"]),

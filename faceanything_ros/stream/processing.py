@@ -150,7 +150,7 @@ class FrameProcessor:
         stream = (str(frame_id), np.shape(rgb))
         if self._stream is not None and stream != self._stream:
             self.reset()
-        reconstruction = self._reconstruct(rgb, intrinsics)
+        reconstruction = self._reconstruct(rgb, intrinsics, str(frame_id))
         self._stream = stream
         self._frames_processed += 1
         tracks = self._track(reconstruction.tracking_frames())
@@ -165,16 +165,17 @@ class FrameProcessor:
             latency_s=time.perf_counter() - start,
         )
 
-    def _reconstruct(self, rgb: np.ndarray, intrinsics: np.ndarray | None) -> Reconstruction:
-        """The new frame's reconstruction, with the window's context frames (the model) or alone."""
-        if self._context.maxlen == 0:
+    def _reconstruct(self, rgb: np.ndarray, intrinsics: np.ndarray | None, camera_id: str) -> Reconstruction:
+        """The new frame's reconstruction, with the window's context frames (the model) or alone;
+        ``camera_id`` keys the model's running focal estimate."""
+        if self.method.method == "mesh":
             (reconstruction,) = self.reconstructor.predict([rgb], intrinsics, [self._frames_processed])
             return reconstruction
         window = [frame for frame, _ in self._context] + [rgb]
         first = self._frames_processed - len(self._context)
         (reconstruction,) = self.reconstructor.predict(
             window, intrinsics, range(first, first + len(window)), context_frames=len(self._context),
-            detections=[faces for _, faces in self._context] + [None])
+            detections=[faces for _, faces in self._context] + [None], camera_id=camera_id)
         self._context.append((rgb, [face.face for face in reconstruction.faces]))
         return reconstruction
 
