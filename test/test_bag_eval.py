@@ -34,6 +34,11 @@ def node_config(checkpoint) -> NodeConfig:
     return NodeConfig(model=str(checkpoint), engine="torch", mask_threshold=0.0, num_tracks=32)
 
 
+def mesh_config() -> NodeConfig:
+    """The face-mesh method: real canonical maps, so the canonical template tracks are found and visible."""
+    return NodeConfig(method="mesh", mask_threshold=0.0, num_tracks=32)
+
+
 def read_topic(bag, topic):
     """``[(bag timestamp, message)]`` of one topic."""
     with BagReader(bag) as reader:
@@ -109,7 +114,7 @@ def evaluated(tmp_path_factory, tiny_checkpoint):
     """A 3-frame bag and the output bag of its evaluation."""
     folder = tmp_path_factory.mktemp("evaluated")
     video_to_bag(face_video(VIDEO), folder / "in", max_frames=FRAMES)
-    evaluate_bag(folder / "in", folder / "out", "/image", node_config(tiny_checkpoint))
+    evaluate_bag(folder / "in", folder / "out", "/image", mesh_config())
     return folder
 
 
@@ -126,7 +131,7 @@ def test_accuracy_against_known_perturbed_ground_truth(tmp_path, tiny_checkpoint
             for item in track.tracks:
                 item.u, item.v = item.u + shift[0], item.v + shift[1]
             writer.write("/truth/tracks", "faceanything_ros/msg/CanonicalTrackArray", t, track)
-    report = evaluate_bag(tmp_path / "truth", tmp_path / "out", "/image", node_config(tiny_checkpoint),
+    report = evaluate_bag(tmp_path / "truth", tmp_path / "out", "/image", mesh_config(),
                           depth_topic="/truth/depth", tracks_topic="/truth/tracks")
     predicted = np.concatenate([depth_image_to_metres(m).ravel() for _, m in depths]).astype(np.float64)
     predicted = predicted[np.isfinite(predicted)]
@@ -136,6 +141,7 @@ def test_accuracy_against_known_perturbed_ground_truth(tmp_path, tiny_checkpoint
     assert depth_accuracy["rmse_m"] == pytest.approx(0.1 * np.sqrt(np.mean(predicted ** 2)), rel=1e-5)
     assert depth_accuracy["delta_1_25"] == 1.0
     visible = sum(int(track_array_to_arrays(m)["visible"].sum()) for _, m in tracks)
+    assert visible > 0
     track_accuracy = report["accuracy"]["tracks"]
     assert (track_accuracy["frames"], track_accuracy["matched"], track_accuracy["unmatched"]) == (FRAMES, visible, 0)
     assert track_accuracy["mean_error_px"] == pytest.approx(5.0, abs=1e-4)

@@ -44,7 +44,8 @@ def test_reconstruct_writes_every_output(tiny_checkpoint, tmp_path):
     video_out.release()
 
 
-def test_reconstruct_without_model_says_none_is_bundled(tmp_path, caplog):
+def test_reconstruct_without_model_or_bundled_weights_says_so(tmp_path, caplog, monkeypatch):
+    monkeypatch.setattr("faceanything_ros.model.bundled.BUNDLED_CHECKPOINT", tmp_path / "absent.safetensors")
     video = face_video("liveportrait_d18_man_frontal_mouth.mp4")
     assert main(["reconstruct", str(video), "-o", str(tmp_path / "out")]) == 2
     assert "no trained model is bundled" in caplog.text
@@ -64,7 +65,7 @@ def test_info_and_init_model(tmp_path, capsys):
     assert "faceanything_ros 0.1.0" in printed and "size tiny, input 224 px, UNTRAINED" in printed
     assert "engines: torch (available)" in printed
     assert main(["info"]) == 0
-    assert "model: none bundled" in capsys.readouterr().out
+    assert "size tiny, input 128 px, trained" in capsys.readouterr().out  # the bundled model
 
 
 @pytest.mark.parametrize("argument", ["--window", "--stride", "--num-tracks"])

@@ -42,6 +42,7 @@ def test_a_perfect_prediction_has_zero_error(small_dataset):
     # alone keeps delta_avg below 1
     assert summary["tracking"]["epe_px"] < 0.75
     assert summary["tracking"]["delta_avg"] > 0.55
+    assert summary["tracking"]["epe_3d_mm"] < 5.0  # the nearest pixel's surface point, about a pixel away at 32 px
 
 
 def test_known_perturbations_give_the_expected_errors(small_dataset):
@@ -56,6 +57,7 @@ def test_known_perturbations_give_the_expected_errors(small_dataset):
     assert summary["depth"]["abs_rel_aligned"] == pytest.approx(0.0, abs=1e-6)  # a pure scale aligns away
     assert summary["depth"]["delta1"] == 1.0
     assert summary["canonical"]["median_mm"] == pytest.approx(0.01 * mm_per_unit, rel=1e-3)
+    assert summary["tracking"]["epe_3d_mm"] > 20.0  # 10 % of a 0.3-3 m distance
 
 
 def test_tap_metrics_count_misses_and_occlusions():

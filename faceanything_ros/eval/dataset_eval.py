@@ -116,8 +116,27 @@ def score_sample(sums: MetricSums, prediction: SamplePrediction, batch: dict[str
     if frames > 1:
         queries = batch["track_query_frame"][b].numpy()
         true_pixels = batch["tracks"][b].numpy()
+        true_visible = batch["track_visible"][b].numpy()
         tracks = canonical_tracks(prediction.canonical, prediction.mask, true_pixels, queries)
-        score_tracks(sums, tracks, true_pixels, batch["track_visible"][b].numpy(), queries, prediction.mask.shape[-1])
+        score_tracks(sums, tracks, true_pixels, true_visible, queries, prediction.mask.shape[-1])
+        located = true_visible & np.isfinite(tracks[0]).all(axis=-1)
+        rays = batch["rays"][b].double().numpy()
+        predicted = track_points(prediction.depth, rays, tracks[0], located)
+        truth = track_points(batch["depth"][b].double().numpy(), rays, true_pixels, located)
+        error = np.linalg.norm(predicted - truth, axis=-1)
+        sums.add("tracking.epe_3d_mm", float(1000.0 * np.nanmean(error)) if np.isfinite(error).any() else float("nan"))
+
+
+def track_points(depth: np.ndarray, rays: np.ndarray, pixels: np.ndarray, valid: np.ndarray) -> np.ndarray:
+    """``(N, T, 3)`` virtual-camera points (metres) of ``(N, T, 2)`` track pixels: ``(T, S, S)`` depth at the
+    nearest pixel along that pixel's ray (``(T, S, S, 3)``); NaN where not ``valid`` or depth is missing."""
+    frames, size = depth.shape[0], depth.shape[-1]
+    cols = np.clip(np.rint(np.nan_to_num(pixels[..., 0])), 0, size - 1).astype(np.int64)
+    rows = np.clip(np.rint(np.nan_to_num(pixels[..., 1])), 0, size - 1).astype(np.int64)
+    frame = np.broadcast_to(np.arange(frames), valid.shape)
+    direction = rays[frame, rows, cols]
+    points = depth[frame, rows, cols][..., None] * direction / direction[..., 2:3]
+    return np.where(valid[..., None], points, np.nan)
 
 
 def score_batches(predict, batches, mm_per_unit: float) -> dict[str, dict[str, float]]:
