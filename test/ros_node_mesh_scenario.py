@@ -33,6 +33,9 @@ def set_parameters(client: Client, values: dict) -> list[bool]:
     return [result.successful for result in client.call(SetParameters, "set_parameters", request).results]
 
 
+MISSING_MODEL = "/nonexistent/faceanything_model.safetensors"  # method model with a model that is not there
+
+
 def lockstep(client: Client, frames, stamps, label: str, record: dict, arrays: dict, names=None) -> list[bool]:
     """Each frame with a CameraInfo of its stamp, the next one once its outputs (``names``) arrived."""
     height, width = frames[0].shape[:2]
@@ -48,9 +51,9 @@ def lockstep(client: Client, frames, stamps, label: str, record: dict, arrays: d
 
 
 def mesh_scenario(client: Client, frames, record: dict, arrays: dict) -> None:
-    record["set_model_ok"] = set_parameters(client, {"method": "model"})
+    record["set_model_ok"] = set_parameters(client, {"method": "model", "model": MISSING_MODEL})
     record["configure_without_model_ok"] = client.transition(Transition.TRANSITION_CONFIGURE)
-    record["set_mesh_ok"] = set_parameters(client, {"method": "mesh"})
+    record["set_mesh_ok"] = set_parameters(client, {"method": "mesh", "model": ""})
     started = time.monotonic()
     record["configure_ok"] = client.transition(Transition.TRANSITION_CONFIGURE)
     record["configure_s"] = time.monotonic() - started

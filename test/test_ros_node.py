@@ -6,8 +6,10 @@ and runs everything from that install in subprocesses: the node through its inst
 (``lib/faceanything_ros/faceanything_lifecycle_node``, what ``ros2 run`` starts) or
 ``python -m faceanything_ros.ros.node``, and ``ros_node_client.py``, which publishes frames of a
 shared face video (+ CameraInfo) and records what the node publishes. The assertions are here.
-The model is an untrained tiny checkpoint with mask threshold 0, so a detected face gives
-non-empty outputs; geometry is checked for consistency (reprojection, headers, K), not accuracy.
+The managed node runs the bundled model and the plain node an untrained tiny checkpoint, both with
+mask threshold 0, so a detected face gives non-empty outputs (the bundled model's canonical maps
+also make the canonical template tracks visible); geometry is checked for consistency
+(reprojection, headers, K), not accuracy.
 """
 from __future__ import annotations
 
@@ -97,10 +99,10 @@ def run_node_with_client(ros_install, tiny_checkpoint: Path, tmp_path: Path, nod
 
 
 @pytest.fixture(scope="module")
-def lifecycle_run(ros_install, tiny_checkpoint, tmp_path_factory) -> NodeRun:
-    """The managed node (installed executable), driven through ros_node_client's ``lifecycle`` scenario."""
+def lifecycle_run(ros_install, tmp_path_factory) -> NodeRun:
+    """The managed node (installed executable, bundled model), driven through ros_node_client's ``lifecycle`` scenario."""
     return run_node_with_client(
-        ros_install, tiny_checkpoint, tmp_path_factory.mktemp("lifecycle"),
+        ros_install, bundled_checkpoint(), tmp_path_factory.mktemp("lifecycle"),
         str(ros_install[0] / "install" / "faceanything_ros" / "lib" / "faceanything_ros" / "faceanything_lifecycle_node"),
         "lifecycle", {"engine": "torch", "qos_reliability": "reliable", "qos_depth": "5"})
 
@@ -330,10 +332,10 @@ def mesh_run(ros_install, tmp_path_factory) -> NodeRun:
 
 def test_mesh_method_without_a_model_publishes_every_output(mesh_run: NodeRun) -> None:
     record = mesh_run.record
-    assert record["set_model_ok"] == [True] and record["configure_without_model_ok"] is False
-    if bundled_checkpoint() is None:  # method model with no model: configure fails and says why
-        assert "configure failed" in mesh_run.node_log and "no trained model is bundled" in mesh_run.node_log
-    assert record["set_mesh_ok"] == [True] and record["configure_ok"] and record["activate_ok"]
+    # method model with a missing model: configure fails and says why; then the mesh method needs none
+    assert record["set_model_ok"] == [True, True] and record["configure_without_model_ok"] is False
+    assert "configure failed" in mesh_run.node_log and "faceanything_model.safetensors" in mesh_run.node_log
+    assert record["set_mesh_ok"] == [True, True] and record["configure_ok"] and record["activate_ok"]
     assert record["lockstep_ok"] == [True] * 3
     for i, k_sent in enumerate(record["k_sent"]):
         headers = record["frames"][f"mesh{i}"]["headers"]

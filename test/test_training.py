@@ -14,8 +14,9 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from faceanything_ros.config import save_yaml
+from faceanything_ros.config import ModelConfig, save_yaml
 from faceanything_ros.model.checkpoint import read_checkpoint_metadata
+from faceanything_ros.model.net import FaceAnythingNet
 from training import train_cli
 from training.config import OptimConfig, TrainConfig
 from training.losses import LossWeights
@@ -83,8 +84,16 @@ def test_two_gloo_processes_match_one_process_with_the_same_global_batch(small_d
                            "--device", "cpu", "--threads", "1"]) == 0
     two = torch.load(tmp_path / "two" / "state.pt", weights_only=True)["model"]
     one = torch.load(tmp_path / "one" / "state.pt", weights_only=True)["model"]
-    worst = max(float((one[name] - two[name]).abs().max() / (one[name].abs().max() + 1e-8)) for name in one)
-    assert worst < 1e-4
+    torch.manual_seed(5)  # the config's seed: the trainer's initial weights
+    initial = FaceAnythingNet(ModelConfig.preset("tiny", image_size=32)).state_dict()
+
+    def relative(a, b):
+        return max(float((a[name] - b[name]).abs().max() / (a[name].abs().max() + 1e-8)) for name in a)
+
+    # the all-reduce sums in another order; Adam's normalised steps turn that into ~1e-4 differences,
+    # while 4 steps move the weights by far more
+    assert relative(one, two) < 1e-3
+    assert relative(one, initial) > 10 * relative(one, two)
 
 
 def test_bad_input_gets_clear_errors(small_dataset, tmp_path, caplog):
