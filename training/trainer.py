@@ -84,7 +84,8 @@ class Trainer:
                                            weight_decay=config.optim.weight_decay)
         self.step, self.total_steps, self.best = 0, config.steps, math.inf
         self.best_summary: dict[str, dict[str, float]] = {}
-        self.seconds = 0.0
+        self.seconds = 0.0  # training seconds of earlier runs of this folder (resume)
+        self._started = time.monotonic()
         if resume:
             self._load_state(self.run_folder.load_state())
         network = DistributedDataParallel(self.model) if process.world > 1 else self.model
@@ -108,7 +109,11 @@ class Trainer:
     def _state(self) -> dict[str, Any]:
         return {"model": self.model.state_dict(), "ema": self.ema.state_dict(), "optimizer": self.optimizer.state_dict(),
                 "step": self.step, "total_steps": self.total_steps, "best": self.best,
-                "best_summary": self.best_summary, "seconds": self.seconds, "lineage": self.lineage}
+                "best_summary": self.best_summary, "seconds": self.elapsed_seconds(), "lineage": self.lineage}
+
+    def elapsed_seconds(self) -> float:
+        """Training seconds of this run folder: earlier runs (resume) plus this ``run()`` so far."""
+        return self.seconds + time.monotonic() - self._started
 
     def learning_rate(self, step: int) -> float:
         """Linear warmup to ``lr`` over ``warmup_steps``, then cosine decay to ``min_lr_ratio * lr`` at the
@@ -166,7 +171,7 @@ class Trainer:
         ``stop_after``: end after this step with a saved, resumable state and the schedule unchanged
         (a job slot ending), so that ``resume`` continues exactly as if nothing had stopped.
         """
-        started = time.monotonic()
+        self._started = started = time.monotonic()
         deadline = None if self.minutes is None else started + 60.0 * self.minutes
         progress = tqdm(total=self.total_steps, initial=self.step, unit="step", disable=not self.process.main,
                         desc=f"stage {self.config.stage}")
@@ -183,7 +188,7 @@ class Trainer:
                     progress.total = self.total_steps
                 stopping = self.step == stop_after
                 if self.step % self.config.eval_every == 0 or self.step >= self.total_steps or stopping:
-                    self._checkpoint(started)
+                    self._checkpoint()
                 if self.step >= self.total_steps or stopping:
                     break
             if self.step == stop_after:
@@ -212,7 +217,7 @@ class Trainer:
             dist.broadcast(agreed, src=0)
             self.total_steps = int(agreed.item())
 
-    def _checkpoint(self, started: float) -> None:
+    def _checkpoint(self) -> None:
         """Validate (main process), export when better, save the resumable state; all processes wait."""
         if self.process.main:
             summary = self.validate()
@@ -220,11 +225,10 @@ class Trainer:
             self.run_folder.log(self.step, "val", flat)
             family, name = self.config.select_metric.split(".", 1)
             score = summary.get(family, {}).get(name, math.inf)
-            self.seconds_now = self.seconds + time.monotonic() - started
             if score < self.best or not self.run_folder.model_path.exists():
                 self.best, self.best_summary = score, summary
                 self.export(summary)
-            self.run_folder.save_state(self._state() | {"seconds": self.seconds_now})
+            self.run_folder.save_state(self._state())
         if self.process.world > 1:
             dist.barrier()
 
@@ -234,7 +238,7 @@ class Trainer:
         manifests = [dataset.manifest for dataset in self.train_sets]
         manifest = manifests[0]
         compute = self.lineage + [{
-            "stage": self.config.stage, "steps": self.step, "hours": round(self.seconds_now / 3600.0, 3),
+            "stage": self.config.stage, "steps": self.step, "hours": round(self.elapsed_seconds() / 3600.0, 3),
             "samples_seen": self.step * self.config.batch_size, "processes": self.process.world,
             "device": torch.cuda.get_device_name() if self.process.device.type == "cuda" else platform.processor() or "cpu",
         }]

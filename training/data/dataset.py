@@ -6,8 +6,9 @@ input of ``FaceAnythingNet.forward``.
 Samples are copied out of memory-mapped shard arrays (``shards.ShardReader``), so worker processes
 share the page cache instead of each holding the dataset.
 
-With a ``TrainAugmentConfig`` every epoch sees new pixels: the item's random draw is seeded by
-``(seed, epoch, index)`` (``set_epoch``), so a run is reproducible whatever the number of workers.
+With a ``TrainAugmentConfig`` every epoch sees new pixels: ``item(index, epoch)`` seeds its random
+draw by ``(seed, epoch, index)``, so a run is reproducible whatever the number of workers (plain
+indexing is epoch 0).
 Augmentations keep the ground truth exact: crop jitter (zoom and shift, as a detector box would
 move; ground truth moves with the image, pixels from outside the stored crop leave it), horizontal
 flip (the camera's x axis mirrored, canonical coordinates mirrored through the template's
@@ -74,22 +75,12 @@ class FaceDataset(Dataset):
         self.records = [(i, r) for i, r in enumerate(self.manifest["samples"]) if split in (None, r["split"])]
         self.augment = augment
         self.seed = seed
-        self.epoch = 0
         self.reader = ShardReader(self.root)
 
     @property
     def image_size(self) -> int:
         """Side ``S`` of the stored square images, pixels."""
         return int(self.manifest["image_size"])
-
-    @property
-    def seq_len(self) -> int:
-        """Frames ``T`` per stored sample."""
-        return int(self.manifest["seq_len"])
-
-    def set_epoch(self, epoch: int) -> None:
-        """Use epoch ``epoch``'s augmentation draws (call before iterating each epoch)."""
-        self.epoch = int(epoch)
 
     def __len__(self) -> int:
         return len(self.records)
@@ -99,7 +90,7 @@ class FaceDataset(Dataset):
         return self.records[index][1]
 
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
-        return self.item(index, self.epoch)
+        return self.item(index, 0)
 
     def item(self, index: int, epoch: int) -> dict[str, torch.Tensor]:
         """Item ``index`` with epoch ``epoch``'s augmentation draw."""
