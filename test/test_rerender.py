@@ -1,6 +1,7 @@
 """Exact-geometry re-renders, camera sampling, sequences/tracks and augmentation (training.data)."""
 from __future__ import annotations
 
+import cv2
 import numpy as np
 import pytest
 from conftest import face_image
@@ -125,6 +126,35 @@ def test_camera_sampler_stays_in_range_and_looks_at_the_face():
     np.testing.assert_allclose(yawed.world_from_camera[:3, 3] - centre, [-np.sin(np.pi / 6), 0, -np.cos(np.pi / 6)])
     corner = sampler.camera(CameraParameters(0, 0, 0, 1.0, 90.0, (0.02, 0.02), 1.5, (0, 0)), vertices, np.eye(3), 128)
     assert not corner.in_frame.all() and corner.in_frame.any()  # a face at the corner: its crop leaves the frame
+
+
+def test_source_view_is_the_detector_crop_of_the_real_image(labelled):
+    rgb, label, source = labelled
+    height, width = rgb.shape[:2]
+    sampler = CameraSampler(CameraSamplerConfig(source_view_probability=1.0))
+    cameras = sampler.source_trajectory(np.random.default_rng(4), [source.vertices] * 2, label.intrinsics,
+                                        (width, height), 128)
+    camera = cameras[0]
+    np.testing.assert_array_equal(camera.world_from_camera, np.eye(4))
+    np.testing.assert_array_equal(cameras[1].intrinsics, camera.intrinsics)  # one crop for a still face
+    pixels, _ = project_points(source.vertices, camera.intrinsics)
+    extent = float(np.max(pixels.max(axis=0) - pixels.min(axis=0)))
+    assert 128 / 1.7 - 1e-6 <= extent <= 128 / 1.3 + 1e-6  # the configured crop scale
+    view = render_view(source, camera, label.triangles, label.canonical_vertices)
+    # every pixel inside the image is real: face texture plus the source's own surroundings
+    real = view.mask | view.context
+    assert (real & camera.in_frame).mean() > 0.97 * camera.in_frame.mean()
+    crop_to_image = (label.intrinsics @ np.linalg.inv(camera.intrinsics))[:2]
+    expected = cv2.warpAffine(rgb, crop_to_image, (128, 128), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP)
+    difference = np.abs(view.rgb[real].astype(int) - expected[real].astype(int))
+    assert np.median(difference) <= 1 and difference.mean() < 4
+    # ground truth is the pseudo-label's z-depth seen through the crop
+    labels = label.render(height, width)
+    label_depth = cv2.warpAffine(labels.depth, crop_to_image, (128, 128),
+                                 flags=cv2.INTER_NEAREST | cv2.WARP_INVERSE_MAP, borderValue=np.nan)
+    both = view.mask & np.isfinite(label_depth)
+    assert both.sum() > 0.95 * view.mask.sum() > 0.2 * 128 * 128
+    assert np.median(np.abs(view.depth[both] / label_depth[both] - 1)) < 0.005
 
 
 def test_trajectory_is_smooth_and_in_range():

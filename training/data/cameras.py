@@ -141,13 +141,28 @@ def frame_camera(parameters: CameraParameters, face_vertices: np.ndarray, face_r
     turn = rotation_onto(np.linalg.solve(K, np.append(face_pixel, 1.0)))
     pose = look.copy()
     pose[:3, :3] = look[:3, :3] @ turn.T
-    pixels, _ = project_points(transform_points(invert_pose(pose), vertices), K)
+    return crop_camera(K, pose, vertices, frame_size, size, parameters.crop_scale, parameters.crop_shift, parameters)
+
+
+def crop_camera(intrinsics: np.ndarray, world_from_camera: np.ndarray, face_vertices: np.ndarray,
+                frame_size: tuple[int, int], size: int, crop_scale: float, crop_shift: tuple[float, float],
+                parameters: CameraParameters | None = None) -> Camera:
+    """The ``Camera`` of the ``size x size`` detector-like crop around the face in a full frame.
+
+    intrinsics: ``(3, 3)`` of the full ``frame_size`` (width, height) frame (pixels);
+    world_from_camera: ``(4, 4)`` pose (metres); face_vertices: ``(V, 3)`` posed mesh (world
+    metres) whose projected box times ``crop_scale``, shifted by ``crop_shift`` (fractions of the
+    crop side), is the crop.
+    """
+    width, height = frame_size
+    pixels, _ = project_points(transform_points(invert_pose(world_from_camera), face_vertices), intrinsics)
     low, high = pixels.min(axis=0), pixels.max(axis=0)
-    side = parameters.crop_scale * float(np.max(high - low))
-    box_centre = (low + high) / 2.0 + side * np.asarray(parameters.crop_shift)
+    side = crop_scale * float(np.max(high - low))
+    box_centre = (low + high) / 2.0 + side * np.asarray(crop_shift)
     crop = CropBox.centred(box_centre[0], box_centre[1], side, size)
     corners = crop.image_pixels_to_crop(np.array([[-0.5, -0.5], [width - 0.5, height - 0.5]]))
-    return Camera(crop.intrinsics(K), pose, size, parameters, tuple(corners.reshape(-1)), side)
+    return Camera(crop.intrinsics(intrinsics), np.asarray(world_from_camera, dtype=np.float64), size, parameters,
+                  tuple(corners.reshape(-1)), side)
 
 
 class CameraSampler:
@@ -206,3 +221,13 @@ class CameraSampler:
                          frame_size, size)
             for s, vertices in zip(steps, face_vertices)
         ]
+
+    def source_trajectory(self, rng: np.random.Generator, face_vertices: list[np.ndarray], intrinsics: np.ndarray,
+                          frame_size: tuple[int, int], size: int) -> list[Camera]:
+        """``T`` cameras that are the source camera itself (identity pose, the source's own
+        ``intrinsics`` (3, 3) and ``frame_size`` (width, height)), each cropping its frame's face
+        as a detector would (one crop scale and shift drawn for the whole sequence): the sample
+        shows the real source pixels, surroundings included, with the pseudo-label as ground truth."""
+        scale = float(rng.uniform(*self.config.crop_scale))
+        shift = tuple(float(x) for x in rng.uniform(-self.config.crop_shift, self.config.crop_shift, size=2))
+        return [crop_camera(intrinsics, np.eye(4), vertices, frame_size, size, scale, shift) for vertices in face_vertices]

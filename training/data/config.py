@@ -27,7 +27,10 @@ class CameraSamplerConfig:
     side / projected face-mesh box side (the mesh box is ~1.2x a detector box, so 1.5 here is the
     predictor's 1.8); crop_shift: max crop-centre offset as a fraction of the crop side (detector
     box jitter); trajectory_span: a sequence's camera moves from one draw towards a second draw by
-    this fraction (0 = static camera, 1 = all the way), so consecutive frames stay close.
+    this fraction (0 = static camera, 1 = all the way), so consecutive frames stay close;
+    source_view_probability: chance that a sample is seen by the source camera itself (real pixels,
+    hair, neck and background included, and for videos the real head motion) instead of a novel
+    camera; only ``crop_scale`` and ``crop_shift`` apply to such samples.
     """
 
     yaw_deg: tuple[float, float] = (-40.0, 40.0)
@@ -41,6 +44,7 @@ class CameraSamplerConfig:
     crop_scale: tuple[float, float] = (1.3, 1.7)
     crop_shift: float = 0.06
     trajectory_span: float = 0.3
+    source_view_probability: float = 0.0
 
     def __post_init__(self) -> None:
         for name in ("yaw_deg", "pitch_deg", "roll_deg"):
@@ -58,6 +62,8 @@ class CameraSamplerConfig:
             raise ValueError(f"crop_shift must be in [0, 0.5), got {self.crop_shift}")
         if not 0.0 <= self.trajectory_span <= 1.0:
             raise ValueError(f"trajectory_span must be in [0, 1], got {self.trajectory_span}")
+        if not 0.0 <= self.source_view_probability <= 1.0:
+            raise ValueError(f"source_view_probability must be in [0, 1], got {self.source_view_probability}")
 
 
 @dataclass(frozen=True)

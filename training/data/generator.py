@@ -20,7 +20,7 @@ import numpy as np
 from faceanything_ros.canonical.space import CanonicalSpace
 from faceanything_ros.io.frames import IMAGE_EXTENSIONS, read_image
 from training.data.augment import augment_frames, occluder_masks
-from training.data.cameras import CameraSampler
+from training.data.cameras import Camera, CameraSampler
 from training.data.config import DataEngineConfig
 from training.data.rerender import RenderedView, SourceFrame, source_frame
 from training.data.sequence import Tracks, render_sequence, sample_tracks
@@ -178,7 +178,7 @@ class SampleGenerator:
         size = self.config.image_size
         occluders = occluder_masks(rng, len(frames), size, self.config.augment)
         for _ in range(CAMERA_ATTEMPTS):
-            cameras = self.sampler.sample_trajectory(rng, [f.vertices for f in frames], frames[0].rotation, size)
+            cameras = self._cameras(rng, frames)
             views = [view.restricted(camera.in_frame & ~occluded) for view, camera, occluded in zip(
                 render_sequence(frames, cameras, self.space.topology, self.canonical), cameras, occluders)]
             if min(view.mask.mean() for view in views) >= MIN_MASK_FRACTION:
@@ -193,6 +193,16 @@ class SampleGenerator:
                                        [camera.crop_side_px for camera in cameras])
         arrays["rgb"][~np.stack([camera.in_frame for camera in cameras])] = 0  # padding, as the crop code makes it
         return arrays
+
+    def _cameras(self, rng: np.random.Generator, frames: list[SourceFrame]) -> list[Camera]:
+        """One camera per frame: the source camera itself with ``source_view_probability``, else a novel trajectory."""
+        vertices = [f.vertices for f in frames]
+        size = self.config.image_size
+        chance = self.config.cameras.source_view_probability
+        if chance > 0 and rng.random() < chance:
+            height, width = frames[0].rgb.shape[:2]
+            return self.sampler.source_trajectory(rng, vertices, frames[0].intrinsics, (width, height), size)
+        return self.sampler.sample_trajectory(rng, vertices, frames[0].rotation, size)
 
 
 def sample_arrays(views: list[RenderedView], tracks: Tracks) -> dict[str, np.ndarray]:
