@@ -109,3 +109,21 @@ def test_eval_cli_scores_the_face_mesh_method_on_a_real_video(tmp_path):
     # the mesh method's canonical map locates its own landmarks to within a few percent of the IOD
     assert result["nme_median_pct"] < 3.0
     assert 0.0 <= result["jitter_px"] < 3.0 and result["fps"] > 0
+
+
+def test_canonical_points_are_located_at_their_pixels():
+    from faceanything_ros.eval.tracking import locate_canonical_points
+
+    v, u = np.mgrid[0:20, 0:30].astype(np.float64)
+    canonical = np.stack([u / 30, v / 20, np.zeros_like(u)], axis=-1)  # a plane: each pixel its own coordinate
+    mask = np.zeros((20, 30), dtype=bool)
+    mask[5:15, 10:25] = True
+    points = np.array([[12 / 30, 7 / 20, 0.0], [0.0, 0.0, 0.0], [np.nan, 0.0, 0.0]])
+    pixels, distance = locate_canonical_points(canonical, mask, points)
+    np.testing.assert_array_equal(pixels[0], [12, 7])
+    assert distance[0] == pytest.approx(0.0, abs=1e-12)
+    np.testing.assert_array_equal(pixels[1], [10, 5])  # off the mask: the nearest face pixel, far away
+    assert distance[1] == pytest.approx(np.hypot(10 / 30, 5 / 20))
+    assert np.isnan(pixels[2]).all() and np.isinf(distance[2])
+    empty_pixels, empty_distance = locate_canonical_points(canonical, np.zeros_like(mask), points)
+    assert np.isnan(empty_pixels).all() and np.isinf(empty_distance).all()

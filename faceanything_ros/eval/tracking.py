@@ -8,10 +8,10 @@ no temporal filter, so every method's maps are scored alike.
 from __future__ import annotations
 
 import numpy as np
-from scipy.spatial import cKDTree
 
 from faceanything_ros.config import TrackerConfig
 from faceanything_ros.eval.metrics import MetricSums, tap_metrics
+from faceanything_ros.tracking.neighbour_search import KDTreeNeighbours
 
 
 def canonical_tracks(canonical: np.ndarray, masks: np.ndarray, queries: np.ndarray, query_frame: np.ndarray,
@@ -44,14 +44,17 @@ def canonical_tracks(canonical: np.ndarray, masks: np.ndarray, queries: np.ndarr
 
 def locate_canonical_points(canonical: np.ndarray, mask: np.ndarray, points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Pixels of ``(Q, 3)`` canonical ``points`` in one frame: the ``mask`` pixel of the ``(H, W, 3)``
-    canonical map nearest to each; ``((Q, 2) float64 pixels (u, v), (Q,) distances)``, NaN and inf
-    when the mask is empty."""
+    canonical map nearest to each (the tracker's ``KDTreeNeighbours``); ``((Q, 2) float64 pixels
+    (u, v), (Q,) distances)``, NaN and inf for non-finite points and when the mask is empty."""
+    pixels, distance = np.full((len(points), 2), np.nan), np.full(len(points), np.inf)
     face = np.flatnonzero(mask)
-    if not len(face):
-        return np.full((len(points), 2), np.nan), np.full(len(points), np.inf)
-    distance, nearest = cKDTree(canonical.reshape(-1, 3)[face]).query(points)
+    finite = np.isfinite(points).all(axis=1)
+    if not len(face) or not finite.any():
+        return pixels, distance
+    nearest, distance[finite] = KDTreeNeighbours(canonical.reshape(-1, 3)[face]).query(points[finite])
     v, u = np.divmod(face[nearest], mask.shape[1])
-    return np.stack([u, v], axis=1).astype(np.float64), distance
+    pixels[finite] = np.stack([u, v], axis=1)
+    return pixels, distance
 
 
 def score_tracks(sums: MetricSums, tracks: tuple[np.ndarray, np.ndarray], true_pixels: np.ndarray,
