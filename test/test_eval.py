@@ -109,6 +109,8 @@ def test_eval_cli_scores_the_face_mesh_method_on_a_real_video(tmp_path):
     # the mesh method's canonical map locates its own landmarks to within a few percent of the IOD
     assert result["nme_median_pct"] < 3.0
     assert 0.0 <= result["jitter_px"] < 3.0 and result["fps"] > 0
+    # its face mask is the face mesh's own surface, so it agrees with the labeller's
+    assert result["mask_iou_median"] > 0.9
 
 
 def test_canonical_points_are_located_at_their_pixels():

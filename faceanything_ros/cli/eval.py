@@ -98,7 +98,7 @@ def _score_videos(method: str, args: argparse.Namespace) -> dict[str, dict[str, 
                 for frame in source:
                     reconstruction = timed(score, reconstructor.predict, frame.rgb[None])[0]
                     labels = landmarks.label(frame.rgb, reconstruction.intrinsics)
-                    score_frame(score, reconstruction, labels[0].landmarks_px if labels else None, template)
+                    score_frame(score, reconstruction, labels[0] if labels else None, template)
             per_video[path.name] = score.summary()
     metrics = list(next(iter(per_video.values())))
     mean = {name: float(np.nanmean([v[name] for v in per_video.values()])) for name in metrics}
