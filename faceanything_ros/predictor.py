@@ -16,7 +16,7 @@ from .engines import create_engine
 from .geometry.camera import intrinsics_from_fov, intrinsics_matrix, mean_focal
 from .geometry.focal_estimate import StreamFocal
 from .geometry.pointcloud import point_cloud_from_depth
-from .geometry.rays import fit_focal_scale, sample_crop_rays
+from .geometry.rays import fit_focal_scale, ray_sample_stride, sample_crop_rays
 from .geometry.virtual_camera import depth_from_virtual, virtual_rotation
 from .io.crop import CropBox, crop_box_for_face, crop_image, paste_back
 from .io.face_detector import FaceBox, FaceDetector
@@ -27,7 +27,6 @@ from .reconstruction import FaceReconstruction, Reconstruction
 
 log = logging.getLogger(__name__)
 
-RAY_SAMPLE_STRIDE = 4  # every 4th crop pixel per axis: ~3,000 rays of a crop fix its focal length
 
 
 @dataclass
@@ -150,7 +149,7 @@ class Predictor:
         try:
             rays = sample_crop_rays(prediction.rays[0], prediction.ray_confidence[0],
                                     prediction.mask_probability[0] > self.config.mask_threshold, result.crop,
-                                    RAY_SAMPLE_STRIDE)
+                                    ray_sample_stride(result.crop.output_size))
         except ValueError as error:
             log.warning("the face crop's rays give no focal length (%s); its depth is left unscaled", error)
             return None

@@ -106,8 +106,10 @@ def test_dataset_gives_model_layout_tensors(tmp_path):
     samples = [random_sample(rng, frames=3, size=16, tracks=7) for _ in range(3)]
     with ShardWriter(tmp_path / "ds", 2, {"image_size": 16, "seq_len": 3}) as writer:
         for i, sample in enumerate(samples):
-            writer.add(sample, record("train", f"id{i}"))
+            writer.add(sample, {**record("train", f"id{i}"), "source_view": i == 2})
     dataset = FaceDataset(tmp_path / "ds", "train")
+    # the source-view sample's K was assumed when labelling: its camera is not known
+    assert [bool(dataset[i]["camera_known"]) for i in range(3)] == [True, True, False]
     assert len(dataset) == 3 and len(FaceDataset(tmp_path / "ds", "val")) == 0
     batch = next(iter(torch.utils.data.DataLoader(dataset, batch_size=2)))
     assert batch["images"].shape == (2, 3, 3, 16, 16) and batch["images"].dtype == torch.uint8
@@ -149,6 +151,7 @@ def test_cli_builds_a_tiny_dataset_with_preview(tmp_path):
     for sample in manifest["samples"]:
         assert sample["provenance"]["licence"] and sample["source"].split("/")[0] in ("images", "videos")
         assert sample["split"] in ("train", "val", "test") and len(sample["frames"]) == 2
+        assert sample["source_view"] is False  # novel cameras only by default
     import cv2
 
     preview = cv2.imread(str(out / "preview.png"))
@@ -189,7 +192,7 @@ def test_augmentation_keeps_ground_truth_exact(small_dataset):
         arrays = augment_sample(rng, raw, TrainAugmentConfig(zoom=(0.8, 1.2), shift=0.1))
         flipped = np.linalg.det(arrays["world_from_camera"][0]) < 0
         flips += flipped
-        item = to_item(arrays, index)
+        item = to_item(arrays, index, True)
         size = item["mask"].shape[-1]
         for t in range(item["mask"].shape[0]):
             visible = item["track_visible"][:, t].numpy()

@@ -6,12 +6,14 @@ import json
 
 import numpy as np
 import pytest
+import torch
 
 from conftest import face_video
 from faceanything_ros.cli import main as cli
 from faceanything_ros.data.format import read_manifest
-from faceanything_ros.eval.dataset_eval import SamplePrediction, dataset_batches, score_sample
+from faceanything_ros.eval.dataset_eval import SamplePrediction, dataset_batches, model_predictions, score_sample
 from faceanything_ros.eval.metrics import MetricSums, tap_metrics
+from faceanything_ros.geometry.virtual_camera import virtual_rays, virtual_rotation
 from faceanything_ros.model.checkpoint import init_checkpoint
 
 
@@ -129,3 +131,36 @@ def test_canonical_points_are_located_at_their_pixels():
     assert np.isnan(pixels[2]).all() and np.isinf(distance[2])
     empty_pixels, empty_distance = locate_canonical_points(canonical, np.zeros_like(mask), points)
     assert np.isnan(empty_pixels).all() and np.isinf(empty_distance).all()
+
+
+class FocalStandIn(torch.nn.Module):
+    """Predicts a batch's truth as seen by a camera with ``factor`` x the true focal length: rays of
+    that camera's crops (same virtual rotation) and depth ``factor`` x farther, as a network fooled
+    about the focal length would (the face is the same size in the image)."""
+
+    def __init__(self, batch, factor: float) -> None:
+        super().__init__()
+        self.batch, self.factor = batch, factor
+
+    def forward(self, images):
+        batch, size = self.batch, images.shape[-1]
+        rays = np.empty(tuple(batch["rays"].shape))
+        for b, t in np.ndindex(*rays.shape[:2]):
+            K = batch["intrinsics"][b, t].double().numpy()
+            longer = K.copy()
+            longer[[0, 1], [0, 1]] *= self.factor
+            rays[b, t] = virtual_rays(longer, virtual_rotation(K, size, size), size, size)
+        shape = batch["mask"].shape
+        return {"depth": batch["depth"] * self.factor, "rays": torch.from_numpy(rays).float(),
+                "ray_confidence": torch.ones(shape), "canonical": batch["canonical"],
+                "mask_logit": torch.where(batch["mask"], 10.0, -10.0)}
+
+
+def test_model_depth_is_rescaled_by_the_focal_its_rays_imply(small_dataset):
+    batch = next(dataset_batches(small_dataset, None, limit=8))
+    for factor in (1.0, 1.25):
+        predictions = model_predictions(FocalStandIn(batch, factor), batch, torch.device("cpu"))
+        for b, prediction in enumerate(predictions):
+            face = batch["mask"][b].numpy()
+            np.testing.assert_allclose(prediction.focal_error_pct, 100 * (factor - 1), atol=0.2)
+            np.testing.assert_allclose(prediction.depth[face], batch["depth"][b].numpy()[face], rtol=2e-3)

@@ -32,7 +32,7 @@ def perfect_batch(frames: int = 2) -> tuple[dict, dict]:
     tracks = torch.rand(2, 5, frames, 2, generator=generator) * (SIZE - 1)
     batch = {"depth": depth * mask, "canonical": canonical * mask[..., None], "rays": rays, "mask": mask,
              "surface": mask.clone(), "in_frame": torch.ones_like(mask), "tracks": tracks,
-             "track_visible": torch.ones(2, 5, frames, dtype=torch.bool)}
+             "track_visible": torch.ones(2, 5, frames, dtype=torch.bool), "camera_known": torch.ones(2, dtype=torch.bool)}
     # tracks read the canonical map at their exact pixels: make the map constant so any pixel agrees
     batch["canonical"][:] = 0.25
     batch["track_canonical"] = torch.full((2, 5, 3), 0.25)
@@ -64,9 +64,9 @@ def test_metric_depth_term_follows_the_focal_ratio_like_the_predictor():
     once scaled by true/predicted focal (what Predictor does with a CameraInfo)."""
     depth = torch.full((1, 1, SIZE, SIZE), 2.0)
     valid = torch.ones(1, 1, SIZE, SIZE, dtype=torch.bool)
-    terms = depth_losses(depth / 2, torch.ones_like(depth), depth, valid, torch.tensor([[2.0]]), alpha=0.0)
+    terms = depth_losses(depth / 2, torch.ones_like(depth), depth, valid, torch.tensor([[2.0]]), alpha=0.0, metric_valid=valid)
     assert float(terms["depth"]) < 1e-6
-    wrong = depth_losses(depth / 2, torch.ones_like(depth), depth, valid, torch.tensor([[1.0]]), alpha=0.0)
+    wrong = depth_losses(depth / 2, torch.ones_like(depth), depth, valid, torch.tensor([[1.0]]), alpha=0.0, metric_valid=valid)
     assert float(wrong["depth"]) == pytest.approx(math.log(2.0), rel=1e-5)
 
 
@@ -74,12 +74,12 @@ def test_scale_invariant_and_gradient_terms_ignore_a_global_scale_but_not_shape(
     generator = torch.Generator().manual_seed(1)
     target = 0.5 + torch.rand(1, 1, SIZE, SIZE, generator=generator)
     valid = torch.ones(1, 1, SIZE, SIZE, dtype=torch.bool)
-    scaled = depth_losses(target * 1.7, torch.ones_like(target), target, valid, torch.ones(1, 1), alpha=0.0)
+    scaled = depth_losses(target * 1.7, torch.ones_like(target), target, valid, torch.ones(1, 1), alpha=0.0, metric_valid=valid)
     assert float(scaled["depth_gradient"]) < 1e-5 and float(scaled["depth_shape"]) < 1e-5
     assert float(scaled["depth_scale_invariant"]) == pytest.approx((1 - 0.85) * math.log(1.7) ** 2, rel=1e-4)
     bumped = target.clone()
     bumped[..., 8:, :] *= 1.3
-    shaped = depth_losses(bumped, torch.ones_like(target), target, valid, torch.ones(1, 1), alpha=0.0)
+    shaped = depth_losses(bumped, torch.ones_like(target), target, valid, torch.ones(1, 1), alpha=0.0, metric_valid=valid)
     assert float(shaped["depth_gradient"]) > 1e-3 and float(shaped["depth_shape"]) > 1e-2
 
 
@@ -140,7 +140,7 @@ def test_shape_term_counts_millimetres_alike_at_every_distance():
         target = torch.full((1, 1, SIZE, SIZE), distance)
         bumped = target.clone()
         bumped[..., :4, :] += 0.005
-        terms = depth_losses(bumped, torch.ones_like(target), target, valid, torch.ones(1, 1), alpha=0.0)
+        terms = depth_losses(bumped, torch.ones_like(target), target, valid, torch.ones(1, 1), alpha=0.0, metric_valid=valid)
         costs.append(float(terms["depth_shape"]))
     assert costs[0] == pytest.approx(costs[1], rel=1e-3) and costs[0] == pytest.approx(0.25 * 0.005 / 0.1, rel=1e-2)
 
@@ -150,3 +150,20 @@ def test_focal_term_is_the_log_focal_ratio():
     outputs["rays"] = virtual_ray_map(80.0, 7.5, 7.5).expand(2, 1, SIZE, SIZE, 3).clone()  # twice the true focal
     terms = compute_losses(outputs, batch, LossWeights())
     assert float(terms["focal"]) == pytest.approx(math.log(2.0), rel=1e-3)
+
+
+def test_a_sample_of_unknown_camera_trains_no_rays_focal_or_metric_depth():
+    """A source-view sample (K assumed when labelling): wrong rays and a wrong depth scale cost
+    nothing, while its relative depth, canonical map and mask still count."""
+    batch, outputs = perfect_batch(frames=1)
+    batch["camera_known"] = torch.tensor([True, False])
+    outputs["rays"] = virtual_ray_map(80.0, 7.5, 7.5).expand(2, 1, SIZE, SIZE, 3).clone()
+    outputs["depth"] = outputs["depth"].detach() * 1.5  # scale only: relative depth stays right
+    both = compute_losses(outputs, batch, LossWeights())
+    known_only = compute_losses({k: v[:1] for k, v in outputs.items()}, {k: v[:1] for k, v in batch.items()}, LossWeights())
+    for name in ("rays", "focal", "depth"):
+        assert float(known_only[name]) > 0.05, name
+        assert float(both[name]) == pytest.approx(float(known_only[name]) / 2, rel=1e-5), name  # sample 2 adds 0
+    outputs["canonical"] = outputs["canonical"].detach() + torch.tensor([0.0, 1.0]).reshape(2, 1, 1, 1, 1) * 0.1
+    shifted = compute_losses(outputs, batch, LossWeights())
+    assert float(shifted["canonical"]) > 0.01  # the unknown-camera sample's canonical error counts

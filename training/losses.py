@@ -72,8 +72,9 @@ def masked_mean(values: Tensor, valid: Tensor) -> Tensor:
 
 
 def depth_losses(depth: Tensor, confidence: Tensor, target: Tensor, valid: Tensor, scale: Tensor,
-                 alpha: float) -> dict[str, Tensor]:
-    """Depth terms on ``(B, T, H, W)`` maps (metres): ``depth`` predicted, ``target`` true, ``valid``.
+                 alpha: float, metric_valid: Tensor) -> dict[str, Tensor]:
+    """Depth terms on ``(B, T, H, W)`` maps (metres): ``depth`` predicted, ``target`` true, ``valid``;
+    ``metric_valid`` (within ``valid``): pixels whose metric depth is ground truth (known camera).
 
     ``scale`` ``(B, T)``: true / predicted focal (detached), applied to the prediction before the
     metric term as ``Predictor`` applies it at run time. Returns ``depth`` (confidence-weighted
@@ -93,7 +94,7 @@ def depth_losses(depth: Tensor, confidence: Tensor, target: Tensor, valid: Tenso
     ratio = torch.where(keep, target / depth, torch.full_like(depth, float("nan"))).flatten(-2)
     align = torch.nan_to_num(torch.nanmedian(ratio.detach(), dim=-1).values, nan=1.0)[..., None, None]
     return {
-        "depth": masked_mean(confidence * metric - alpha * torch.log(confidence), keep),
+        "depth": masked_mean(confidence * metric - alpha * torch.log(confidence), keep & metric_valid),
         "depth_scale_invariant": masked_mean(variance.clamp_min(0.0), weight.sum(dim=(-1, -2)) > 0),
         "depth_gradient": gradient_matching(log_error, keep),
         "depth_shape": masked_mean((depth * align - target).abs() / SHAPE_SCALE_M, keep),
@@ -141,18 +142,24 @@ def compute_losses(outputs: dict[str, Tensor], batch: dict[str, Tensor], weights
 
     outputs: ``FaceAnythingNet.forward`` outputs; batch: ``FaceDataset`` items stacked (``images``
     (B, T, 3, H, W), ``depth`` (B, T, H, W) virtual z metres, ``rays`` (B, T, H, W, 3), ``canonical``
-    (B, T, H, W, 3), ``mask``/``surface``/``in_frame`` (B, T, H, W) bool, tracks).
+    (B, T, H, W, 3), ``mask``/``surface``/``in_frame`` (B, T, H, W) bool, tracks, ``camera_known``
+    (B,) bool). Samples whose camera is not known (source views: K assumed when labelling) train
+    neither the rays, the focal length nor metric depth; their relative depth, canonical map, mask
+    and tracks are ground truth.
     """
     mask, in_frame = batch["mask"], batch["in_frame"]
+    known = batch["camera_known"][:, None, None, None]
     outputs = {name: value.float() for name, value in outputs.items()}
     scale = focal_scale(batch["rays"], outputs["rays"], in_frame)
-    terms = depth_losses(outputs["depth"], outputs["depth_confidence"], batch["depth"], mask, scale, weights.alpha)
+    terms = depth_losses(outputs["depth"], outputs["depth_confidence"], batch["depth"], mask, scale, weights.alpha,
+                         mask & known)
+    camera_pixels = in_frame & known
     terms["rays"] = confidence_weighted(ray_angle(outputs["rays"], batch["rays"]), outputs["ray_confidence"],
-                                        in_frame, weights.alpha)
+                                        camera_pixels, weights.alpha)
     true_focal = focal_from_rays(batch["rays"], in_frame)
     predicted_focal = focal_from_rays(outputs["rays"], in_frame).clamp_min(1e-3).clamp_min(1e-3 * true_focal)
     terms["focal"] = masked_mean((torch.log(predicted_focal) - torch.log(true_focal.clamp_min(1e-3))).abs(),
-                                 in_frame.flatten(2).any(dim=-1))
+                                 camera_pixels.flatten(2).any(dim=-1))
     canonical_error = torch.linalg.vector_norm(outputs["canonical"] - batch["canonical"], dim=-1)
     terms["canonical"] = confidence_weighted(canonical_error, outputs["canonical_confidence"], mask, weights.alpha)
     bce = F.binary_cross_entropy_with_logits(outputs["mask_logit"], batch["surface"].float(), reduction="none")

@@ -47,6 +47,16 @@ SAMPLE_ARRAYS: dict[str, tuple[str, str, str]] = {
     "track_query_frame": ("int32", "(N,)", "frame where each track was queried"),
 }
 RECORD_KEYS = ("split", "source", "source_root", "identity", "video", "frames", "provenance")
+# optional record key: True when the source camera itself took the sample (its K is the face mesh
+# labeller's assumption, not a measured camera); absent or False for samples of a known novel camera
+SOURCE_VIEW_KEY = "source_view"
+
+
+def camera_known(record: dict[str, Any]) -> bool:
+    """Whether a sample's intrinsics are exact (a novel camera of the data engine), so that its rays,
+    focal length and metric depth are ground truth; False for source-view samples, whose K was
+    assumed when labelling (their relative depth, canonical map, mask and tracks stay exact)."""
+    return not record.get(SOURCE_VIEW_KEY, False)
 
 
 

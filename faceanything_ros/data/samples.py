@@ -17,7 +17,7 @@ def images_to_float(images: torch.Tensor) -> torch.Tensor:
     return images.float().div_(255.0)
 
 
-def to_item(arrays: dict[str, np.ndarray], position: int) -> dict[str, torch.Tensor]:
+def to_item(arrays: dict[str, np.ndarray], position: int, camera_known: bool) -> dict[str, torch.Tensor]:
     """Stored sample arrays (``format.SAMPLE_ARRAYS``, optionally ``in_frame``) -> model-layout tensors.
 
     ``images`` (T, 3, S, S) uint8 RGB (``images_to_float`` makes the model input on the compute
@@ -27,7 +27,8 @@ def to_item(arrays: dict[str, np.ndarray], position: int) -> dict[str, torch.Ten
     valid / any face surface / inside the camera frame); ``intrinsics`` (T, 3, 3) float32 crop
     pixels; ``camera_from_virtual`` (T, 3, 3) float32; ``tracks`` (N, T, 2) float32 pixels;
     ``track_visible`` (N, T) bool; ``track_canonical`` (N, 3) float32; ``track_query_frame`` (N,)
-    int64; ``index`` int64 (``position``, the sample's place in the manifest).
+    int64; ``index`` int64 (``position``, the sample's place in the manifest); ``camera_known`` bool
+    (``format.camera_known`` of its record: rays, focal and metric depth are ground truth).
     """
     mask = arrays["mask"]
     frames, size = mask.shape[0], mask.shape[-1]
@@ -53,4 +54,5 @@ def to_item(arrays: dict[str, np.ndarray], position: int) -> dict[str, torch.Ten
         "track_canonical": torch.from_numpy(np.ascontiguousarray(arrays["track_canonical"], dtype=np.float32)),
         "track_query_frame": torch.from_numpy(arrays["track_query_frame"].astype(np.int64)),
         "index": torch.tensor(position, dtype=torch.int64),
+        "camera_known": torch.tensor(camera_known),
     }

@@ -3,8 +3,10 @@
 Both methods give, per sample of ``T`` crops, a ``SamplePrediction`` in the crops' virtual cameras
 (``geometry.virtual_camera``); ``score_sample`` compares it with the truth:
 
-- the learned model runs on the crops as they are; its metric depth is scaled by true / predicted
-  focal (``model.focal``), as ``Predictor`` does given a CameraInfo;
+- the learned model runs on the crops as they are; the focal length its rays imply is fitted as
+  ``Predictor`` fits it (``geometry.rays.fit_focal_scale`` over the predicted face's rays, weighted
+  by ray confidence, with the true principal point), and its metric depth is scaled by true /
+  predicted focal, as ``Predictor`` does given a CameraInfo;
 - the face-mesh method fits its template with the true crop intrinsics and renders its mesh.
 
 ``depth.*_aligned`` compare after median scale alignment; pixels a method did not reconstruct
@@ -20,12 +22,13 @@ from typing import Iterator
 import numpy as np
 import torch
 
-from faceanything_ros.data.format import SPLITS, ShardReader, read_manifest
+from faceanything_ros.data.format import SPLITS, ShardReader, camera_known, read_manifest
 from faceanything_ros.data.samples import images_to_float, to_item
 from faceanything_ros.eval.metrics import MetricSums
 from faceanything_ros.eval.tracking import canonical_tracks, score_tracks
 from faceanything_ros.geometry.virtual_camera import depth_to_virtual
-from faceanything_ros.model.focal import focal_from_rays, focal_scale
+from faceanything_ros.geometry.rays import fit_focal_scale, ray_sample_stride, sample_crop_rays
+from faceanything_ros.io.crop import CropBox
 
 MASK_THRESHOLD = 0.5  # face-mask probability above which a model pixel is a face pixel
 
@@ -52,7 +55,8 @@ def dataset_batches(root: str | Path, split: str | None, limit: int | None = Non
         raise ValueError(f"dataset {root} has no sample in split {split or 'all'}")
     reader = ShardReader(root)
     for start in range(0, len(records), batch_size):
-        items = [to_item(reader.sample(record), position) for position, record in records[start:start + batch_size]]
+        items = [to_item(reader.sample(record), position, camera_known(record))
+                 for position, record in records[start:start + batch_size]]
         yield torch.utils.data.default_collate(items)
 
 
@@ -68,12 +72,28 @@ def model_predictions(model: torch.nn.Module, batch: dict[str, torch.Tensor], de
         with autocast:
             outputs = model(images)
     outputs = {name: value.float().cpu() for name, value in outputs.items()}
-    in_frame = batch["in_frame"]
-    scale = focal_scale(batch["rays"], outputs["rays"], in_frame).numpy()
-    focal_error = 100.0 * (focal_from_rays(outputs["rays"], in_frame) / focal_from_rays(batch["rays"], in_frame) - 1).abs()
-    mask = (torch.sigmoid(outputs["mask_logit"]) >= MASK_THRESHOLD) & in_frame
-    return [SamplePrediction(outputs["depth"][b].numpy() * scale[b][:, None, None], outputs["canonical"][b].numpy(),
-                             mask[b].numpy(), focal_error[b].numpy()) for b in range(images.shape[0])]
+    mask = ((torch.sigmoid(outputs["mask_logit"]) >= MASK_THRESHOLD) & batch["in_frame"]).numpy()
+    out = []
+    for b in range(images.shape[0]):
+        ratio = np.array([_focal_ratio(outputs["rays"][b, t].numpy(), outputs["ray_confidence"][b, t].numpy(),
+                                       mask[b, t], batch["intrinsics"][b, t].double().numpy())
+                          for t in range(images.shape[1])])
+        depth = outputs["depth"][b].numpy() / np.nan_to_num(ratio, nan=1.0)[:, None, None]
+        out.append(SamplePrediction(depth, outputs["canonical"][b].numpy(), mask[b], 100.0 * np.abs(ratio - 1.0)))
+    return out
+
+
+def _focal_ratio(rays: np.ndarray, confidence: np.ndarray, face: np.ndarray, intrinsics: np.ndarray) -> float:
+    """Predicted / true focal length of one ``(S, S, 3)`` ray map over its ``face`` pixels, fitted
+    with the crop's true ``(3, 3)`` intrinsics as the reference (the crop is the whole image); NaN
+    when the face has too few rays (the depth then stays unscaled, as in ``Predictor``)."""
+    size = face.shape[0]
+    try:
+        crop_rays = sample_crop_rays(rays, confidence, face, CropBox(0.0, 0.0, float(size), size),
+                                     ray_sample_stride(size))
+    except ValueError:
+        return float("nan")
+    return fit_focal_scale([crop_rays], intrinsics)
 
 
 def mesh_predictions(labeler, batch: dict[str, torch.Tensor]) -> list[SamplePrediction]:
@@ -103,15 +123,17 @@ def mesh_predictions(labeler, batch: dict[str, torch.Tensor]) -> list[SamplePred
 
 def score_sample(sums: MetricSums, prediction: SamplePrediction, batch: dict[str, torch.Tensor], b: int) -> None:
     """Add sample ``b`` of ``batch`` scored against ``prediction`` to ``sums`` (depth, canonical, mask,
-    focal, face found, and TAP-Vid tracking for ``T > 1``)."""
+    focal, face found, and TAP-Vid tracking for ``T > 1``). A sample whose camera is not known
+    (``format.camera_known``) adds no metric depth and no focal error."""
     frames = prediction.mask.shape[0]
+    known = bool(batch["camera_known"][b])
     for t in range(frames):
         truth = batch["mask"][b, t].numpy()
         sums.add_frame(prediction.depth[t], batch["depth"][b, t].numpy(), prediction.canonical[t],
                        batch["canonical"][b, t].numpy(), prediction.mask[t], batch["surface"][b, t].numpy(),
-                       truth & prediction.mask[t] & np.isfinite(prediction.depth[t]))
+                       truth & prediction.mask[t] & np.isfinite(prediction.depth[t]), metric=known)
         sums.add("mask.face_found", float(prediction.mask[t].any()))
-        if prediction.focal_error_pct is not None:
+        if prediction.focal_error_pct is not None and known:
             sums.add("focal.error_pct", float(prediction.focal_error_pct[t]))
     if frames > 1:
         queries = batch["track_query_frame"][b].numpy()

@@ -90,13 +90,16 @@ class MetricSums:
         self.samples: dict[str, list[float]] = defaultdict(list)
 
     def add_frame(self, depth: np.ndarray, true_depth: np.ndarray, canonical: np.ndarray, true_canonical: np.ndarray,
-                  mask: np.ndarray, true_mask: np.ndarray, valid: np.ndarray) -> None:
+                  mask: np.ndarray, true_mask: np.ndarray, valid: np.ndarray, metric: bool = True) -> None:
         """One frame: ``(H, W)`` depth maps (metres, virtual camera), ``(H, W, 3)`` canonical maps,
         ``(H, W)`` bool predicted and true face masks, and ``valid`` (H, W) bool: pixels with ground
-        truth that the method also reconstructed. Pixels the method missed count in the mask IoU only."""
+        truth that the method also reconstructed. Pixels the method missed count in the mask IoU only.
+        ``metric`` False: the true depth is exact up to scale only, so only the scale-aligned depth
+        errors are pooled."""
         if valid.any():
             for name, value in depth_errors(depth[valid], true_depth[valid]).items():
-                self.pixels["depth." + name].append(value.astype(np.float32))
+                if metric or name.endswith("_aligned"):
+                    self.pixels["depth." + name].append(value.astype(np.float32))
             self.pixels["canonical"].append(canonical_errors_mm(canonical[valid], true_canonical[valid],
                                                                 self.mm_per_unit).astype(np.float32))
         self.samples["mask.iou"].append(mask_iou(mask, true_mask))

@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from faceanything_ros.io.crop import CropBox
 
 MIN_FIT_RAYS = 16  # usable rays a crop needs before its rays can constrain a focal length
+RAY_GRID_SIDE = 32  # a crop's rays are sampled on about this many pixels per axis for the focal fit
 FOCAL_SCALE_RANGE = (0.1, 10.0)  # the search spans these multiples of the reference focal length
 COARSE_STEPS = 33  # log-spaced candidates that bracket the minimum before the bounded refinement
 LOG_FOCAL_TOLERANCE = 1e-6  # refinement stops at this change of log focal (1e-4 % of the focal)
@@ -57,6 +58,12 @@ class CropRays:
     pixels: np.ndarray
     weights: np.ndarray
     crop: "CropBox"
+
+
+def ray_sample_stride(size: int) -> int:
+    """Pixel stride that samples a ``size``-pixel crop on about ``RAY_GRID_SIDE`` pixels per axis
+    (every 4th pixel at 128 px, every pixel at 32 px): the fit's cost does not grow with resolution."""
+    return max(1, size // RAY_GRID_SIDE)
 
 
 def sample_crop_rays(rays: np.ndarray, confidence: np.ndarray, valid: np.ndarray, crop: "CropBox",

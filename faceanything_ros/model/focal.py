@@ -1,8 +1,10 @@
 """The focal length implied by the network's ray maps (torch), and the depth scale it gives.
 
 The network predicts depth consistent with its own rays' focal; given the true focal (a
-CameraInfo), depth is scaled by true / predicted focal. Training's metric depth term and every
-evaluation use this same estimator for truth and prediction, so its small bias cancels.
+CameraInfo), depth is scaled by true / predicted focal. Training's metric depth and focal terms use
+this batched least-squares estimator for truth and prediction alike (its small bias cancels);
+``Predictor`` and ``faceanything eval`` use the confidence-weighted angular fit
+``geometry.rays.fit_focal_scale``, which also handles crops of an uncentred image camera.
 """
 from __future__ import annotations
 

@@ -28,7 +28,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from faceanything_ros.data.format import SPLITS, ShardReader, read_manifest
+from faceanything_ros.data.format import SPLITS, ShardReader, camera_known, read_manifest
 from faceanything_ros.data.samples import to_item
 from training.data.augment import photometric
 from training.data.config import AugmentConfig
@@ -99,7 +99,7 @@ class FaceDataset(Dataset):
         if self.augment is not None:
             rng = np.random.default_rng((self.seed, epoch, position))
             arrays = augment_sample(rng, arrays, self.augment)
-        return to_item(arrays, position)
+        return to_item(arrays, position, camera_known(record))
 
 
 def augment_sample(rng: np.random.Generator, arrays: dict[str, np.ndarray], config: TrainAugmentConfig) -> dict[str, np.ndarray]:

@@ -18,6 +18,7 @@ import cv2
 import numpy as np
 
 from faceanything_ros.canonical.space import CanonicalSpace
+from faceanything_ros.data.format import SOURCE_VIEW_KEY
 from faceanything_ros.io.frames import IMAGE_EXTENSIONS, read_image
 from training.data.augment import augment_frames, occluder_masks
 from training.data.cameras import Camera, CameraSampler
@@ -130,11 +131,11 @@ class SampleGenerator:
         samples, skips = [], []
         for _ in range(task.count):
             try:
-                arrays = self.render(rng, frames, pool)
+                arrays, source_view = self.render(rng, frames, pool)
             except ValueError as error:
                 skips.append({"source": task.record["source"], "reason": str(error), "samples": 1})
                 continue
-            samples.append((arrays, {**task.record, "frames": indices}))
+            samples.append((arrays, {**task.record, "frames": indices, SOURCE_VIEW_KEY: source_view}))
         return samples, skips
 
     def _label(self, path: str, rng: np.random.Generator) -> tuple[list[SourceFrame], list[int]]:
@@ -169,16 +170,18 @@ class SampleGenerator:
         label = labels[0]
         return source_frame(rgb, label.vertices, label.intrinsics, label.rotation, self.space.topology)
 
-    def render(self, rng: np.random.Generator, frames: list[SourceFrame], pool: list[np.ndarray]) -> dict[str, np.ndarray]:
-        """One sample's arrays (``shards.SAMPLE_ARRAYS``) from T labelled frames; ``ValueError`` when no
-        camera trajectory in ``CAMERA_ATTEMPTS`` shows enough face in every frame.
+    def render(self, rng: np.random.Generator, frames: list[SourceFrame],
+               pool: list[np.ndarray]) -> tuple[dict[str, np.ndarray], bool]:
+        """One sample's arrays (``shards.SAMPLE_ARRAYS``) from T labelled frames and whether the source
+        camera itself took it (``format.SOURCE_VIEW_KEY``); ``ValueError`` when no camera trajectory
+        in ``CAMERA_ATTEMPTS`` shows enough face in every frame.
 
         Ground truth is limited to crop pixels inside the camera frame and not behind the occluder.
         """
         size = self.config.image_size
         occluders = occluder_masks(rng, len(frames), size, self.config.augment)
         for _ in range(CAMERA_ATTEMPTS):
-            cameras = self._cameras(rng, frames)
+            cameras, source_view = self._cameras(rng, frames)
             views = [view.restricted(camera.in_frame & ~occluded) for view, camera, occluded in zip(
                 render_sequence(frames, cameras, self.space.topology, self.canonical), cameras, occluders)]
             if min(view.mask.mean() for view in views) >= MIN_MASK_FRACTION:
@@ -192,17 +195,18 @@ class SampleGenerator:
         arrays["rgb"] = augment_frames(rng, arrays["rgb"], keep, pool, self.config.augment, occluders,
                                        [camera.crop_side_px for camera in cameras])
         arrays["rgb"][~np.stack([camera.in_frame for camera in cameras])] = 0  # padding, as the crop code makes it
-        return arrays
+        return arrays, source_view
 
-    def _cameras(self, rng: np.random.Generator, frames: list[SourceFrame]) -> list[Camera]:
-        """One camera per frame: the source camera itself with ``source_view_probability``, else a novel trajectory."""
+    def _cameras(self, rng: np.random.Generator, frames: list[SourceFrame]) -> tuple[list[Camera], bool]:
+        """One camera per frame and whether it is the source camera itself (drawn with
+        ``source_view_probability``) rather than a novel trajectory."""
         vertices = [f.vertices for f in frames]
         size = self.config.image_size
         chance = self.config.cameras.source_view_probability
         if chance > 0 and rng.random() < chance:
             height, width = frames[0].rgb.shape[:2]
-            return self.sampler.source_trajectory(rng, vertices, frames[0].intrinsics, (width, height), size)
-        return self.sampler.sample_trajectory(rng, vertices, frames[0].rotation, size)
+            return self.sampler.source_trajectory(rng, vertices, frames[0].intrinsics, (width, height), size), True
+        return self.sampler.sample_trajectory(rng, vertices, frames[0].rotation, size), False
 
 
 def sample_arrays(views: list[RenderedView], tracks: Tracks) -> dict[str, np.ndarray]:
