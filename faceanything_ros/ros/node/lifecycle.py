@@ -253,7 +253,8 @@ class FaceAnythingNode(LifecycleNode):
             self.get_logger().info(text)
 
     def _publish_diagnostics(self) -> None:
-        """Publish level, rate, latency, frames in/out, drops, errors by kind, skipped outputs, method and engine."""
+        """Publish level, rate, latency, frames in/out/pending (waiting or in flight), drops, errors by kind,
+        skipped outputs, method and engine."""
         now = time.monotonic()
         config = runtime_config(self, self._config)
         with self._stats_lock:
@@ -268,10 +269,11 @@ class FaceAnythingNode(LifecycleNode):
                 stale_after_s=config.stale_after_s, consecutive_errors=self._stats.consecutive_errors,
                 error_after_failures=config.error_after_failures, errors_since_report=summary["errors"] - last_errors)
             frames_without_face = self._frames_without_face
-        processor = self._processor
+        processor, worker = self._processor, self._worker
         message = diagnostics_message(
             self._types, self.get_clock().now().nanoseconds, summary, config, health, self.get_name(),
-            frames_without_face=frames_without_face, rate_hz=rate_hz, method=processor.method.method,
+            frames_without_face=frames_without_face, rate_hz=rate_hz,
+            frames_pending=0 if worker is None else worker.frames_pending, method=processor.method.method,
             engine=processor.engine, tf="on" if TF_TYPE in self._types else "off (tf2_msgs not installed)",
             skipped=dict(self._outputs.skipped))
         self._diagnostics_publisher.publish(message)
