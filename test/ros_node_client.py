@@ -46,8 +46,8 @@ CAMERA = os.environ.get("FACEANYTHING_TEST_CAMERA", "/camera")
 FRAME_ID = "camera_color_optical_frame"
 IMAGE_TOPIC = f"{CAMERA}/image"
 INFO_TOPIC = f"{CAMERA}/camera_info"
-OUTPUTS = {"depth/image": Image, "depth/camera_info": CameraInfo, "canonical": Image, "points": PointCloud2,
-           "tracks": CanonicalTrackArray, "track_markers": MarkerArray, "faces": FaceArray, "tf": TFMessage}
+OUTPUTS = {"depth/image": Image, "depth/camera_info": CameraInfo, "canonical": Image,
+           "canonical/camera_info": CameraInfo, "points": PointCloud2, "tracks": CanonicalTrackArray, "track_markers": MarkerArray, "faces": FaceArray, "tf": TFMessage}
 GLOBAL = {"tf": "/tf"}
 RELIABLE = QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE)
 
@@ -229,7 +229,8 @@ def decode(name: str, msg) -> dict[str, np.ndarray]:
         return {"actions": np.array([m.action for m in msg.markers]), "types": np.array([m.type for m in msg.markers]),
                 "counts": np.array([len(m.points) for m in msg.markers]),
                 "xyz": np.array([[p.x, p.y, p.z] for m in msg.markers for p in m.points]).reshape(-1, 3)}
-    return {"k": np.array(msg.k).reshape(3, 3), "size": np.array([msg.width, msg.height])}
+    return {"k": np.array(msg.k).reshape(3, 3), "size": np.array([msg.width, msg.height]), "d": np.array(msg.d),
+            "roi": np.array([msg.roi.x_offset, msg.roi.y_offset, msg.roi.width, msg.roi.height])}
 
 
 def header_of(name: str, msg) -> list:
