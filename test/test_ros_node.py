@@ -190,6 +190,7 @@ def test_face_frames_give_consistent_outputs_with_stamps_and_camera_info(lifecyc
     assert diagnostics["frames_in"] == diagnostics["frames_out"] == "4"
     assert diagnostics["dropped"] == diagnostics["errors"] == "0"
     assert diagnostics["engine"].startswith("torch on cpu")
+    assert diagnostics["intrinsics"] == "given: raw image without distortion: K"  # the CameraInfo's K, no D
 
 
 def test_bad_frames_are_counted_and_the_node_keeps_publishing(lifecycle_run: NodeRun) -> None:
