@@ -20,10 +20,9 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-
 from faceanything_ros.config import NodeConfig
-from faceanything_ros.stream.bounded import put_bounded
 from faceanything_ros.geometry.camera_info import CameraIntrinsics, rectified_image
+from faceanything_ros.stream.bounded import put_bounded
 from faceanything_ros.stream.camera_info import CameraInfoCache, intrinsics_note
 from faceanything_ros.stream.health import stream_health
 from faceanything_ros.stream.processing import FrameProcessor, ProcessedFrame

@@ -6,7 +6,9 @@
   model, face-mesh or auto) and does all slow work there (model, every engine shape, one warm-up
   reconstruction), then creates the publishers. Any failure is logged with its cause and the
   transition fails; ``cleanup`` then ``configure`` applies new parameter values.
-- activate: subscribes to ``image`` (or ``image/compressed``) and ``camera_info`` and starts the
+- activate: subscribes to ``image`` (or ``image/compressed``) and ``camera_info`` (P for a rectified
+  image, K for a raw one: ``camera_matrix``; an ignored distortion or an estimated K is logged
+  once and shown as ``intrinsics`` in ``/diagnostics``) and starts the
   single inference thread and the diagnostics timer; deactivate stops them in bounded time (a
   frame still in flight publishes nothing and releases what it used when it ends).
 - The image callback only converts and validates the message; the inference thread handles the
