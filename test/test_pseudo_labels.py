@@ -15,6 +15,7 @@ from faceanything_ros.config import DetectorConfig, FaceMeshConfig
 from faceanything_ros.geometry.camera import intrinsics_from_fov, intrinsics_matrix
 from faceanything_ros.geometry.projection import project_points
 from faceanything_ros.io.face_detector import FaceDetector
+from faceanything_ros.io.face_mesh import FaceLandmarks
 from faceanything_ros.io.frames import read_image
 
 K = intrinsics_matrix(800.0, 790.0, 330.0, 250.0)
