@@ -133,6 +133,8 @@ DEPTH_ENCODINGS = ("32FC1", "16UC1")  # ~/depth/image: float metres, or uint16 m
 RESEED_POLICIES = ("never", "on_loss", "every_n")
 NODE_INPUTS = ("raw", "compressed")
 QOS_RELIABILITIES = ("best_effort", "reliable")
+CAMERA_MATRICES = ("auto", "K", "P")  # the CameraInfo matrix of the image: K raw, P rectified, auto from the topic
+CANONICAL_REGIONS = ("image", "faces")  # ~/canonical: the whole image, or the faces' bounding box only
 
 NODE_RANGES: dict[str, tuple[float, float]] = {
     # inclusive (min, max) of every numeric NodeConfig field; the ROS node's parameter
@@ -157,7 +159,8 @@ NODE_RANGES: dict[str, tuple[float, float]] = {
 }
 NODE_CHOICES: dict[str, tuple[str, ...]] = {
     "method": METHODS, "engine": ENGINES, "reseed": RESEED_POLICIES, "input": NODE_INPUTS,
-    "qos_reliability": QOS_RELIABILITIES, "depth_encoding": DEPTH_ENCODINGS,
+    "qos_reliability": QOS_RELIABILITIES, "depth_encoding": DEPTH_ENCODINGS, "camera_matrix": CAMERA_MATRICES,
+    "canonical_region": CANONICAL_REGIONS,
 }
 # per-output switches (NodeConfig booleans); the node also skips an output nobody subscribes to
 NODE_SWITCHES = ("publish_depth", "publish_points", "publish_canonical", "publish_tracks", "publish_markers",
@@ -194,9 +197,11 @@ class NodeConfig:
     input: str = "raw"  # raw (sensor_msgs/Image) | compressed (sensor_msgs/CompressedImage)
     qos_reliability: str = "best_effort"  # sensor-data QoS by default
     qos_depth: int = 1  # subscription history depth (the node keeps only the newest frame anyway)
+    camera_matrix: str = "auto"  # CameraInfo K (raw image) | P (rectified) | auto: P for an image_rect* topic
     frame_id: str = ""  # frame_id of every output; "" = the input image's
     depth_encoding: str = "32FC1"  # ~/depth/image: 32FC1 metres (NaN = none) | 16UC1 millimetres (0 = none)
     canonical_scale: float = 1.0  # ~/canonical image size / input image size, (0, 1] (nearest-neighbour)
+    canonical_region: str = "image"  # ~/canonical covers the image | the faces' bounding box (~/canonical/camera_info roi)
     publish_depth: bool = True  # ~/depth/image + ~/depth/camera_info
     publish_points: bool = True  # ~/points
     publish_canonical: bool = True  # ~/canonical

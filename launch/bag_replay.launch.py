@@ -17,7 +17,8 @@ from launch.substitutions import LaunchConfiguration, PathJoinSubstitution
 from launch_ros.event_handlers import OnStateTransition
 from launch_ros.substitutions import FindPackageShare
 
-OUTPUTS = ("depth/image", "depth/camera_info", "points", "canonical", "tracks", "track_markers", "faces", "tf")
+OUTPUTS = ("depth/image", "depth/camera_info", "points", "canonical", "canonical/camera_info", "tracks",
+           "track_markers", "faces", "tf")
 GLOBAL_OUTPUTS = {"tf": "/tf"}
 
 

@@ -4,8 +4,8 @@
         image:=/camera/color/image_raw camera_info:=/camera/color/camera_info model:=/path/model.safetensors
 
 The node's outputs are ``<namespace>/faceanything/{depth/image,depth/camera_info,points,canonical,
-tracks,track_markers,faces}``, face frames on ``/tf`` and ``/diagnostics``. ``method`` auto runs
-the given or bundled model, else the face-mesh method (no model needed). Every other node
+canonical/camera_info,tracks,track_markers,faces}``, face frames on ``/tf`` and ``/diagnostics``.
+``method`` auto runs the given or bundled model, else the face-mesh method (no model needed). Every other node
 parameter comes from ``params_file``.
 """
 from launch import LaunchDescription

@@ -5,7 +5,8 @@ pixel; ``SceneNet`` replaces ``Predictor.engine`` and returns, for each crop it 
 network is trained to predict there (the camera convention of ``geometry.virtual_camera``):
 z-depth and unit rays in the crop's virtual camera, canonical coordinates and the face mask.
 Off the face it returns values far from the face (depth ``OFF_FACE_DEPTH``, canonical
-``OFF_FACE_CANONICAL``), so any leak of them into face pixels shows.
+``OFF_FACE_CANONICAL``), so any leak of them into face pixels shows. ``exact_landmarks`` is what a
+perfect face mesh would report for posed points.
 """
 from __future__ import annotations
 
@@ -15,15 +16,28 @@ import numpy as np
 from scipy.spatial.transform import Rotation
 
 from faceanything_ros.canonical.space import load_canonical_space
+from faceanything_ros.canonical.topology import NUM_SURFACE_LANDMARKS
 from faceanything_ros.geometry.camera import intrinsics_matrix
+from faceanything_ros.geometry.projection import project_points
 from faceanything_ros.geometry.rasterizer import Raster, rasterize
 from faceanything_ros.geometry.virtual_camera import depth_to_virtual, virtual_rays, virtual_rotation
 from faceanything_ros.io.crop import CropBox
 from faceanything_ros.io.face_detector import FaceBox
+from faceanything_ros.io.face_mesh import FaceLandmarks
 from faceanything_ros.model.prediction import ModelPrediction
 
 OFF_FACE_DEPTH = 3.0  # metres, virtual z-depth the stand-in reports off the face
 OFF_FACE_CANONICAL = 0.9  # canonical value of every axis off the face
+
+
+def exact_landmarks(points: np.ndarray, intrinsics: np.ndarray) -> FaceLandmarks:
+    """Landmarks a perfect face mesh would report for camera-frame ``points``: pixels and relative depth in
+    pixels, along the view of the face (the direction of its centre) and scaled at the face's distance."""
+    pixels, _ = project_points(points, intrinsics)
+    centre = points[:NUM_SURFACE_LANDMARKS].mean(axis=0)
+    distance = np.linalg.norm(centre)
+    focal = (intrinsics[0, 0] + intrinsics[1, 1]) / 2
+    return FaceLandmarks(pixels=pixels, relative_depth_px=(points @ centre / distance - distance) * focal / distance)
 
 
 @dataclass

@@ -236,3 +236,39 @@ def test_bag_eval_through_the_real_node(tmp_path, built_workspace, tiny_checkpoi
     for key in ("depth/image", "tracks", "depth/camera_info"):
         stamps = [stamp_to_ns(m.header.stamp) for _, m in read_topic(tmp_path / "out", output_topic(key))]
         assert len(stamps) == report["frames_out"] and set(stamps) <= input_stamps
+
+
+@pytest.mark.parametrize("image_topic, camera_matrix", [("/camera/image_rect", "auto"), ("/camera/image_raw", "auto"),
+                                                         ("/camera/image_raw", "P")])
+def test_calibration_p_for_rectified_and_k_for_raw_images(tmp_path, image_topic, camera_matrix):
+    """A calibration whose P (rectified) differs from its K (raw, with distortion): an image_rect topic
+    (or camera_matrix P) is reconstructed with P, an image_raw one with K, its distortion reported ignored."""
+    k = np.array([[560.0, 0.0, 241.0], [0.0, 562.0, 236.0], [0.0, 0.0, 1.0]])
+    p = np.array([[520.0, 0.0, 236.0, 0.0], [0.0, 520.0, 242.0, 0.0], [0.0, 0.0, 1.0, 0.0]])
+    d = [-0.21, 0.05, 0.001, -0.0005, 0.0]
+    with open_frames(face_video(VIDEO), max_frames=1) as frames:
+        rgb = next(iter(frames)).rgb
+    header = make_header(TYPES, DEFAULT_START_NS, "cam")
+    info = camera_info(TYPES, header, k, rgb.shape[1], rgb.shape[0])
+    info.p, info.d = p.reshape(-1), np.array(d)
+    with BagWriter(tmp_path / "in") as writer:
+        writer.write("/camera/camera_info", "sensor_msgs/msg/CameraInfo", DEFAULT_START_NS, info)
+        writer.write(image_topic, "sensor_msgs/msg/Image", DEFAULT_START_NS, rgb_to_image(TYPES, header, rgb))
+    report = evaluate_bag(tmp_path / "in", tmp_path / "out", image_topic,
+                          NodeConfig(method="mesh", camera_matrix=camera_matrix),
+                          camera_info_topic="/camera/camera_info")
+    rectified = "image_rect" in image_topic or camera_matrix == "P"
+    used = p[:, :3] if rectified else k
+    assert report["frames_with_face"] == 1
+    assert report["intrinsics"] == ({"given": 1} if rectified else {"given": 1, "distortion_ignored": 1})
+    assert ("K from P" in report["intrinsics_note"]) is rectified
+    assert ("distortion [-0.21, 0.05, 0.001, -0.0005, 0.0] ignored" in report["intrinsics_note"]) is not rectified
+    (_, cloud), = read_topic(tmp_path / "out", output_topic("points"))
+    points = np.frombuffer(bytes(cloud.data), np.float32).reshape(-1, cloud.point_step // 4)[:, :3].astype(np.float64)
+    depth = depth_image_to_metres(read_topic(tmp_path / "out", output_topic("depth/image"))[0][1])
+    pixels = points @ used.T
+    columns, rows = np.round(pixels[:, :2] / pixels[:, 2:]).T.astype(int)
+    np.testing.assert_allclose(pixels[:, 0] / pixels[:, 2], columns, atol=1e-3)  # each point on its pixel's ray
+    np.testing.assert_allclose(depth[rows, columns], points[:, 2], rtol=1e-5)
+    (_, republished), = read_topic(tmp_path / "out", output_topic("depth/camera_info"))
+    np.testing.assert_array_equal(np.asarray(republished.d), d)  # the calibration as given

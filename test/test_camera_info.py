@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from faceanything_ros.geometry.camera_info import camera_intrinsics
+from faceanything_ros.geometry.camera_info import camera_intrinsics, rectified_image
 
 K = np.array([[610.0, 0.0, 322.5], [0.0, 612.0, 241.0], [0.0, 0.0, 1.0]])
 P = np.array([[580.0, 0.0, 318.0, 0.0], [0.0, 580.0, 236.0, 0.0], [0.0, 0.0, 1.0, 0.0]])
@@ -36,3 +36,15 @@ def test_uncalibrated_or_malformed_calibrations_are_refused():
         camera_intrinsics(K[:2], D, P, "plumb_bob", rectified=False)
     with pytest.raises(ValueError, match="distortion coefficients contain NaN"):
         camera_intrinsics(K, [np.nan], P, "plumb_bob", rectified=False)
+
+
+@pytest.mark.parametrize("topic, rectified", [
+    ("/camera/image_raw", False), ("/camera/color/image_raw", False), ("/camera/image", False),
+    ("/camera/image_rect", True), ("/camera/image_rect_color", True), ("/camera/depth/image_rect_raw", True),
+    ("/camera/image_rect/compressed", True), ("/rectifier/image_raw", False),
+])
+def test_auto_reads_rectification_from_the_image_topic(topic, rectified):
+    assert rectified_image("auto", topic) is rectified
+    assert rectified_image("P", topic) is True and rectified_image("K", topic) is False
+    with pytest.raises(ValueError, match="camera_matrix must be auto, K or P"):
+        rectified_image("rect", topic)

@@ -29,18 +29,21 @@ def test_worker_handles_only_the_newest_item_and_drops_the_waiting_ones() -> Non
 
     worker = NewestOnlyWorker(handle, dropped.append, lambda: 0.0)
     worker.start()
+    assert worker.frames_pending == 0
     worker.submit(0)
     deadline = time.monotonic() + 5.0
     while not handled and time.monotonic() < deadline:
         time.sleep(0.001)
+    assert worker.frames_pending == 1  # frame 0 in flight
     for item in range(1, 10):
         worker.submit(item)
+    assert worker.frames_pending == 2  # frame 0 in flight, frame 9 waiting
     release.set()
     deadline = time.monotonic() + 5.0
-    while handled[-1] != 9 and time.monotonic() < deadline:
+    while worker.frames_pending and time.monotonic() < deadline:
         time.sleep(0.001)
     worker.stop()
-    assert handled == [0, 9]
+    assert handled == [0, 9] and worker.frames_pending == 0
     assert dropped == list(range(1, 9))
 
 

@@ -2,8 +2,9 @@
 
 The model path runs the real predictor (crop, focal fit, virtual camera, paste-back, cloud) with
 ``SceneNet`` answering for the network: every point lies within 2 % of the true surface and of
-its true distance from the camera. The mesh path runs mediapipe on a textured render: its points
-lie within 2 % of their true distance as far as mediapipe's landmarks allow (the median point).
+its true distance from the camera. The mesh path's geometry (pose against the template, lifting along the view of the face) is exact
+at every point given exact landmarks; run with mediapipe on a textured render, its points lie
+within 2 % of their true distance as far as mediapipe's landmarks allow (the median point).
 """
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ import pytest
 from conftest import face_image
 from scipy.spatial import cKDTree
 
+from faceanything_ros.canonical import label_from_landmarks, load_canonical_space
 from faceanything_ros.geometry.camera import crop_resize_intrinsics
 from faceanything_ros.geometry.projection import unproject_depth, unproject_pixels
 from faceanything_ros.io.crop import crop_box_for_face
@@ -20,7 +22,7 @@ from faceanything_ros.io.frames import read_image
 from faceanything_ros.predictor import Predictor
 from faceanything_ros.reconstruction import FaceReconstruction
 from faceanything_ros.reference import MeshReference
-from scene_net import FaceScene, SceneNet, corner_camera, face_scene
+from scene_net import FaceScene, SceneNet, corner_camera, exact_landmarks, face_scene
 
 HEIGHT, WIDTH = 480, 640
 K = corner_camera(HEIGHT, WIDTH)  # 90 degrees horizontally, principal point at the image centre
@@ -145,9 +147,25 @@ def textured_render(scene: FaceScene, texture: tuple[np.ndarray, np.ndarray]) ->
 
 
 @pytest.mark.parametrize("place", sorted(PLACES))
+def test_mesh_fit_puts_every_point_at_its_true_place_given_exact_landmarks(place):
+    """What a perfect face mesh reports, at the centre and in the corners: every vertex of the lifted
+    mesh is its true point, so the spread of the mediapipe test below is mediapipe's, not the geometry's."""
+    scene = face_scene(K, PLACES[place], DISTANCE)
+    label = label_from_landmarks(exact_landmarks(scene.vertices, K), K, load_canonical_space())
+    error = np.linalg.norm(label.vertices - scene.vertices, axis=1) / np.linalg.norm(scene.vertices, axis=1)
+    assert error.max() < 1e-6, error.max()
+
+
+@pytest.mark.parametrize("place", sorted(PLACES))
 def test_mesh_method_points_lie_at_the_true_distance(mesh_reference, texture, place):
     """mediapipe's landmarks decide the face's distance to within about 2 %, so the median point is held
-    to 2 % and nine in ten to 3 % (landmarks read off the oblique corner view itself land 3-5 % far)."""
+    to 2 % and nine in ten to 3 % (landmarks read off the oblique corner view itself land 3-5 % far).
+
+    Not every point: with exact landmarks the fit is exact (the test above), but mediapipe's landmarks
+    are 1.2-2.2 px off (median) here, which moves the whole face by -1.5 % (centre, seen directly) to
+    +0.6..+1.7 % (corners, seen in the rotated view; the centre seen the same way: +0.8 %), and its
+    relative depth misses the template's relief by 1.3-1.9 mm (median, 4.6-5 mm at the 95th
+    percentile); together the 95th percentile point lies 1.5-2.6 % off."""
     scene = face_scene(K, PLACES[place], DISTANCE)
     (reconstruction,) = mesh_reference.predict(textured_render(scene, texture), K)
     along_ray, _ = distance_errors(reconstruction.faces[0], scene, min_overlap=0.95)

@@ -230,3 +230,40 @@ def test_outputs_follow_the_switches_encoding_scale_and_frame_id(frames):
     assert {t.face_id for t in messages["tracks"].tracks if t.visible} == {1}
     assert messages["tracks"].canonical_space == "mediapipe-facemesh-478"
     assert [m.text for m in messages["track_markers"].markers][-1] == "face 1"
+
+
+def test_canonical_of_the_faces_only_is_placed_by_its_camera_info_roi(frames):
+    """canonical_region faces: ~/canonical is the faces' bounding box of the full map, its place the
+    roi of ~/canonical/camera_info; the estimated K's CameraInfos have an empty D (not a calibration)."""
+    from faceanything_ros.ros.conversions import image_to_array
+    from faceanything_ros.ros.message_types import typestore
+    from faceanything_ros.ros.outputs import output_messages
+
+    types = typestore().types
+    keys = ["canonical", "canonical/camera_info", "depth/camera_info"]
+    config = NodeConfig(method="mesh", canonical_region="faces")
+    with FrameProcessor(NodeConfig(method="mesh", num_tracks=16)) as processor:
+        result = processor.process(frames[0], 1_000, "cam")
+        blank = processor.process(np.full_like(frames[0], 128), 2_000, "cam")
+    messages = output_messages(types, result, config, keys)
+    roi = messages["canonical/camera_info"].roi
+    canonical = image_to_array(messages["canonical"])
+    full = result.reconstruction.canonical
+    rows, columns = np.nonzero(result.reconstruction.mask)
+    assert (roi.x_offset, roi.y_offset) == (columns.min(), rows.min())
+    assert (roi.width, roi.height) == (np.ptp(columns) + 1, np.ptp(rows) + 1) == (canonical.shape[1], canonical.shape[0])
+    np.testing.assert_array_equal(canonical, full[roi.y_offset:roi.y_offset + roi.height,
+                                                  roi.x_offset:roi.x_offset + roi.width])
+    assert np.isfinite(canonical).all(axis=2).sum() == result.reconstruction.mask.sum()  # every face pixel
+    assert canonical.size < full.size / 2  # this close-up face covers a quarter of the image
+    for key in ("depth/camera_info", "canonical/camera_info"):
+        info = messages[key]
+        assert result.reconstruction.intrinsics_estimated and len(info.d) == 0 and info.distortion_model == "plumb_bob"
+        np.testing.assert_array_equal(np.reshape(info.k, (3, 3)), result.intrinsics)
+    whole = output_messages(types, result, NodeConfig(method="mesh", canonical_scale=0.5), keys)
+    height, width = frames[0].shape[:2]
+    assert (whole["canonical"].height, whole["canonical"].width) == (height // 2, width // 2)
+    assert (whole["canonical/camera_info"].roi.width, whole["canonical/camera_info"].roi.height) == (width, height)
+    empty = output_messages(types, blank, config, keys)  # no face: one NaN pixel at the origin
+    assert not blank.reconstruction.found and (empty["canonical"].height, empty["canonical"].width) == (1, 1)
+    assert np.isnan(image_to_array(empty["canonical"])).all()

@@ -6,6 +6,7 @@ import pytest
 from scipy.spatial.transform import Rotation
 
 from conftest import face_image
+from scene_net import exact_landmarks
 from faceanything_ros.canonical import FaceMeshLabeler, label_from_landmarks, load_canonical_space
 from faceanything_ros.canonical.fitting import similarity_transform
 from faceanything_ros.canonical.mediapipe_space import NOSE_TIP
@@ -32,16 +33,6 @@ def labeler():
         yield labeler
 
 
-def _synthetic_landmarks(points: np.ndarray, intrinsics: np.ndarray) -> FaceLandmarks:
-    """Landmarks a perfect face mesh would report for camera-frame ``points``: pixels and relative depth in
-    pixels, along the view of the face (the direction of its centre) and scaled at the face's distance."""
-    pixels, _ = project_points(points, intrinsics)
-    centre = points[:NUM_SURFACE_LANDMARKS].mean(axis=0)
-    distance = np.linalg.norm(centre)
-    focal = (intrinsics[0, 0] + intrinsics[1, 1]) / 2
-    return FaceLandmarks(pixels=pixels, relative_depth_px=(points @ centre / distance - distance) * focal / distance)
-
-
 def _boundary_vertices(triangles: np.ndarray) -> set[int]:
     """Vertices on edges used by a single triangle."""
     edges = np.sort(np.concatenate([triangles[:, [0, 1]], triangles[:, [1, 2]], triangles[:, [2, 0]]]), axis=1)
@@ -58,7 +49,7 @@ def test_known_pose_is_recovered_exactly(space, angles, translation, face_scale)
     R = Rotation.from_euler("yxz", angles, degrees=True).as_matrix()
     t = np.array(translation)
     posed = face_scale * space.template @ R.T + t
-    label = label_from_landmarks(_synthetic_landmarks(posed, K), K, space, face_scale=face_scale)
+    label = label_from_landmarks(exact_landmarks(posed, K), K, space, face_scale=face_scale)
     np.testing.assert_allclose(label.rotation, R, atol=1e-6)
     np.testing.assert_allclose(label.translation, t, atol=1e-6)
     np.testing.assert_allclose(label.vertices, posed, atol=1e-6)
@@ -72,7 +63,7 @@ def test_expression_is_kept_by_lifting_landmarks(space):
     jaw = template[:, 1] > 0.04  # everything below the mouth drops by 15 mm: an open jaw
     template[jaw, 1] += 0.015
     posed = template @ R.T + t
-    label = label_from_landmarks(_synthetic_landmarks(posed, K), K, space)
+    label = label_from_landmarks(exact_landmarks(posed, K), K, space)
     pixels, _ = project_points(label.vertices, K)
     np.testing.assert_allclose(pixels, project_points(posed, K)[0], atol=1e-9)
     # up to a similarity (the fit's depth offset), the lifted mesh has the open jaw; the rigid template has not
@@ -86,7 +77,7 @@ def test_expression_is_kept_by_lifting_landmarks(space):
 
 def test_render_is_consistent_with_the_mesh(space):
     R, t = Rotation.from_euler("yx", (20, -10), degrees=True).as_matrix(), np.array([0.01, 0.0, 0.45])
-    label = label_from_landmarks(_synthetic_landmarks(space.template @ R.T + t, K), K, space)
+    label = label_from_landmarks(exact_landmarks(space.template @ R.T + t, K), K, space)
     labels = label.render(480, 640)
     pixels, depth = project_points(label.vertices, K)
     column, row = np.round(pixels).astype(int).T
@@ -107,7 +98,7 @@ def test_render_is_consistent_with_the_mesh(space):
     assert np.isnan(labels.depth[~labels.mask]).all() and np.isnan(labels.canonical[~labels.mask]).all()
     assert np.nanmin(labels.canonical) >= -1 - 1e-5 and np.nanmax(labels.canonical) <= 1 + 1e-5
     turned = Rotation.from_euler("y", 80, degrees=True).as_matrix()
-    side = label_from_landmarks(_synthetic_landmarks(space.template @ turned.T + t, K), K, space).render(480, 640)
+    side = label_from_landmarks(exact_landmarks(space.template @ turned.T + t, K), K, space).render(480, 640)
     # +80 degrees about y brings the template's +x side (left tragion 454) towards the camera; 234 turns away
     assert (space.template[[454, 234]] @ turned.T)[:, 2].tolist() == sorted((space.template[[454, 234]] @ turned.T)[:, 2])
     assert side.visible[454] and not side.visible[234]

@@ -251,14 +251,26 @@ def test_camera_info_round_trip_and_size_mismatch(types):
     assert (message.width, message.height, message.distortion_model) == (64, 48, "plumb_bob")
     np.testing.assert_array_equal(np.asarray(message.d), np.zeros(5))
     np.testing.assert_array_equal(np.asarray(message.p).reshape(3, 4), np.hstack([K, np.zeros((3, 1))]))
-    np.testing.assert_array_equal(C.camera_info_to_intrinsics(message, 64, 48), K)
+    for rectified in (True, False):  # P = [K | 0], D zero: the same K either way, nothing ignored
+        used = C.camera_info_intrinsics(message, 64, 48, rectified)
+        np.testing.assert_array_equal(used.intrinsics, K)
+        assert not used.distortion_ignored
     with pytest.raises(C.ImageConversionError) as error:
-        C.camera_info_to_intrinsics(message, 640, 480)
+        C.camera_info_intrinsics(message, 640, 480, False)
     assert error.value.kind == "camera_info_size"
     message.k = np.zeros(9)
     with pytest.raises(C.ImageConversionError) as error:
-        C.camera_info_to_intrinsics(message, 64, 48)
+        C.camera_info_intrinsics(message, 64, 48, False)
     assert error.value.kind == "bad_camera_info"
+    np.testing.assert_array_equal(C.camera_info_intrinsics(message, 64, 48, True).intrinsics, K)  # P still valid
+
+
+def test_estimated_camera_info_has_an_empty_distortion(types):
+    estimate = cdr_round_trip(C.camera_info(types, C.make_header(types, 0, "cam"), K, 64, 48, estimated=True),
+                              "sensor_msgs/msg/CameraInfo")
+    assert estimate.distortion_model == "plumb_bob" and len(estimate.d) == 0  # image_geometry: no distortion
+    np.testing.assert_array_equal(np.asarray(estimate.k).reshape(3, 3), K)
+    np.testing.assert_array_equal(np.asarray(estimate.p).reshape(3, 4), np.hstack([K, np.zeros((3, 1))]))
 
 
 def track_state() -> TrackState:

@@ -150,6 +150,7 @@ def test_face_frames_give_consistent_outputs_with_stamps_and_camera_info(lifecyc
         out = frame_arrays(lifecycle_run, label)
         k = np.array(k_sent)
         np.testing.assert_array_equal(out["depth/camera_info/k"], k)  # the CameraInfo of this very stamp
+        np.testing.assert_array_equal(out["depth/camera_info/d"], np.zeros(5))  # the calibration's, as sent
         depth = out["depth/image/pixels"][..., 0]
         assert depth.shape == (480, 480) and tuple(out["depth/camera_info/size"]) == (480, 480)
         face = np.isfinite(depth)
@@ -189,6 +190,7 @@ def test_face_frames_give_consistent_outputs_with_stamps_and_camera_info(lifecyc
     assert diagnostics["frames_in"] == diagnostics["frames_out"] == "4"
     assert diagnostics["dropped"] == diagnostics["errors"] == "0"
     assert diagnostics["engine"].startswith("torch on cpu")
+    assert diagnostics["intrinsics"] == "given: raw image without distortion: K"  # the CameraInfo's K, no D
 
 
 def test_bad_frames_are_counted_and_the_node_keeps_publishing(lifecycle_run: NodeRun) -> None:
@@ -226,7 +228,9 @@ def test_burst_faster_than_the_model_drops_frames_and_keeps_latency_bounded(life
     burst = record["burst"]
     assert 0 < delta["frames_out"] < delta["frames_in"] <= burst["sent"]
     assert delta["errors"] == 0
-    assert delta["dropped"] + delta["frames_out"] == delta["frames_in"]  # every frame accounted for
+    # the client waited for an idle node: every frame received is accounted for, and every
+    # processed frame's depth image reached the subscriber (one latency each)
+    assert delta["dropped"] + delta["frames_out"] == delta["frames_in"]
     assert len(burst["latencies_s"]) == delta["frames_out"]
     # no queue: a frame waits at most for the one being processed, so latency stays near one
     # processing time however long the burst is (the lock-step round trip is one processing time)
@@ -245,6 +249,8 @@ def test_plain_node_module_entry_point_reads_compressed_images(ros_install, tiny
     out = frame_arrays(run, "jpeg1")
     k = out["depth/camera_info/k"]
     assert k[0, 0] > 0 and k[1, 1] > 0  # estimated from the predicted rays: no CameraInfo was sent
+    assert out["depth/camera_info/d"].shape == (0,)  # an estimate: no distortion coefficients at all
+    assert run.record["diagnostics"]["intrinsics"].startswith("estimated from the faces' rays")
     depth = out["depth/image/pixels"][..., 0]
     x, y, z = out["points/field_x"], out["points/field_y"], out["points/field_z"]
     columns = np.round(k[0, 0] * x / z + k[0, 2]).astype(int)
@@ -374,7 +380,7 @@ def test_deactivate_during_processing_and_reconfigure_with_new_values(mesh_run: 
     record = mesh_run.record
     assert record["deactivate_ok"] and record["deactivate_s"] < 5.0
     assert record["outputs_after_deactivate"] == 0 and record["state_after_deactivate"] == "inactive"
-    assert record["cleanup_ok"] and record["set_new_values_ok"] == [True] * 4
+    assert record["cleanup_ok"] and record["set_new_values_ok"] == [True] * 5
     assert record["reconfigure_ok"] and record["reactivate_ok"] and record["after_reconfigure_ok"] == [True]
     headers = record["frames"]["reconfigured0"]["headers"]
     assert {header[1] for header in headers.values()} == {"head_camera"}  # the frame_id override
@@ -385,5 +391,10 @@ def test_deactivate_during_processing_and_reconfigure_with_new_values(mesh_run: 
     face = np.isfinite(metres)
     np.testing.assert_array_equal(millimetres > 0, face)
     np.testing.assert_allclose(millimetres[face], metres[face] * 1000.0, atol=1.0)
-    assert after["canonical/pixels"].shape[:2] == (240, 240)  # canonical_scale 0.5 of 480 x 480
+    # canonical_region faces: the faces' bounding box at canonical_scale 0.5, placed by the roi
+    x, y, width, height = after["canonical/camera_info/roi"]
+    rows, columns = np.nonzero(millimetres > 0)
+    assert (x, y, width, height) == (columns.min(), rows.min(), np.ptp(columns) + 1, np.ptp(rows) + 1)
+    assert after["canonical/pixels"].shape[:2] == (round(height / 2), round(width / 2))
+    np.testing.assert_array_equal(after["canonical/camera_info/k"], after["depth/camera_info/k"])
     assert len(after["tracks/ids"]) < len(before["tracks/ids"])  # num_tracks 16 instead of 64

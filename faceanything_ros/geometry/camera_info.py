@@ -63,3 +63,17 @@ def camera_intrinsics(k: np.ndarray, d: np.ndarray, p: np.ndarray, distortion_mo
         return CameraIntrinsics(intrinsics, False, "raw image without distortion: K")
     return CameraIntrinsics(intrinsics, True, f"raw image: K, {distortion_model or 'unnamed'} distortion "
                                               f"{np.round(d, 4).tolist()} ignored (the image is used as a pinhole)")
+
+
+def rectified_image(camera_matrix: str, image_topic: str) -> bool:
+    """Whether the image of ``image_topic`` is rectified, i.e. its K is the calibration's P.
+
+    camera_matrix: ``P`` (rectified), ``K`` (raw), or ``auto``: rectified when a name of the topic
+    starts with ``image_rect`` (``image_rect``, ``image_rect_color``, ``image_rect_raw`` as
+    image_proc and camera drivers name them; ``/camera/image_rect/compressed`` too), else raw.
+    """
+    if camera_matrix not in ("auto", "K", "P"):
+        raise ValueError(f"camera_matrix must be auto, K or P, got {camera_matrix!r}")
+    if camera_matrix != "auto":
+        return camera_matrix == "P"
+    return any(name.startswith("image_rect") for name in image_topic.split("/"))

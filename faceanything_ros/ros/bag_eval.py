@@ -8,7 +8,7 @@ in the report and skipped; processing continues.
 
 CameraInfo is matched to an image by the node's rule (``stream.camera_info``: same frame_id, the
 image's stamp, else the latest one stamped before it; all camera_info messages are read first,
-they are small). Ground truth (depth ``32FC1``/``16UC1`` or ``CanonicalTrackArray``) is matched by
+they are small), and its K or P is used as the node uses it (``NodeConfig.camera_matrix``). Ground truth (depth ``32FC1``/``16UC1`` or ``CanonicalTrackArray``) is matched by
 header stamp. The method (model, mesh or auto) is ``config.method``, as in the node.
 """
 from __future__ import annotations
@@ -20,11 +20,10 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from faceanything_ros.config import NodeConfig
+from faceanything_ros.geometry.camera_info import CameraIntrinsics, rectified_image
 from faceanything_ros.stream.bounded import put_bounded
-from faceanything_ros.stream.camera_info import CameraInfoCache
+from faceanything_ros.stream.camera_info import CameraInfoCache, intrinsics_note
 from faceanything_ros.stream.health import stream_health
 from faceanything_ros.stream.processing import FrameProcessor, ProcessedFrame
 from faceanything_ros.stream.stats import ProcessingStats
@@ -67,7 +66,7 @@ def evaluate_bag(in_bag: str | Path, out_bag: str | Path, image_topic: str, conf
             if topic:
                 reader.check_topic(topic, msgtypes)
         cameras = _camera_infos(reader, camera_info_topic) if camera_info_topic else None
-        run = _Run(depth_topic, tracks_topic)
+        run = _Run(depth_topic, tracks_topic, rectified_image(config.camera_matrix, image_topic))
         keys = enabled_outputs(config, types)
         with FrameProcessor(config) as processor, BagWriter(out_bag, storage or reader.storage) as writer:
             log.info("bag-eval runs %s", processor.describe())
@@ -96,7 +95,7 @@ def evaluate_bag(in_bag: str | Path, out_bag: str | Path, image_topic: str, conf
         "input_bag": str(in_bag), "output_bag": str(out_bag), "mode": "direct", "image_topic": image_topic,
         "camera_info_topic": camera_info_topic, "method": run.method, "model": config.model, "engine": config.engine,
         "device": config.device, **run.stats.summary(), "frames_with_face": run.frames_with_face,
-        "intrinsics": dict(run.intrinsics), "output_messages": counts, "accuracy": run.accuracy(),
+        "intrinsics": dict(run.intrinsics), "intrinsics_note": run.intrinsics_note, "output_messages": counts, "accuracy": run.accuracy(),
     }
     return json_safe(report)
 
@@ -112,10 +111,12 @@ def _camera_infos(reader: BagReader, topic: str) -> CameraInfoCache:
 class _Run:
     """The state of one evaluation: statistics, intrinsics sources, ground-truth matching."""
 
-    def __init__(self, depth_topic: str | None, tracks_topic: str | None) -> None:
+    def __init__(self, depth_topic: str | None, tracks_topic: str | None, rectified: bool) -> None:
         self.stats = ProcessingStats()
         self.frames_with_face = 0
-        self.intrinsics: Counter[str] = Counter()
+        self.rectified = rectified  # the image topic carries rectified images: K from camera_info's P
+        self.intrinsics: Counter[str] = Counter()  # given / estimated / distortion_ignored frames
+        self.intrinsics_note = "no frame"  # how the latest frame's K was obtained
         self.depth_topic, self.tracks_topic = depth_topic, tracks_topic
         self.depth = DepthAccuracy() if depth_topic else None
         self.tracks = TrackAccuracy() if tracks_topic else None
@@ -143,8 +144,8 @@ class _Run:
             rgb = compressed_to_rgb(message) if msgtype == IMAGE_TYPES[1] else image_to_rgb(message)
             stamp, frame_id = stamp_to_ns(message.header.stamp), str(message.header.frame_id)
             info = cameras.match(stamp, frame_id, wait_s=0.0) if cameras else None
-            intrinsics = self._intrinsics(info, rgb.shape)
-            frame = processor.process(rgb, stamp, frame_id, intrinsics, info)
+            used = self._intrinsics(info, rgb.shape)
+            frame = processor.process(rgb, stamp, frame_id, None if used is None else used.intrinsics, info)
         except ImageConversionError as error:
             self._error(error.kind, str(error))
             return None
@@ -154,6 +155,11 @@ class _Run:
         self.stats.record_output(time.perf_counter() - start)
         self.frames_with_face += frame.reconstruction.found
         self.intrinsics["estimated" if frame.intrinsics_estimated else "given"] += 1
+        self.intrinsics_note = intrinsics_note(used, frame.reconstruction.intrinsics_source)
+        if used is not None and used.distortion_ignored:
+            if not self.intrinsics["distortion_ignored"]:
+                log.warning("intrinsics %s", self.intrinsics_note)
+            self.intrinsics["distortion_ignored"] += 1
         for topic, predictions in self._predictions.items():
             scored = frame.reconstruction.depth if topic == self.depth_topic else (
                 frame.tracks.ids, frame.tracks.pixels, frame.tracks.visible)
@@ -161,10 +167,10 @@ class _Run:
             self._match(topic, frame.stamp_ns)
         return frame
 
-    def _intrinsics(self, info: Any | None, shape: tuple[int, ...]) -> np.ndarray | None:
+    def _intrinsics(self, info: Any | None, shape: tuple[int, ...]) -> CameraIntrinsics | None:
         """K of the matching CameraInfo ``info``; None (estimated) without one or when it does not fit (counted)."""
         return camera_info_intrinsics_or_none(
-            info, shape[1], shape[0],
+            info, shape[1], shape[0], self.rectified,
             lambda error: self._error(error.kind, f"{error}; intrinsics estimated instead"))
 
     def add_truth(self, topic: str, rawdata: bytes, msgtype: str) -> None:
@@ -207,7 +213,7 @@ class _Run:
                                error_after_failures=config.error_after_failures,
                                errors_since_report=summary["errors"] - self._errors_reported)
         self._errors_reported = summary["errors"]
-        return diagnostics_message(types, stamp_ns, summary, config, health, node_name)
+        return diagnostics_message(types, stamp_ns, summary, config, health, node_name, intrinsics=self.intrinsics_note)
 
     def accuracy(self) -> dict[str, Any]:
         """Summaries of the accuracy against each ground-truth topic given."""

@@ -4,6 +4,13 @@ Shared by the rclpy node and ``bag-eval``, so a bag written offline holds the sa
 messages as a recording of the node. Topic keys are the node's private names (``~/<key>``)
 except ``GLOBAL_TOPICS`` (``/tf``) and ``DIAGNOSTICS_TOPIC``. Every message carries the input
 image's stamp and its frame_id (or ``NodeConfig.frame_id`` when set).
+
+``~/canonical`` shows the region ``(x, y, width, height)`` (input pixels) that the roi of
+``~/canonical/camera_info`` holds: the whole image, or with ``canonical_region: faces`` only the
+faces' bounding box; resized by ``canonical_scale``. Pixel ``(u, v)`` of ``~/canonical`` lies at
+input pixel ``(x + (u + 0.5) * width / image_width - 0.5, y + (v + 0.5) * height / image_height - 0.5)``
+(at scale 1: ``(x + u, y + v)``, the roi convention image_geometry applies). An estimated K
+(no usable camera_info) has an empty D in both CameraInfos, a calibration's D is carried as given.
 """
 from __future__ import annotations
 
@@ -33,6 +40,7 @@ OUTPUT_TYPES: dict[str, str] = {
     "depth/camera_info": "sensor_msgs/msg/CameraInfo",  # the input's (given K), else the estimated K
     "points": "sensor_msgs/msg/PointCloud2",  # conversions.POINT_FIELDS
     "canonical": "sensor_msgs/msg/Image",  # 32FC3 canonical coordinates, NaN where no face
+    "canonical/camera_info": "sensor_msgs/msg/CameraInfo",  # depth/camera_info, roi = the region ~/canonical shows
     "tracks": "faceanything_ros/msg/CanonicalTrackArray",
     "track_markers": "visualization_msgs/msg/MarkerArray",  # tracks, and a "face <id>" label per face
     "faces": "faceanything_ros/msg/FaceArray",
@@ -42,7 +50,7 @@ GLOBAL_TOPICS = {"tf": "/tf"}
 # the NodeConfig switch of each output
 OUTPUT_SWITCHES = {
     "depth/image": "publish_depth", "depth/camera_info": "publish_depth", "points": "publish_points",
-    "canonical": "publish_canonical", "tracks": "publish_tracks", "track_markers": "publish_markers",
+    "canonical": "publish_canonical", "canonical/camera_info": "publish_canonical", "tracks": "publish_tracks", "track_markers": "publish_markers",
     "faces": "publish_faces", "tf": "publish_tf",
 }
 
@@ -66,11 +74,14 @@ def output_messages(types: Types, frame: ProcessedFrame, config: NodeConfig, key
     """``{key: message}`` of one processed frame for the output ``keys`` only (nothing else is built)."""
     header = make_header(types, frame.stamp_ns, config.frame_id or frame.frame_id)
     reconstruction = frame.reconstruction
+    region = canonical_region(reconstruction.mask, config.canonical_region)
     builders = {
         "depth/image": lambda: _depth_image(types, header, reconstruction.depth, config.depth_encoding),
-        "depth/camera_info": lambda: _depth_camera_info(types, header, frame),
+        "depth/camera_info": lambda: _camera_info(types, header, frame),
         "points": lambda: point_cloud2(types, header, reconstruction.cloud, stride=config.point_stride),
-        "canonical": lambda: canonical_image(types, header, _scaled(reconstruction.canonical, config.canonical_scale)),
+        "canonical": lambda: canonical_image(types, header, _scaled(
+            _cropped(reconstruction.canonical, region), config.canonical_scale)),
+        "canonical/camera_info": lambda: _camera_info(types, header, frame, region),
         "tracks": lambda: track_array(types, header, frame.tracks, config.track_max_distance, frame.track_face_ids,
                                       frame.canonical_space),
         "track_markers": lambda: _markers(types, header, frame),
@@ -87,15 +98,42 @@ def _depth_image(types: Types, header: Any, depth: np.ndarray, encoding: str) ->
     return depth_image(types, header, depth)
 
 
-def _depth_camera_info(types: Types, header: Any, frame: ProcessedFrame) -> Any:
-    """The CameraInfo of the depth image: the input's (its K, P, D) when its K was used, else the K used."""
+def _camera_info(types: Types, header: Any, frame: ProcessedFrame, roi: tuple[int, int, int, int] | None = None) -> Any:
+    """The CameraInfo of the frame's image: the input's (its K, P, D) when its K was used, else the
+    estimated K (``conversions.camera_info``, empty D). ``roi``: ``(x, y, width, height)`` input
+    pixels of the sub-image it describes (added to the input's own roi offset); None = the input's roi."""
     given = frame.camera_info
-    if given is None:
-        height, width = frame.reconstruction.image_size
-        return camera_info(types, header, frame.intrinsics, width, height)
-    return types["sensor_msgs/msg/CameraInfo"](
-        header=header, height=given.height, width=given.width, distortion_model=given.distortion_model, d=given.d,
-        k=given.k, r=given.r, p=given.p, binning_x=given.binning_x, binning_y=given.binning_y, roi=given.roi)
+    height, width = frame.reconstruction.image_size
+    info = camera_info(types, header, frame.intrinsics, width, height, estimated=True) if given is None else \
+        types["sensor_msgs/msg/CameraInfo"](
+            header=header, height=given.height, width=given.width, distortion_model=given.distortion_model,
+            d=given.d, k=given.k, r=given.r, p=given.p, binning_x=given.binning_x, binning_y=given.binning_y,
+            roi=given.roi)
+    if roi is not None:
+        x, y, roi_width, roi_height = roi
+        info.roi = types["sensor_msgs/msg/RegionOfInterest"](
+            x_offset=int(info.roi.x_offset) + x, y_offset=int(info.roi.y_offset) + y, width=roi_width,
+            height=roi_height, do_rectify=False)
+    return info
+
+
+def canonical_region(mask: np.ndarray, region: str) -> tuple[int, int, int, int]:
+    """``(x, y, width, height)`` pixels of what ``~/canonical`` shows of an ``(H, W)`` image with face
+    ``mask``: ``image`` = all of it; ``faces`` = the bounding box of the face pixels (1 x 1 at the
+    origin when there is none, so that an empty frame costs one pixel)."""
+    height, width = mask.shape
+    if region == "image":
+        return 0, 0, width, height
+    rows, columns = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
+    if not len(rows):
+        return 0, 0, 1, 1
+    return int(columns[0]), int(rows[0]), int(columns[-1] - columns[0] + 1), int(rows[-1] - rows[0] + 1)
+
+
+def _cropped(image: np.ndarray, roi: tuple[int, int, int, int]) -> np.ndarray:
+    """The ``(x, y, width, height)`` region of an ``(H, W, ...)`` image (a view)."""
+    x, y, width, height = roi
+    return image[y:y + height, x:x + width]
 
 
 def _scaled(image: np.ndarray, scale: float) -> np.ndarray:

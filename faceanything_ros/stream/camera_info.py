@@ -17,6 +17,7 @@ import bisect
 import threading
 from typing import Any
 
+from faceanything_ros.geometry.camera_info import CameraIntrinsics
 from faceanything_ros.ros.conversions.images import stamp_to_ns
 from faceanything_ros.stream.bounded import put_bounded
 
@@ -67,3 +68,16 @@ class CameraInfoCache:
             self._infos.clear()
             self._stamps.clear()
             self._per_image.clear()
+
+
+ESTIMATE_NOTES = {
+    "rays": "estimated from the faces' rays (no usable camera_info; ~/depth/camera_info carries it with an empty D)",
+    "default-fov": "assumed: the default field of view (no usable camera_info and no face yet; ~/depth/camera_info "
+                   "carries it with an empty D)",
+}
+
+
+def intrinsics_note(used: CameraIntrinsics | None, source: str) -> str:
+    """One line for diagnostics on the K of a frame: the calibration's (``used``, its note says which
+    matrix and whether distortion is ignored) or, without one, the reconstruction's ``intrinsics_source``."""
+    return f"given: {used.note}" if used is not None else ESTIMATE_NOTES.get(source, f"estimated ({source})")

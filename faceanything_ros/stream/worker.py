@@ -32,6 +32,7 @@ class NewestOnlyWorker(Generic[Item]):
         self._max_rate_hz = max_rate_hz
         self._condition = threading.Condition()
         self._pending: Item | None = None
+        self._in_flight = False
         self._stopping = False
         self._started = False
         self._exited = False
@@ -51,6 +52,12 @@ class NewestOnlyWorker(Generic[Item]):
             self._condition.notify()
         if dropped is not None:
             self._on_drop(dropped)
+
+    @property
+    def frames_pending(self) -> int:
+        """Items submitted and not yet handled or dropped: the waiting one and the one in flight (0 to 2)."""
+        with self._condition:
+            return int(self._pending is not None) + int(self._in_flight)
 
     def stop(self, timeout_s: float = STOP_WAIT_S) -> bool:
         """Stop taking items: drop the waiting one and wait up to ``timeout_s`` for the one in flight.
@@ -97,7 +104,12 @@ class NewestOnlyWorker(Generic[Item]):
                 if self._stopping:
                     return
                 item, self._pending = self._pending, None
+                self._in_flight = True
             started = time.monotonic()
             rate_hz = self._max_rate_hz()
             next_start = started + (1.0 / rate_hz if rate_hz > 0 else 0.0)
-            self._handle(item)
+            try:
+                self._handle(item)
+            finally:
+                with self._condition:
+                    self._in_flight = False

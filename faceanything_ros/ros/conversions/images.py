@@ -13,6 +13,7 @@ import numpy as np
 
 from faceanything_ros.export.depth import millimetres_to_metres
 from faceanything_ros.geometry.camera import validate_intrinsics
+from faceanything_ros.geometry.camera_info import CameraIntrinsics, camera_intrinsics
 from faceanything_ros.io.validation import MAX_IMAGE_PIXELS, MAX_IMAGE_SIDE_PX
 
 Types = Mapping[str, Any]
@@ -219,42 +220,49 @@ def depth_image_to_metres(msg: Any) -> np.ndarray:
     return np.where(np.isfinite(depth) & (depth > 0), depth, np.nan).astype(np.float32)
 
 
-def camera_info(types: Types, header: Any, intrinsics: np.ndarray, width: int, height: int) -> Any:
-    """``sensor_msgs/CameraInfo`` of a distortion-free pinhole: plumb_bob with zero D, R = I, P = [K | 0]."""
+def camera_info(types: Types, header: Any, intrinsics: np.ndarray, width: int, height: int,
+                estimated: bool = False) -> Any:
+    """``sensor_msgs/CameraInfo`` of a distortion-free pinhole: plumb_bob, R = I, P = [K | 0].
+
+    A calibration (``estimated`` False) has five zero distortion coefficients; an estimate (K
+    estimated from the images, no calibration) has an empty D: image_geometry reads both as "no
+    distortion" and depth_image_proc uses P either way, while a reader can tell the estimate apart.
+    """
     k = validate_intrinsics(intrinsics)
     projection = np.zeros((3, 4))
     projection[:, :3] = k
     roi = types["sensor_msgs/msg/RegionOfInterest"](x_offset=0, y_offset=0, height=0, width=0, do_rectify=False)
     return types["sensor_msgs/msg/CameraInfo"](
         header=header, height=int(height), width=int(width), distortion_model="plumb_bob",
-        d=np.zeros(5), k=k.reshape(-1), r=np.eye(3).reshape(-1), p=projection.reshape(-1),
+        d=np.zeros(0 if estimated else 5), k=k.reshape(-1), r=np.eye(3).reshape(-1), p=projection.reshape(-1),
         binning_x=0, binning_y=0, roi=roi,
     )
 
 
-def camera_info_to_intrinsics(msg: Any, width: int, height: int) -> np.ndarray:
-    """``(3, 3)`` float64 K of a ``sensor_msgs/CameraInfo`` for a ``width`` x ``height`` image.
+def camera_info_intrinsics(msg: Any, width: int, height: int, rectified: bool) -> CameraIntrinsics:
+    """The K of a ``width`` x ``height`` image from its ``sensor_msgs/CameraInfo``: P for a
+    ``rectified`` image, else K (non-zero D ignored and reported; ``geometry.camera_info``).
 
     Raises ``ImageConversionError`` ``camera_info_size`` when the info describes another image
-    size, ``bad_camera_info`` when its K is not a valid pinhole (e.g. all zeros: uncalibrated).
+    size, ``bad_camera_info`` when the matrix to use is not a valid pinhole (e.g. all zeros: uncalibrated).
     """
     if (int(msg.width), int(msg.height)) != (int(width), int(height)):
         raise ImageConversionError("camera_info_size", f"camera_info is for {msg.width}x{msg.height} images, "
                                    f"the image is {width}x{height}")
     try:
-        return validate_intrinsics(np.asarray(msg.k, dtype=np.float64).reshape(3, 3), "camera_info K")
+        return camera_intrinsics(msg.k, msg.d, msg.p, str(msg.distortion_model), rectified)
     except ValueError as error:
         raise ImageConversionError("bad_camera_info", str(error)) from None
 
 
-def camera_info_intrinsics_or_none(msg: Any | None, width: int, height: int,
-                                   on_error: Callable[[ImageConversionError], None]) -> np.ndarray | None:
-    """``camera_info_to_intrinsics`` of ``msg`` for a ``width`` x ``height`` image, or None (K is then
+def camera_info_intrinsics_or_none(msg: Any | None, width: int, height: int, rectified: bool,
+                                   on_error: Callable[[ImageConversionError], None]) -> CameraIntrinsics | None:
+    """``camera_info_intrinsics`` of ``msg`` for a ``width`` x ``height`` image, or None (K is then
     estimated from the image) when ``msg`` is None or unusable: ``on_error(error)`` counts the latter."""
     if msg is None:
         return None
     try:
-        return camera_info_to_intrinsics(msg, width, height)
+        return camera_info_intrinsics(msg, width, height, rectified)
     except ImageConversionError as error:
         on_error(error)
         return None

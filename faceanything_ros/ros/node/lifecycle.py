@@ -6,7 +6,9 @@
   model, face-mesh or auto) and does all slow work there (model, every engine shape, one warm-up
   reconstruction), then creates the publishers. Any failure is logged with its cause and the
   transition fails; ``cleanup`` then ``configure`` applies new parameter values.
-- activate: subscribes to ``image`` (or ``image/compressed``) and ``camera_info`` and starts the
+- activate: subscribes to ``image`` (or ``image/compressed``) and ``camera_info`` (P for a rectified
+  image, K for a raw one: ``camera_matrix``; an ignored distortion or an estimated K is logged
+  once and shown as ``intrinsics`` in ``/diagnostics``) and starts the
   single inference thread and the diagnostics timer; deactivate stops them in bounded time (a
   frame still in flight publishes nothing and releases what it used when it ends).
 - The image callback only converts and validates the message; the inference thread handles the
@@ -38,7 +40,8 @@ from faceanything_ros.ros.node.publishers import OutputPublishers
 from faceanything_ros.ros.outputs import (
     DEFAULT_NODE_NAME, DIAGNOSTICS_PERIOD_NS, DIAGNOSTICS_TOPIC, DIAGNOSTICS_TYPE, TF_TYPE, diagnostics_message,
 )
-from faceanything_ros.stream.camera_info import CameraInfoCache
+from faceanything_ros.geometry.camera_info import CameraIntrinsics, rectified_image
+from faceanything_ros.stream.camera_info import CameraInfoCache, intrinsics_note
 from faceanything_ros.stream.health import stream_health
 from faceanything_ros.stream.processing import FrameProcessor
 from faceanything_ros.stream.stats import ProcessingStats
@@ -70,6 +73,9 @@ class FaceAnythingNode(LifecycleNode):
         self._frames_without_face = 0
         self._last_logged: dict[str, float] = {}
         self._camera_infos = CameraInfoCache()
+        self._rectified = False  # the image topic carries rectified images: K from camera_info's P
+        self._intrinsics_note = "no frame yet"  # how the latest frame's K was obtained (diagnostics)
+        self._logged_once: set[str] = set()
         self._config: NodeConfig | None = None
         self._processor: FrameProcessor | None = None
         self._outputs: OutputPublishers | None = None
@@ -124,6 +130,7 @@ class FaceAnythingNode(LifecycleNode):
             self.create_subscription(self._types[image_type], image_topic, self._on_image, qos,
                                      qos_overriding_options=overrides),
         ]
+        self._rectified = rectified_image(config.camera_matrix, self.resolve_topic_name(image_topic))
         self._last_report = (time.monotonic(), self._stats.frames_out, sum(self._stats.errors.values()))
         self._diagnostics_timer = self.create_timer(DIAGNOSTICS_PERIOD_NS / 1e9, self._publish_diagnostics)
         self.get_logger().info(f"active: {self.resolve_topic_name(image_topic)} -> {self.get_name()}/*")
@@ -212,10 +219,12 @@ class FaceAnythingNode(LifecycleNode):
         try:
             height, width = frame.rgb.shape[:2]
             info = self._camera_infos.match(frame.stamp_ns, frame.frame_id)
-            intrinsics = camera_info_intrinsics_or_none(
-                info, width, height,
+            used = camera_info_intrinsics_or_none(
+                info, width, height, self._rectified,
                 lambda error: self._report_problem(error.kind, f"{error}; estimating K from the image instead"))
-            result = processor.process(frame.rgb, frame.stamp_ns, frame.frame_id, intrinsics, info)
+            result = processor.process(frame.rgb, frame.stamp_ns, frame.frame_id,
+                                       None if used is None else used.intrinsics, info)
+            self._note_intrinsics(used, result.reconstruction.intrinsics_source)
             config = runtime_config(self, self._config)
             with self._publish_lock:
                 if generation != self._generation:
@@ -230,6 +239,17 @@ class FaceAnythingNode(LifecycleNode):
             self._report_problem("invalid_frame", str(error))
         except Exception as error:  # noqa: BLE001 - a running node logs, counts and keeps going
             self._report_problem("internal_error", "".join(traceback.format_exception(error)))
+
+    def _note_intrinsics(self, used: CameraIntrinsics | None, source: str) -> None:
+        """Keep how this frame's K was obtained for the diagnostics (``intrinsics``); log once that
+        K is estimated, and once that a raw image's distortion is ignored."""
+        note = intrinsics_note(used, source)
+        with self._stats_lock:
+            self._intrinsics_note = note
+        kind = "estimated" if used is None else "distortion_ignored" if used.distortion_ignored else None
+        if kind is not None and kind not in self._logged_once:
+            self._logged_once.add(kind)
+            self.get_logger().warning(f"intrinsics {note}; reported as 'intrinsics' in /diagnostics")
 
     def _report_problem(self, kind: str, message: str) -> None:
         """Count a problem of ``kind`` for the diagnostics and log it (throttled per kind)."""
@@ -253,7 +273,8 @@ class FaceAnythingNode(LifecycleNode):
             self.get_logger().info(text)
 
     def _publish_diagnostics(self) -> None:
-        """Publish level, rate, latency, frames in/out, drops, errors by kind, skipped outputs, method and engine."""
+        """Publish level, rate, latency, frames in/out/pending (waiting or in flight), drops, errors by kind,
+        skipped outputs, method and engine."""
         now = time.monotonic()
         config = runtime_config(self, self._config)
         with self._stats_lock:
@@ -268,10 +289,12 @@ class FaceAnythingNode(LifecycleNode):
                 stale_after_s=config.stale_after_s, consecutive_errors=self._stats.consecutive_errors,
                 error_after_failures=config.error_after_failures, errors_since_report=summary["errors"] - last_errors)
             frames_without_face = self._frames_without_face
-        processor = self._processor
+            note = self._intrinsics_note
+        processor, worker = self._processor, self._worker
         message = diagnostics_message(
             self._types, self.get_clock().now().nanoseconds, summary, config, health, self.get_name(),
-            frames_without_face=frames_without_face, rate_hz=rate_hz, method=processor.method.method,
+            frames_without_face=frames_without_face, rate_hz=rate_hz,
+            frames_pending=0 if worker is None else worker.frames_pending, intrinsics=note, method=processor.method.method,
             engine=processor.engine, tf="on" if TF_TYPE in self._types else "off (tf2_msgs not installed)",
             skipped=dict(self._outputs.skipped))
         self._diagnostics_publisher.publish(message)

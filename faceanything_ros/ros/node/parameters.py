@@ -20,7 +20,7 @@ from faceanything_ros.config import NODE_CHOICES, NODE_RANGES, NodeConfig
 
 # Applied on the next processed frame; everything else is read when the node configures.
 RUNTIME_PARAMETERS = frozenset({
-    "max_rate_hz", "point_stride", "frame_id", "depth_encoding", "canonical_scale", "publish_depth",
+    "max_rate_hz", "point_stride", "frame_id", "depth_encoding", "canonical_scale", "canonical_region", "publish_depth",
     "publish_points", "publish_canonical", "publish_tracks", "publish_markers", "publish_faces", "publish_tf",
     "expected_rate_hz", "stale_after_s", "error_after_failures",
 })
@@ -48,9 +48,14 @@ DESCRIPTIONS: dict[str, str] = {
     "input": "raw subscribes to `image` (sensor_msgs/Image), compressed to `image/compressed`",
     "qos_reliability": "reliability of the image and camera_info subscriptions (sensor-data QoS by default)",
     "qos_depth": "history depth of the image and camera_info subscriptions",
+    "camera_matrix": "which camera_info matrix is the image's: P (rectified image), K (raw image; a non-zero D is "
+                     "ignored and reported in /diagnostics), auto = P when the image topic has an image_rect* "
+                     "name, else K",
     "frame_id": "frame_id of every output; empty = the input image's",
     "depth_encoding": "~/depth/image encoding: 32FC1 metres (NaN = none) or 16UC1 millimetres (0 = none)",
     "canonical_scale": "~/canonical image size relative to the input image (nearest neighbour)",
+    "canonical_region": "~/canonical covers the whole image, or only the faces' bounding box (faces; its place in "
+                        "the image is the roi of ~/canonical/camera_info)",
     "publish_depth": "publish ~/depth/image and ~/depth/camera_info",
     "publish_points": "publish ~/points",
     "publish_canonical": "publish ~/canonical",
