@@ -264,6 +264,6 @@ def _window(name: str, value: torch.Tensor, first: int, length: int) -> torch.Te
     """Frames ``[first, first + length)`` of one batch entry (frame axis 1, or 2 for tracks)."""
     if name in ("tracks", "track_visible"):
         return value[:, :, first:first + length]
-    if name in ("track_canonical", "track_query_frame", "index"):
+    if name in ("track_canonical", "track_query_frame", "index", "camera_known"):
         return value
     return value[:, first:first + length]
