@@ -102,7 +102,7 @@ class Client:
 
     def call(self, srv_type, name: str, request, timeout_s: float = 60.0):
         client = self.node.create_client(srv_type, f"{NODE}/{name}")
-        if not client.wait_for_service(timeout_sec=30.0):
+        if not client.wait_for_service(timeout_sec=120.0):  # the node imports torch first: slow on a busy machine
             raise RuntimeError(f"service {NODE}/{name} not available")
         future = client.call_async(request)
         self.spin_until(future.done, timeout_s)
