@@ -7,6 +7,7 @@ from typing import Sequence
 import numpy as np
 
 from faceanything_ros.geometry.projection import unproject_pixels
+from faceanything_ros.stages import timed
 
 DEFAULT_COLOR = 255  # RGB value of every point when no image is given (white)
 
@@ -82,6 +83,7 @@ class PointCloud:
         )
 
 
+@timed("cloud")
 def point_cloud_from_depth(
     depth: np.ndarray,
     intrinsics: np.ndarray,

