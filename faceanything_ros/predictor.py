@@ -60,6 +60,10 @@ class Predictor:
         self.input_size = self.engine.input_size
         self.focal_estimate = StreamFocal(self.config.focal_history)
 
+    def reset(self) -> None:
+        """Start a new stream: its next frame's faces are detected, not tracked from the last frame's."""
+        self.detector.reset()
+
     def close(self) -> None:
         """Release the face detector."""
         self.detector.close()

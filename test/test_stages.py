@@ -82,7 +82,7 @@ def test_the_stream_processor_records_every_stage_of_a_frame():
         for index, rgb in enumerate(frames):
             processor.process(rgb, index, "cam")
     stages = STAGE_TIMES.summary()
-    assert {"mesh", "cloud", "reconstruct", "tracking", "head_pose"} <= set(stages)
+    assert {"mesh", "paste_back", "cloud", "reconstruct", "tracking", "head_pose"} <= set(stages)
     assert stages["reconstruct"]["calls"] == stages["tracking"]["calls"] == stages["head_pose"]["calls"] == 3
     # the parts lie inside the whole reconstruction
     assert stages["mesh"]["total_s"] + stages["cloud"]["total_s"] < stages["reconstruct"]["total_s"]

@@ -65,7 +65,8 @@ def run(args: argparse.Namespace) -> int:
     if args.method == "mesh":
         predictor = MeshReference(FaceMeshConfig(max_faces=config.detector.max_faces,
                                                  min_confidence=config.detector.min_confidence,
-                                                 default_fov_deg=config.default_fov_deg))
+                                                 default_fov_deg=config.default_fov_deg),
+                                  tracking=source.kind == "video")
     else:
         checkpoint = checkpoint_or_bundled(args.model)
         predictor = Predictor(checkpoint, device=args.device, config=config, engine=args.engine,

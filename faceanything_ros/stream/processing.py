@@ -124,6 +124,7 @@ class FrameProcessor:
     def reset(self) -> None:
         """Restart the stream's context: window, tracks and face ids (ids are never reused)."""
         self._context.clear()
+        self.reconstructor.reset()
         self.tracker.reset()
         self._frames_since_seed = 0
         self._visible_fraction = 1.0
