@@ -5,6 +5,7 @@ import argparse
 import logging
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 from tqdm import tqdm
@@ -13,6 +14,12 @@ from ..config import TRACK_QUERIES, FaceMeshConfig, PredictorConfig, TrackerConf
 from ..engines import ENGINE_NAMES, PRECISIONS
 from ..geometry.camera import intrinsics_matrix
 from ..model.bundled import checkpoint_or_bundled
+
+if TYPE_CHECKING:
+    from ..export.writer import SequenceWriter
+    from ..io.frames import Frame, FrameSource
+    from ..reference import Reconstructor
+    from ..tracking import MultiFaceTracker, TrackState
 
 log = logging.getLogger("faceanything")
 
@@ -76,28 +83,47 @@ def run(args: argparse.Namespace) -> int:
     tracker = MultiFaceTracker(TrackerConfig(num_tracks=args.num_tracks, queries=args.track_queries),
                                device=args.device)
     writer = SequenceWriter(args.out, fps=source.fps, ply_every=args.ply_every)
-    states, faces_found, started = [], 0, time.perf_counter()
+    started = time.perf_counter()
+    try:
+        with source, predictor:
+            states, faces_found = reconstruct_sequence(source, predictor, tracker, intrinsics, args.window, writer)
+    except BaseException:
+        writer.close(None)  # the frames written so far stay complete
+        raise
+    writer.close(Tracks.from_states(states) if states else None)
+    elapsed = time.perf_counter() - started
+    log.info("%d frames (%d with a face) in %.1f s (%.2f frames/s, files included) -> %s", len(states), faces_found,
+             elapsed, len(states) / max(elapsed, 1e-9), args.out)
+    return 0
 
-    def flush(window: list) -> None:
+
+def reconstruct_sequence(source: FrameSource, predictor: Reconstructor, tracker: MultiFaceTracker,
+                         intrinsics: np.ndarray | None, window: int, writer: SequenceWriter | None
+                         ) -> tuple[list[TrackState], int]:
+    """Reconstruct ``source`` in windows of ``window`` frames and track it, handing each frame to ``writer``
+    (None: nothing is written); the track state of every frame and the number of frames with a face.
+
+    intrinsics: ``(3, 3)`` K in pixels, or None (estimated by ``predictor``).
+    """
+    states: list[TrackState] = []
+    faces_found = 0
+
+    def flush(frames: list[Frame]) -> None:
         nonlocal faces_found
-        reconstructions = predictor.predict(np.stack([f.rgb for f in window]), intrinsics, [f.index for f in window])
-        for frame, reconstruction in zip(window, reconstructions):
+        reconstructions = predictor.predict(np.stack([f.rgb for f in frames]), intrinsics, [f.index for f in frames])
+        for frame, reconstruction in zip(frames, reconstructions):
             state = tracker.step(reconstruction.tracking_frames())
             states.append(state)
             faces_found += reconstruction.found
-            writer.write_frame(frame.rgb, reconstruction, state)
+            if writer is not None:
+                writer.write_frame(frame.rgb, reconstruction, state)
 
-    with source, predictor:
-        window: list = []
-        for frame in tqdm(source, total=len(source), unit="frame", desc=source.name):
-            window.append(frame)
-            if len(window) == args.window:
-                flush(window)
-                window = []
-        if window:
-            flush(window)
-    writer.close(Tracks.from_states(states) if states else None)
-    elapsed = time.perf_counter() - started
-    log.info("%d frames (%d with a face) in %.1f s (%.2f frames/s) -> %s", len(states), faces_found, elapsed,
-             len(states) / max(elapsed, 1e-9), args.out)
-    return 0
+    pending: list[Frame] = []
+    for frame in tqdm(source, total=len(source), unit="frame", desc=source.name):
+        pending.append(frame)
+        if len(pending) == window:
+            flush(pending)
+            pending = []
+    if pending:
+        flush(pending)
+    return states, faces_found
