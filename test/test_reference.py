@@ -7,6 +7,7 @@ import pytest
 from conftest import face_image, face_video
 from faceanything_ros.cli import main
 from faceanything_ros.config import DetectorConfig, FaceMeshConfig, PredictorConfig, save_yaml
+from faceanything_ros.export.depth import load_reconstruction_npz
 from faceanything_ros.geometry.camera import intrinsics_from_fov, intrinsics_matrix
 from faceanything_ros.geometry.projection import unproject_depth
 from faceanything_ros.io.face_detector import FaceDetector
@@ -111,7 +112,7 @@ def test_cli_method_mesh_writes_the_same_files_as_the_model(tiny_checkpoint, tmp
 
     assert files(tmp_path / "mesh") == files(tmp_path / "model")
     assert "maps/000002.npz" in files(tmp_path / "mesh")
-    maps = np.load(tmp_path / "mesh" / "maps" / "000001.npz")
+    maps = load_reconstruction_npz(tmp_path / "mesh" / "maps" / "000001.npz")
     depth = maps["depth"][maps["mask"]]
     assert maps["mask"].sum() > 5_000 and 0.2 < depth.min() and depth.max() < 1.0
     tracks = np.load(tmp_path / "mesh" / "tracks.npz")
