@@ -21,7 +21,6 @@ from faceanything_ros.canonical.mediapipe_space import IRIS_CENTERS, NOSE_TIP
 from faceanything_ros.canonical.pseudo_labels import FaceMeshLabeler, MeshLabel
 from faceanything_ros.config import FaceMeshConfig
 from faceanything_ros.geometry.camera import crop_resize_intrinsics
-from faceanything_ros.geometry.pointcloud import point_cloud_from_depth
 from faceanything_ros.geometry.rasterizer import rasterize
 from faceanything_ros.io.crop import crop_box_for_face
 from faceanything_ros.io.face_detector import FaceBox
@@ -125,10 +124,9 @@ def mesh_region(landmarks_px: np.ndarray, height: int, width: int) -> tuple[slic
 
 
 @timed("paste_back")
-def _render_face(label: MeshLabel, height: int, width: int
-                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, tuple[slice, slice]]:
+def _render_face(label: MeshLabel, height: int, width: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The face's ``(H, W)`` float32 depth (m), ``(H, W, 3)`` canonical map and ``(H, W)`` mask, rasterised
-    in its ``mesh_region`` only (a camera with the principal point moved by the region's corner), and that region."""
+    in its ``mesh_region`` only (a camera with the principal point moved by the region's corner)."""
     rows, cols = region = mesh_region(label.landmarks_px, height, width)
     depth = np.full((height, width), np.nan, dtype=np.float32)
     canonical = np.full((height, width, 3), np.nan, dtype=np.float32)
@@ -138,21 +136,17 @@ def _render_face(label: MeshLabel, height: int, width: int
         raster = rasterize(label.vertices, label.triangles, region_camera, rows.stop - rows.start,
                            cols.stop - cols.start, attributes=label.canonical_vertices)
         depth[region], canonical[region], mask[region] = raster.depth, raster.attributes, raster.mask
-    return depth, canonical, mask, region
+    return depth, canonical, mask
 
 
 def face_reconstruction_from_label(rgb: np.ndarray, label: MeshLabel) -> FaceReconstruction:
-    """One labelled face as a full-image ``FaceReconstruction`` with its coloured, canonical point cloud
-    (rendered, and its cloud unprojected, in the face's image region only)."""
+    """One labelled face as a full-image ``FaceReconstruction`` of the frame ``rgb`` (rendered in the face's
+    image region only; its cloud is made on demand there)."""
     height, width = rgb.shape[:2]
-    depth, canonical, mask, region = _render_face(label, height, width)
+    depth, canonical, mask = _render_face(label, height, width)
     face = face_box_from_landmarks(label.landmarks_px, height, width)
     crop = crop_box_for_face(face, 1.0, max(1, math.ceil(max(face.width, face.height))))
     confidence = np.where(mask, np.float32(1.0), np.float32(np.nan))
-    rows, cols = region
-    cloud = point_cloud_from_depth(depth[region], crop_resize_intrinsics(label.intrinsics, cols.start, rows.start, 1.0),
-                                   valid=mask[region], image=rgb[region], canonical=canonical[region],
-                                   confidence=confidence[region])
-    cloud.pixels += np.array([cols.start, rows.start], dtype=np.int32)
-    return FaceReconstruction(face=face, crop=crop, depth=depth, depth_confidence=confidence,
-                              canonical=canonical, canonical_confidence=confidence.copy(), mask=mask, cloud=cloud)
+    return FaceReconstruction(face=face, crop=crop, depth=depth, depth_confidence=confidence, canonical=canonical,
+                              canonical_confidence=confidence.copy(), mask=mask, intrinsics=label.intrinsics,
+                              image=rgb, cloud_mask=mask)

@@ -5,10 +5,10 @@ from faceanything_ros.export.colorize import (
     colorize_canonical, colorize_depth, colorize_region, draw_tracks, track_colors,
 )
 from faceanything_ros.export.depth import (
-    depth_to_millimetres, face_region, load_depth_png, load_reconstruction_npz, save_depth_png, save_reconstruction_npz,
+    depth_to_millimetres, load_depth_png, load_reconstruction_npz, save_depth_png, save_reconstruction_npz,
 )
 from faceanything_ros.export.ply import read_ply, write_ply
-from faceanything_ros.geometry.pointcloud import PointCloud
+from faceanything_ros.geometry.pointcloud import PointCloud, mask_region
 
 
 def test_depth_png_round_trip_in_millimetres(tmp_path):
@@ -105,7 +105,7 @@ def test_maps_file_of_a_frame_without_a_face(tmp_path):
 
 def test_colouring_the_face_region_equals_colouring_the_whole_map(mesh_reconstruction):
     _, reconstruction = mesh_reconstruction
-    region = face_region(reconstruction.mask)
+    region = mask_region(reconstruction.mask)
     np.testing.assert_array_equal(colorize_region(colorize_depth, reconstruction.depth, region),
                                   colorize_depth(reconstruction.depth))
     np.testing.assert_array_equal(colorize_region(colorize_canonical, reconstruction.canonical, region),
@@ -127,6 +127,8 @@ def test_sequence_writer_writes_queued_frames_and_raises_its_thread_s_error(tmp_
     assert sorted(p.name for p in (tmp_path / "ok" / "depth").iterdir()) == ["000000.png", "000001.png", "000002.png"]
     assert load_reconstruction_npz(tmp_path / "ok" / "maps" / "000002.npz")["depth"].shape == (8, 10)
 
+    with pytest.raises(ValueError, match="point_stride must be >= 1"):
+        SequenceWriter(tmp_path / "bad", fps=10, point_stride=0)
     writer = SequenceWriter(tmp_path / "broken", fps=10, ply_every=0)
     shutil.rmtree(tmp_path / "broken" / "depth")
     writer.write_frame(np.zeros((8, 10, 3), np.uint8), frames[0], None)

@@ -64,6 +64,9 @@ def test_maps_rendered_in_the_face_region_equal_the_full_image_render(reference)
     face_rows, face_cols = np.nonzero(full.mask)
     np.testing.assert_array_equal(face.cloud.pixels, np.stack([face_cols, face_rows], axis=1))
     np.testing.assert_allclose(face.cloud.points, unproject_depth(full.depth, K)[full.mask], rtol=1e-5)
+    on_grid = (face.cloud.pixels % 3 == 0).all(axis=1)  # point_stride 3: sampled before unprojection
+    np.testing.assert_array_equal(face.point_cloud(3).points, face.cloud.points[on_grid])
+    np.testing.assert_array_equal(face.point_cloud(3).colors, rgb[face_rows, face_cols][on_grid])
 
 
 def test_tracking_mode_follows_a_video_like_image_mode_and_restarts_on_reset(reference):

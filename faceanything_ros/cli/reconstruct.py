@@ -46,6 +46,8 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
                      help="canonical: template points, track id k is the same facial point in every video "
                      "(default); pixels: a grid on each face's first frame")
     rec.add_argument("--ply-every", type=int, default=10, help="write a PLY cloud every N frames, 0 = none")
+    rec.add_argument("--point-stride", type=int, default=1,
+                     help="keep every n-th pixel row and column in the PLY clouds (default: 1)")
     rec.add_argument("--max-frames", type=int, help="stop after this many frames")
     rec.add_argument("--stride", type=int, default=1, help="use every Nth frame (default: 1)")
     rec.add_argument("--intrinsics", type=float, nargs=4, metavar=("FX", "FY", "CX", "CY"),
@@ -82,7 +84,7 @@ def run(args: argparse.Namespace) -> int:
             log.warning("%s is UNTRAINED (random weights): outputs show the pipeline, not real geometry", checkpoint)
     tracker = MultiFaceTracker(TrackerConfig(num_tracks=args.num_tracks, queries=args.track_queries),
                                device=args.device)
-    writer = SequenceWriter(args.out, fps=source.fps, ply_every=args.ply_every)
+    writer = SequenceWriter(args.out, fps=source.fps, ply_every=args.ply_every, point_stride=args.point_stride)
     started = time.perf_counter()
     try:
         with source, predictor:

@@ -38,7 +38,7 @@ def colorize_region(colorize: Callable[[np.ndarray], np.ndarray], values: np.nda
     """``(H, W, 3)`` uint8 RGB: ``colorize`` (e.g. ``colorize_depth``) of ``values[region]`` in a black image.
 
     The same picture as ``colorize(values)`` when every finite value lies inside ``region`` (a
-    ``(rows, cols)`` slice pair, e.g. ``depth.face_region`` of the face mask), at the cost of the region only.
+    ``(rows, cols)`` slice pair, e.g. ``geometry.pointcloud.mask_region`` of the face mask), at the cost of the region only.
     """
     image = np.zeros(values.shape[:2] + (3,), dtype=np.uint8)
     image[region] = colorize(values[region])

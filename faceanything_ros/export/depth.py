@@ -6,6 +6,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from ..geometry.pointcloud import mask_region
 from ..reconstruction import Reconstruction
 
 MAX_DEPTH_MM = 65535  # the largest depth a 16-bit PNG holds; 0 means "no depth"
@@ -37,14 +38,6 @@ def load_depth_png(path: str | Path) -> np.ndarray:
     return millimetres_to_metres(millimetres)
 
 
-def face_region(mask: np.ndarray) -> tuple[slice, slice]:
-    """``(rows, cols)`` slices of the bounding box of an ``(H, W)`` bool mask's True pixels (empty when none)."""
-    rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
-    if rows.size == 0:
-        return slice(0, 0), slice(0, 0)
-    return slice(int(rows[0]), int(rows[-1]) + 1), slice(int(cols[0]), int(cols[-1]) + 1)
-
-
 MAP_KEYS = ("depth", "depth_confidence", "canonical", "canonical_confidence", "face_index")  # stored per region
 
 
@@ -58,7 +51,7 @@ def save_reconstruction_npz(path: str | Path, reconstruction: Reconstruction) ->
     ``face_index`` (h, w) int16 (-1 = none); then ``intrinsics`` (3, 3) float64,
     ``intrinsics_source`` str, ``face_boxes`` (F, 5) float32 (x0, y0, x1, y1, score), ``frame_index`` int.
     """
-    rows, cols = face_region(reconstruction.mask)
+    rows, cols = mask_region(reconstruction.mask)
     boxes = np.array([[f.face.x0, f.face.y0, f.face.x1, f.face.y1, f.face.score] for f in reconstruction.faces],
                      dtype=np.float32).reshape(-1, 5)
     np.savez_compressed(

@@ -5,7 +5,7 @@ Layout of the output folder::
     depth/000000.png        16-bit depth, millimetres (0 = no face)
     maps/000000.npz         float maps of the faces' region (see export.depth.save_reconstruction_npz)
     canonical/000000.png    canonical map as colour
-    clouds/000000.ply       point cloud every ``ply_every`` frames
+    clouds/000000.ply       point cloud every ``ply_every`` frames, every ``point_stride``-th pixel row and column
     side_by_side.mp4        input | depth | canonical | tracks
     tracks.npz              canonical tracks (see export.tracks.save_tracks)
 
@@ -26,7 +26,8 @@ import numpy as np
 from ..reconstruction import Reconstruction
 from ..tracking import Tracks, TrackState
 from .colorize import colorize_canonical, colorize_depth, colorize_region
-from .depth import face_region, save_depth_png, save_reconstruction_npz
+from ..geometry.pointcloud import mask_region
+from .depth import save_depth_png, save_reconstruction_npz
 from .ply import write_ply
 from .tracks import save_tracks
 from .video import SideBySideVideo, side_by_side
@@ -41,13 +42,17 @@ class SequenceWriter:
     (reconstructions are read-only; the tracker returns a new state per frame).
     """
 
-    def __init__(self, out_dir: str | Path, fps: float, ply_every: int = 10, queue_size: int = DEFAULT_QUEUE_SIZE):
+    def __init__(self, out_dir: str | Path, fps: float, ply_every: int = 10, point_stride: int = 1,
+                 queue_size: int = DEFAULT_QUEUE_SIZE):
         if ply_every < 0:
             raise ValueError(f"ply_every must be >= 0 (0 = no clouds), got {ply_every}")
+        if point_stride < 1:
+            raise ValueError(f"point_stride must be >= 1, got {point_stride}")
         if queue_size < 1:
             raise ValueError(f"queue_size must be >= 1, got {queue_size}")
         self.out_dir = Path(out_dir)
         self.ply_every = ply_every
+        self.point_stride = point_stride
         for name in ("depth", "maps", "canonical") + (("clouds",) if ply_every else ()):
             (self.out_dir / name).mkdir(parents=True, exist_ok=True)
         self.video = SideBySideVideo(self.out_dir / "side_by_side.mp4", fps)
@@ -89,13 +94,13 @@ class SequenceWriter:
     def _write(self, frame: np.ndarray, reconstruction: Reconstruction, tracks: TrackState | None) -> None:
         """Write one frame's files; maps are coloured in the faces' region only."""
         stem = f"{reconstruction.frame_index:06d}"
-        region = face_region(reconstruction.mask)
+        region = mask_region(reconstruction.mask)
         save_depth_png(self.out_dir / "depth" / f"{stem}.png", reconstruction.depth)
         save_reconstruction_npz(self.out_dir / "maps" / f"{stem}.npz", reconstruction)
         canonical = colorize_region(colorize_canonical, reconstruction.canonical, region)
         if not cv2.imwrite(str(self.out_dir / "canonical" / f"{stem}.png"), canonical[:, :, ::-1]):
             raise OSError(f"could not write {self.out_dir / 'canonical' / stem}.png")
         if self.ply_every and reconstruction.frame_index % self.ply_every == 0 and reconstruction.found:
-            write_ply(self.out_dir / "clouds" / f"{stem}.ply", reconstruction.cloud)
+            write_ply(self.out_dir / "clouds" / f"{stem}.ply", reconstruction.point_cloud(self.point_stride))
         depth = colorize_region(colorize_depth, reconstruction.depth, region)
         self.video.write(side_by_side(frame, depth, canonical, tracks))

@@ -69,7 +69,7 @@ def output_messages(types: Types, frame: ProcessedFrame, config: NodeConfig, key
     builders = {
         "depth/image": lambda: _depth_image(types, header, reconstruction.depth, config.depth_encoding),
         "depth/camera_info": lambda: _depth_camera_info(types, header, frame),
-        "points": lambda: point_cloud2(types, header, reconstruction.cloud, stride=config.point_stride),
+        "points": lambda: point_cloud2(types, header, reconstruction.point_cloud(config.point_stride)),
         "canonical": lambda: canonical_image(types, header, _scaled(reconstruction.canonical, config.canonical_scale)),
         "tracks": lambda: track_array(types, header, frame.tracks, config.track_max_distance, frame.track_face_ids,
                                       frame.canonical_space),

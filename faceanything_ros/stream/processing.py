@@ -22,7 +22,7 @@ from faceanything_ros.config import NodeConfig
 from faceanything_ros.io.face_detector import FaceBox
 from faceanything_ros.reconstruction import Reconstruction
 from faceanything_ros.stages import STAGE_TIMES
-from faceanything_ros.stream.head_pose import HeadPose, fit_head_pose
+from faceanything_ros.stream.head_pose import HeadPose, face_head_pose
 from faceanything_ros.stream.method import choose_method, create_reconstructor
 from faceanything_ros.tracking import MultiFaceTracker, TrackingFrame
 from faceanything_ros.tracking.tracks import TrackState
@@ -161,7 +161,7 @@ class FrameProcessor:
         # message ids count from 1 (0 = no face); the tracker's face ids count from 0
         ids = [0 if face_id is None else face_id + 1 for face_id in self.tracker.frame_faces]
         with STAGE_TIMES.stage("head_pose"):
-            faces = [FaceResult(face_id, face.face, float(face.face.score), fit_head_pose(face.cloud, self.space),
+            faces = [FaceResult(face_id, face.face, float(face.face.score), face_head_pose(face, self.space),
                                 face.num_pixels) for face_id, face in zip(ids, reconstruction.faces)]
         return ProcessedFrame(
             stamp_ns=int(stamp_ns), frame_id=str(frame_id), reconstruction=reconstruction, faces=faces,
