@@ -59,8 +59,6 @@ def run(args: argparse.Namespace) -> int:
     """Reconstruct and track every frame, writing the files listed in ``export.writer``."""
     from ..export.writer import SequenceWriter
     from ..io.frames import open_frames
-    from ..predictor import Predictor
-    from ..reference import MeshReference, Reconstructor
     from ..tracking import MultiFaceTracker, Tracks
 
     if args.window < 1 or args.stride < 1 or args.num_tracks < 1:
@@ -70,18 +68,7 @@ def run(args: argparse.Namespace) -> int:
         config.detector.max_faces = args.max_faces
     intrinsics = intrinsics_matrix(*args.intrinsics) if args.intrinsics else None
     source = open_frames(args.input, max_frames=args.max_frames, stride=args.stride)
-    predictor: Reconstructor
-    if args.method == "mesh":
-        predictor = MeshReference(FaceMeshConfig(max_faces=config.detector.max_faces,
-                                                 min_confidence=config.detector.min_confidence,
-                                                 default_fov_deg=config.default_fov_deg),
-                                  tracking=source.kind == "video")
-    else:
-        checkpoint = checkpoint_or_bundled(args.model)
-        predictor = Predictor(checkpoint, device=args.device, config=config, engine=args.engine,
-                              precision=args.precision)
-        if not predictor.metadata.trained:
-            log.warning("%s is UNTRAINED (random weights): outputs show the pipeline, not real geometry", checkpoint)
+    predictor = create_reconstructor(args, config, tracking=source.kind == "video")
     tracker = MultiFaceTracker(TrackerConfig(num_tracks=args.num_tracks, queries=args.track_queries),
                                device=args.device)
     writer = SequenceWriter(args.out, fps=source.fps, ply_every=args.ply_every, point_stride=args.point_stride)
@@ -97,6 +84,24 @@ def run(args: argparse.Namespace) -> int:
     log.info("%d frames (%d with a face) in %.1f s (%.2f frames/s, files included) -> %s", len(states), faces_found,
              elapsed, len(states) / max(elapsed, 1e-9), args.out)
     return 0
+
+
+def create_reconstructor(args: argparse.Namespace, config: PredictorConfig, tracking: bool) -> Reconstructor:
+    """The reconstructor of ``args.method``: ``MeshReference`` (``tracking``: the frames are one video, in
+    order) or ``Predictor`` (``args.model`` or the bundled checkpoint, ``args.device``, ``args.engine``,
+    ``args.precision``), with the detector and thresholds of ``config``."""
+    from ..predictor import Predictor
+    from ..reference import MeshReference
+
+    if args.method == "mesh":
+        return MeshReference(FaceMeshConfig(max_faces=config.detector.max_faces,
+                                            min_confidence=config.detector.min_confidence,
+                                            default_fov_deg=config.default_fov_deg), tracking=tracking)
+    checkpoint = checkpoint_or_bundled(args.model)
+    predictor = Predictor(checkpoint, device=args.device, config=config, engine=args.engine, precision=args.precision)
+    if not predictor.metadata.trained:
+        log.warning("%s is UNTRAINED (random weights): outputs show the pipeline, not real geometry", checkpoint)
+    return predictor
 
 
 def reconstruct_sequence(source: FrameSource, predictor: Reconstructor, tracker: MultiFaceTracker,
