@@ -70,6 +70,7 @@ class DetectorConfig:
     max_faces: int = 1  # faces reconstructed per frame, largest first
     crop_scale: float = 1.8  # square crop side / detected box side
     long_range: bool = True  # mediapipe full-range model (faces up to ~5 m) instead of the 2 m one
+    redetect_every: int = 1  # in a stream, detect every N-th frame and track the boxes in between; 1 = every frame
 
 
 @dataclass
@@ -150,6 +151,7 @@ NODE_RANGES: dict[str, tuple[float, float]] = {
     "track_min_confidence": (1.0, 1000.0),
     "face_min_confidence": (0.0, 1.0),
     "max_faces": (1, 16),
+    "face_redetect_every": (1, 1000),
     "point_stride": (1, 64),
     "qos_depth": (1, 1000),
     "canonical_scale": (0.05, 1.0),
@@ -193,6 +195,7 @@ class NodeConfig:
     track_min_confidence: float = TrackerConfig.min_confidence  # canonical confidence (>= 1; 1 = all) of searched pixels
     face_min_confidence: float = DetectorConfig.min_confidence  # face detector score threshold, [0, 1]
     max_faces: int = DetectorConfig.max_faces  # faces reconstructed per frame, largest first
+    face_redetect_every: int = 5  # face detection every N-th frame, boxes tracked in between (lost: detected at once)
     point_stride: int = 1  # keep every n-th pixel row and column in the published point cloud
     input: str = "raw"  # raw (sensor_msgs/Image) | compressed (sensor_msgs/CompressedImage)
     qos_reliability: str = "best_effort"  # sensor-data QoS by default
@@ -235,7 +238,8 @@ class NodeConfig:
     def predictor_config(self) -> PredictorConfig:
         """The ``PredictorConfig`` these settings mean (detector fields not named here keep defaults)."""
         return PredictorConfig(
-            detector=DetectorConfig(min_confidence=self.face_min_confidence, max_faces=self.max_faces),
+            detector=DetectorConfig(min_confidence=self.face_min_confidence, max_faces=self.max_faces,
+                                    redetect_every=self.face_redetect_every),
             min_depth_confidence=self.min_depth_confidence,
             mask_threshold=self.mask_threshold,
         )

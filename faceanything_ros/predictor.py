@@ -15,7 +15,6 @@ from .config import PredictorConfig
 from .engines import create_engine
 from .geometry.camera import intrinsics_from_fov, intrinsics_matrix, mean_focal
 from .geometry.focal_estimate import StreamFocal
-from .geometry.pointcloud import point_cloud_from_depth
 from .geometry.rays import fit_focal_scale, ray_sample_stride, sample_crop_rays
 from .geometry.virtual_camera import depth_from_virtual, virtual_rotation
 from .io.crop import CropBox, crop_box_for_face, crop_image, paste_back
@@ -58,6 +57,10 @@ class Predictor:
         self.detector = FaceDetector(self.config.detector)
         self.input_size = self.engine.input_size
         self.focal_estimate = StreamFocal(self.config.focal_history)
+
+    def reset(self) -> None:
+        """Start a new stream: its next frame's faces are detected, not tracked from the last frame's."""
+        self.detector.reset()
 
     def close(self) -> None:
         """Release the face detector."""
@@ -195,9 +198,7 @@ class Predictor:
         mask = (mask_probability > self.config.mask_threshold) & np.isfinite(surface[..., 0])
         depth = np.where(mask, surface[..., 0], np.nan).astype(np.float32)
         canonical = np.where(mask[..., None], surface[..., 1:], np.nan).astype(np.float32)
-        cloud = point_cloud_from_depth(
-            depth, camera, valid=mask & (depth_confidence >= self.config.min_depth_confidence), image=frame,
-            canonical=canonical, confidence=depth_confidence,
-        )
-        return FaceReconstruction(result.face, crop, depth, depth_confidence, canonical, canonical_confidence,
-                                  mask, cloud)
+        return FaceReconstruction(
+            face=result.face, crop=crop, depth=depth, depth_confidence=depth_confidence, canonical=canonical,
+            canonical_confidence=canonical_confidence, mask=mask, intrinsics=camera, image=frame,
+            cloud_mask=mask & (depth_confidence >= self.config.min_depth_confidence))

@@ -16,7 +16,7 @@ from functools import cached_property
 
 import numpy as np
 
-from .geometry.pointcloud import PointCloud
+from .geometry.pointcloud import PointCloud, mask_region, point_cloud_from_depth
 from .io.crop import CropBox
 from .io.face_detector import FaceBox
 from .tracking import TrackingFrame
@@ -24,7 +24,11 @@ from .tracking import TrackingFrame
 
 @dataclass
 class FaceReconstruction:
-    """One face in one frame, pasted back into full-image coordinates."""
+    """One face in one frame, pasted back into full-image coordinates.
+
+    Its point cloud is made on demand (``point_cloud``), from the pixels of ``cloud_mask`` on a
+    pixel grid sampled before unprojection, inside the face's region only.
+    """
 
     face: FaceBox  # detection (pixels, image coordinates)
     crop: CropBox  # the square crop the model saw
@@ -33,12 +37,32 @@ class FaceReconstruction:
     canonical: np.ndarray  # (H, W, 3) float32 in [-1, 1], NaN outside the face mask
     canonical_confidence: np.ndarray  # (H, W) float32 >= 1 inside the crop, NaN outside it
     mask: np.ndarray  # (H, W) bool face pixels
-    cloud: PointCloud  # (N, ...) metric points of the face in the camera optical frame
+    intrinsics: np.ndarray  # (3, 3) float64 pinhole K of the image, pixels
+    image: np.ndarray  # (H, W, 3) uint8 RGB frame: the points' colours
+    cloud_mask: np.ndarray  # (H, W) bool face pixels confident enough to become points
 
     @property
     def num_pixels(self) -> int:
         """Number of face pixels in the mask."""
         return int(self.mask.sum())
+
+    @cached_property
+    def region(self) -> tuple[slice, slice]:
+        """``(rows, cols)`` of the image holding the face's mask (``geometry.pointcloud.mask_region``)."""
+        return mask_region(self.mask)
+
+    def point_cloud(self, stride: int = 1) -> PointCloud:
+        """``(N, ...)`` metric points of the face in the camera optical frame, with colour, canonical
+        coordinate and depth confidence, on every ``stride``-th image row and column (sampled, then
+        only those pixels unprojected: ``point_cloud_from_depth``)."""
+        return point_cloud_from_depth(self.depth, self.intrinsics, valid=self.cloud_mask, image=self.image,
+                                      canonical=self.canonical, confidence=self.depth_confidence, stride=stride,
+                                      region=self.region)
+
+    @cached_property
+    def cloud(self) -> PointCloud:
+        """Every point of the face (``point_cloud(1)``), made once."""
+        return self.point_cloud()
 
 
 @dataclass
@@ -114,6 +138,10 @@ class Reconstruction:
     def cloud(self) -> PointCloud:
         """All faces' points, concatenated (faces may overlap in 3D where they occlude)."""
         return PointCloud.concatenate([face.cloud for face in self.faces])
+
+    def point_cloud(self, stride: int = 1) -> PointCloud:
+        """All faces' points on every ``stride``-th image row and column (``FaceReconstruction.point_cloud``)."""
+        return PointCloud.concatenate([face.point_cloud(stride) for face in self.faces])
 
     def tracking_frames(self) -> list[TrackingFrame]:
         """The frame as the canonical tracker sees it: one ``TrackingFrame`` per face, in ``faces`` order.

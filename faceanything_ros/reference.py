@@ -3,8 +3,9 @@
 ``MeshReference.predict`` has the signature and outputs of ``Predictor.predict`` (both satisfy
 ``Reconstructor``), so the CLI, export, tracking and evaluation run either method with the same
 code (``faceanything reconstruct --method mesh``). Per face: mediapipe FaceMesh, the template
-pose fit and the rasterised mesh of ``canonical.pseudo_labels``; frames are labelled one by one
-(no temporal model). Depth/canonical confidence is 1 on the face mask and NaN elsewhere. The
+pose fit and the rasterised mesh of ``canonical.pseudo_labels``, rendered and unprojected in the
+face's image region only; frames are labelled one by one (no temporal model), in a stream
+(``tracking=True``) with the face mesh in its tracking mode (``io.face_mesh``). Depth/canonical confidence is 1 on the face mask and NaN elsewhere. The
 ``FaceBox`` is the landmarks' bounding box (score 1: FaceMesh reports none per face) with the
 detector's six keypoints taken from mesh landmarks; the ``CropBox`` is the square around that box
 with one crop pixel per image pixel (nothing is resampled; it only records the face region).
@@ -19,11 +20,13 @@ import numpy as np
 from faceanything_ros.canonical.mediapipe_space import IRIS_CENTERS, NOSE_TIP
 from faceanything_ros.canonical.pseudo_labels import FaceMeshLabeler, MeshLabel
 from faceanything_ros.config import FaceMeshConfig
-from faceanything_ros.geometry.pointcloud import point_cloud_from_depth
+from faceanything_ros.geometry.camera import crop_resize_intrinsics
+from faceanything_ros.geometry.rasterizer import rasterize
 from faceanything_ros.io.crop import crop_box_for_face
 from faceanything_ros.io.face_detector import FaceBox
 from faceanything_ros.io.validation import validate_frame_indices, validate_frames, validate_intrinsics_for_frames
 from faceanything_ros.reconstruction import FaceReconstruction, Reconstruction
+from faceanything_ros.stages import timed
 
 # face-mesh landmarks standing in for FaceBox.keypoints (io.face_detector.KEYPOINT_NAMES order):
 # right iris centre, left iris centre, nose tip, inner lips (mean of upper and lower), right and left tragion
@@ -37,6 +40,9 @@ class Reconstructor(Protocol):
                 frame_indices: Sequence[int] | None = None) -> list[Reconstruction]:
         """One ``Reconstruction`` per frame of a ``(T, H, W, 3)`` uint8 RGB window (see ``Predictor.predict``)."""
 
+    def reset(self) -> None:
+        """Start a new stream (another camera): its next frame's faces are found afresh."""
+
     def close(self) -> None:
         """Release resources."""
 
@@ -48,11 +54,12 @@ class Reconstructor(Protocol):
 
 
 class MeshReference:
-    """Face-mesh reference reconstructions (module docstring); release with ``close()`` or a ``with`` block."""
+    """Face-mesh reference reconstructions (module docstring); ``tracking``: the frames passed in are one
+    video, in order (``reset`` starts another). Release with ``close()`` or a ``with`` block."""
 
-    def __init__(self, config: FaceMeshConfig | None = None) -> None:
+    def __init__(self, config: FaceMeshConfig | None = None, tracking: bool = False) -> None:
         self.config = config if config is not None else FaceMeshConfig()
-        self.labeler = FaceMeshLabeler(config=self.config)
+        self.labeler = FaceMeshLabeler(config=self.config, tracking=tracking)
 
     def predict(self, frames: np.ndarray | Sequence[np.ndarray], intrinsics: np.ndarray | None = None,
                 frame_indices: Sequence[int] | None = None) -> list[Reconstruction]:
@@ -77,11 +84,16 @@ class MeshReference:
             cameras, source = validate_intrinsics_for_frames(intrinsics, num_frames, height, width), "given"
         results = []
         for t in range(num_frames):
-            faces = [_face_reconstruction(frames[t], label) for label in self.labeler.label(frames[t], cameras[t])]
+            faces = [face_reconstruction_from_label(frames[t], label)
+                     for label in self.labeler.label(frames[t], cameras[t])]
             results.append(Reconstruction(frame_index=indices[t], image_size=(height, width),
                                           intrinsics=cameras[t], intrinsics_source=source, faces=faces,
                                           message="ok" if faces else "no face mesh found"))
         return results
+
+    def reset(self) -> None:
+        """Start a new stream (tracking mode): its next frame's faces are found afresh."""
+        self.labeler.reset()
 
     def close(self) -> None:
         """Release mediapipe."""
@@ -102,15 +114,39 @@ def face_box_from_landmarks(landmarks_px: np.ndarray, height: int, width: int) -
     return FaceBox(float(x0), float(y0), float(x1), float(y1), 1.0, keypoints)
 
 
-def _face_reconstruction(rgb: np.ndarray, label: MeshLabel) -> FaceReconstruction:
-    """One labelled face as a full-image ``FaceReconstruction`` with its coloured, canonical point cloud."""
+def mesh_region(landmarks_px: np.ndarray, height: int, width: int) -> tuple[slice, slice]:
+    """``(rows, cols)`` of the ``H x W`` image that a face mesh can cover: the pixel centres inside the
+    bounding box of its ``(V, 2)`` vertex pixels (a triangle lies inside its corners' box), clipped."""
+    (u0, v0), (u1, v1) = np.floor(landmarks_px.min(axis=0)), np.ceil(landmarks_px.max(axis=0))
+    rows = slice(int(np.clip(v0, 0, height)), int(np.clip(v1 + 1, 0, height)))
+    cols = slice(int(np.clip(u0, 0, width)), int(np.clip(u1 + 1, 0, width)))
+    return rows, cols
+
+
+@timed("paste_back")
+def _render_face(label: MeshLabel, height: int, width: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The face's ``(H, W)`` float32 depth (m), ``(H, W, 3)`` canonical map and ``(H, W)`` mask, rasterised
+    in its ``mesh_region`` only (a camera with the principal point moved by the region's corner)."""
+    rows, cols = region = mesh_region(label.landmarks_px, height, width)
+    depth = np.full((height, width), np.nan, dtype=np.float32)
+    canonical = np.full((height, width, 3), np.nan, dtype=np.float32)
+    mask = np.zeros((height, width), dtype=bool)
+    if rows.stop > rows.start and cols.stop > cols.start:
+        region_camera = crop_resize_intrinsics(label.intrinsics, cols.start, rows.start, 1.0)
+        raster = rasterize(label.vertices, label.triangles, region_camera, rows.stop - rows.start,
+                           cols.stop - cols.start, attributes=label.canonical_vertices)
+        depth[region], canonical[region], mask[region] = raster.depth, raster.attributes, raster.mask
+    return depth, canonical, mask
+
+
+def face_reconstruction_from_label(rgb: np.ndarray, label: MeshLabel) -> FaceReconstruction:
+    """One labelled face as a full-image ``FaceReconstruction`` of the frame ``rgb`` (rendered in the face's
+    image region only; its cloud is made on demand there)."""
     height, width = rgb.shape[:2]
-    pixels = label.render(height, width)
+    depth, canonical, mask = _render_face(label, height, width)
     face = face_box_from_landmarks(label.landmarks_px, height, width)
     crop = crop_box_for_face(face, 1.0, max(1, math.ceil(max(face.width, face.height))))
-    confidence = np.where(pixels.mask, 1.0, np.nan).astype(np.float32)
-    cloud = point_cloud_from_depth(pixels.depth, label.intrinsics, valid=pixels.mask, image=rgb,
-                                   canonical=pixels.canonical, confidence=confidence)
-    return FaceReconstruction(face=face, crop=crop, depth=pixels.depth, depth_confidence=confidence,
-                              canonical=pixels.canonical, canonical_confidence=confidence.copy(), mask=pixels.mask,
-                              cloud=cloud)
+    confidence = np.where(mask, np.float32(1.0), np.float32(np.nan))
+    return FaceReconstruction(face=face, crop=crop, depth=depth, depth_confidence=confidence, canonical=canonical,
+                              canonical_confidence=confidence.copy(), mask=mask, intrinsics=label.intrinsics,
+                              image=rgb, cloud_mask=mask)

@@ -8,7 +8,7 @@ import pytest
 from conftest import face_video
 from faceanything_ros.cli import main
 from faceanything_ros.config import DetectorConfig, PredictorConfig, save_yaml
-from faceanything_ros.export.depth import load_depth_png
+from faceanything_ros.export.depth import load_depth_png, load_reconstruction_npz
 from faceanything_ros.export.ply import read_ply
 
 
@@ -27,14 +27,14 @@ def test_reconstruct_writes_every_output(tiny_checkpoint, tmp_path):
     assert sorted(p.stem for p in (out / "depth").glob("*.png")) == stems
     assert sorted(p.stem for p in (out / "clouds").glob("*.ply")) == ["000000", "000002", "000004"]
     depth = load_depth_png(out / "depth" / "000003.png")
-    maps = np.load(out / "maps" / "000003.npz")
+    maps = load_reconstruction_npz(out / "maps" / "000003.npz")
     assert depth.shape == (480, 480) and maps["canonical"].shape == (480, 480, 3)
     np.testing.assert_allclose(depth, maps["depth"], atol=5e-4, equal_nan=True)  # millimetre rounding
     assert np.isfinite(depth).sum() == maps["mask"].sum() > 0
     canonical_png = cv2.imread(str(out / "canonical" / "000003.png"))
     assert canonical_png.shape == (480, 480, 3)
     vertices = read_ply(out / "clouds" / "000002.ply")
-    assert len(vertices) == np.load(out / "maps" / "000002.npz")["mask"].sum()
+    assert len(vertices) == load_reconstruction_npz(out / "maps" / "000002.npz")["mask"].sum()
     tracks = np.load(out / "tracks.npz")
     assert tracks["pixels"].shape[:1] == (5,) and 25 <= tracks["ids"].size <= 100
     assert tracks["visible"][0].all()  # seeded on frame 0, each query finds itself

@@ -1,10 +1,14 @@
 import numpy as np
 import pytest
 
-from faceanything_ros.export.colorize import colorize_canonical, colorize_depth, draw_tracks, track_colors
-from faceanything_ros.export.depth import depth_to_millimetres, load_depth_png, save_depth_png
+from faceanything_ros.export.colorize import (
+    colorize_canonical, colorize_depth, colorize_region, draw_tracks, track_colors,
+)
+from faceanything_ros.export.depth import (
+    depth_to_millimetres, load_depth_png, load_reconstruction_npz, save_depth_png, save_reconstruction_npz,
+)
 from faceanything_ros.export.ply import read_ply, write_ply
-from faceanything_ros.geometry.pointcloud import PointCloud
+from faceanything_ros.geometry.pointcloud import PointCloud, mask_region
 
 
 def test_depth_png_round_trip_in_millimetres(tmp_path):
@@ -58,3 +62,75 @@ def test_track_overlay_colours_are_stable_per_id():
     image = np.zeros((20, 20, 3), np.uint8)
     drawn = draw_tracks(image, np.array([1, 2]), np.array([[5.0, 5.0], [15.0, 15.0]]), np.array([True, False]))
     assert drawn[5, 5].any() and not drawn[15, 15].any() and not image.any()
+
+
+@pytest.fixture(scope="module")
+def mesh_reconstruction():
+    from conftest import face_image
+    from faceanything_ros.io.frames import read_image
+    from faceanything_ros.reference import MeshReference
+
+    rgb = read_image(face_image("mica_carell.jpg"))
+    with MeshReference() as reference:
+        (reconstruction,) = reference.predict(rgb)
+    assert reconstruction.found
+    return rgb, reconstruction
+
+
+def test_maps_file_stores_the_face_region_and_loads_full_image_maps(tmp_path, mesh_reconstruction):
+    _, reconstruction = mesh_reconstruction
+    save_reconstruction_npz(tmp_path / "m.npz", reconstruction)
+    height, width = reconstruction.image_size
+    with np.load(tmp_path / "m.npz") as stored:
+        x0, y0, x1, y1 = stored["region"]
+        assert stored["depth"].shape == (y1 - y0, x1 - x0) < (height, width)  # only the faces' box is stored
+    rows, cols = np.nonzero(reconstruction.mask)
+    assert (x0, y0, x1, y1) == (cols.min(), rows.min(), cols.max() + 1, rows.max() + 1)
+    maps = load_reconstruction_npz(tmp_path / "m.npz")
+    for key in ("depth", "depth_confidence", "canonical", "canonical_confidence", "face_index", "mask"):
+        np.testing.assert_array_equal(maps[key], getattr(reconstruction, key), err_msg=key)
+    np.testing.assert_array_equal(maps["intrinsics"], reconstruction.intrinsics)
+    assert maps["face_boxes"].shape == (1, 5) and int(maps["frame_index"]) == reconstruction.frame_index
+
+
+def test_maps_file_of_a_frame_without_a_face(tmp_path):
+    from faceanything_ros.reconstruction import Reconstruction
+
+    empty = Reconstruction(frame_index=3, image_size=(4, 6), intrinsics=np.eye(3), intrinsics_source="given")
+    save_reconstruction_npz(tmp_path / "e.npz", empty)
+    maps = load_reconstruction_npz(tmp_path / "e.npz")
+    assert maps["depth"].shape == (4, 6) and np.isnan(maps["depth"]).all() and not maps["mask"].any()
+    assert maps["canonical"].shape == (4, 6, 3) and (maps["face_index"] == -1).all()
+
+
+def test_colouring_the_face_region_equals_colouring_the_whole_map(mesh_reconstruction):
+    _, reconstruction = mesh_reconstruction
+    region = mask_region(reconstruction.mask)
+    np.testing.assert_array_equal(colorize_region(colorize_depth, reconstruction.depth, region),
+                                  colorize_depth(reconstruction.depth))
+    np.testing.assert_array_equal(colorize_region(colorize_canonical, reconstruction.canonical, region),
+                                  colorize_canonical(reconstruction.canonical))
+
+
+def test_sequence_writer_writes_queued_frames_and_raises_its_thread_s_error(tmp_path):
+    import shutil
+
+    from faceanything_ros.export.writer import SequenceWriter
+    from faceanything_ros.reconstruction import Reconstruction
+
+    frames = [Reconstruction(frame_index=i, image_size=(8, 10), intrinsics=np.eye(3), intrinsics_source="given")
+              for i in range(3)]
+    writer = SequenceWriter(tmp_path / "ok", fps=10, ply_every=0, queue_size=1)
+    for reconstruction in frames:
+        writer.write_frame(np.zeros((8, 10, 3), np.uint8), reconstruction, None)
+    writer.close(None)
+    assert sorted(p.name for p in (tmp_path / "ok" / "depth").iterdir()) == ["000000.png", "000001.png", "000002.png"]
+    assert load_reconstruction_npz(tmp_path / "ok" / "maps" / "000002.npz")["depth"].shape == (8, 10)
+
+    with pytest.raises(ValueError, match="point_stride must be >= 1"):
+        SequenceWriter(tmp_path / "bad", fps=10, point_stride=0)
+    writer = SequenceWriter(tmp_path / "broken", fps=10, ply_every=0)
+    shutil.rmtree(tmp_path / "broken" / "depth")
+    writer.write_frame(np.zeros((8, 10, 3), np.uint8), frames[0], None)
+    with pytest.raises(OSError, match="broken.*could not write depth PNG"):
+        writer.close(None)

@@ -7,7 +7,7 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
-from conftest import face_image
+from conftest import face_image, face_video
 
 from faceanything_ros.config import DetectorConfig
 from faceanything_ros.io import FaceBox, FaceDetector, read_image
@@ -194,3 +194,62 @@ def test_missing_mediapipe_raises_import_error_with_install_command(monkeypatch)
 def test_importing_the_package_does_not_import_mediapipe():
     code = "import sys, faceanything_ros.io; assert 'mediapipe' not in sys.modules"
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+class CountingGraph:
+    """Wraps the detector's mediapipe graph, counting the images it is run on."""
+
+    def __init__(self, graph) -> None:
+        self.graph, self.calls = graph, 0
+
+    def process(self, image):
+        self.calls += 1
+        return self.graph.process(image)
+
+    def close(self) -> None:
+        self.graph.close()
+
+
+def video_frames(name: str, count: int) -> list[np.ndarray]:
+    from faceanything_ros.io import open_frames
+
+    with open_frames(face_video(name), max_frames=count) as source:
+        return [frame.rgb for frame in source]
+
+
+def box_iou(a: FaceBox, b: FaceBox) -> float:
+    inter = max(0.0, min(a.x1, b.x1) - max(a.x0, b.x0)) * max(0.0, min(a.y1, b.y1) - max(a.y0, b.y0))
+    return inter / (a.area + b.area - inter)
+
+
+def test_redetect_every_tracks_boxes_between_detections_and_follows_the_face():
+    frames = video_frames("liveportrait_d3_woman_headturns.mp4", 24)  # 512x512, head turning
+    with FaceDetector(DetectorConfig()) as every_frame, FaceDetector(DetectorConfig(redetect_every=6)) as tracking:
+        tracking._detector = CountingGraph(tracking._detector)
+        for index, frame in enumerate(frames):
+            (detected,), (tracked,) = every_frame.detect(frame), tracking.detect(frame)
+            assert tracking._detector.calls == index // 6 + 1  # the network ran on frames 0, 6, 12, 18 only
+            assert box_iou(tracked, detected) > 0.75, index
+            assert np.abs(tracked.keypoints[:3] - detected.keypoints[:3]).max() < 0.15 * detected.width, index
+
+
+def test_a_lost_face_is_detected_again_at_once():
+    frames = video_frames("liveportrait_d18_man_frontal_mouth.mp4", 2)
+    blank = np.full_like(frames[0], 128)
+    with FaceDetector(DetectorConfig(redetect_every=100)) as detector:
+        detector._detector = CountingGraph(detector._detector)
+        assert len(detector.detect(frames[0])) == 1 and detector._detector.calls == 1
+        assert len(detector.detect(frames[1])) == 1 and detector._detector.calls == 1  # tracked
+        assert detector.detect(blank) == []  # nothing to track on a blank frame: detected (network + retries)
+        after_blank = detector._detector.calls
+        assert after_blank > 1
+        assert len(detector.detect(frames[1])) == 1 and detector._detector.calls == after_blank + 1
+        small = np.ascontiguousarray(frames[1][:400, :400])
+        assert len(detector.detect(small)) == 1 and detector._detector.calls == after_blank + 2  # new size: detected
+        detector.reset()  # a new stream (another camera): detected
+        assert len(detector.detect(small)) == 1 and detector._detector.calls == after_blank + 3
+
+
+def test_redetect_every_must_be_positive():
+    with pytest.raises(ValueError, match="redetect_every must be >= 1"):
+        FaceDetector(DetectorConfig(redetect_every=0))

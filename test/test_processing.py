@@ -39,10 +39,11 @@ def run(cfg: NodeConfig, frames: list[np.ndarray], intrinsics=None):
 
 def test_node_config_maps_onto_predictor_and_tracker():
     cfg = NodeConfig(num_tracks=50, track_max_distance=0.1, track_min_confidence=2.0, mask_threshold=0.3,
-                     min_depth_confidence=1.5, face_min_confidence=0.7, max_faces=2)
+                     min_depth_confidence=1.5, face_min_confidence=0.7, max_faces=2, face_redetect_every=7)
     predictor, tracker = cfg.predictor_config(), cfg.tracker_config()
     assert (predictor.mask_threshold, predictor.min_depth_confidence) == (0.3, 1.5)
-    assert (predictor.detector.min_confidence, predictor.detector.max_faces) == (0.7, 2)
+    assert (predictor.detector.min_confidence, predictor.detector.max_faces, predictor.detector.redetect_every) == (
+        0.7, 2, 7)
     assert (tracker.num_tracks, tracker.max_distance, tracker.min_confidence) == (50, 0.1, 2.0)
     assert set(NODE_RANGES) | set(NODE_CHOICES) <= {f.name for f in dataclasses.fields(NodeConfig)}
 

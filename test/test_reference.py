@@ -7,11 +7,12 @@ import pytest
 from conftest import face_image, face_video
 from faceanything_ros.cli import main
 from faceanything_ros.config import DetectorConfig, FaceMeshConfig, PredictorConfig, save_yaml
+from faceanything_ros.export.depth import load_reconstruction_npz
 from faceanything_ros.geometry.camera import intrinsics_from_fov, intrinsics_matrix
 from faceanything_ros.geometry.projection import unproject_depth
 from faceanything_ros.io.face_detector import FaceDetector
 from faceanything_ros.io.frames import read_image
-from faceanything_ros.reference import MeshReference
+from faceanything_ros.reference import MeshReference, face_reconstruction_from_label, mesh_region
 
 
 @pytest.fixture(scope="module")
@@ -48,6 +49,42 @@ def test_reconstruction_of_a_real_face(reference):
     np.testing.assert_array_equal(result.depth[mask], face.depth[mask])
 
 
+def test_maps_rendered_in_the_face_region_equal_the_full_image_render(reference):
+    rgb = read_image(face_image("mica_carell.jpg"))
+    height, width = rgb.shape[:2]
+    K = intrinsics_matrix(700.0, 700.0, width / 2 - 20.5, height / 2 + 10.0)  # off-centre principal point
+    (label,) = reference.labeler.label(rgb, K)
+    rows, cols = mesh_region(label.landmarks_px, height, width)
+    assert (rows.stop - rows.start) * (cols.stop - cols.start) < 0.5 * height * width  # the face's box only
+    full = label.render(height, width)
+    face = face_reconstruction_from_label(rgb, label)
+    np.testing.assert_array_equal(face.mask, full.mask)
+    np.testing.assert_allclose(face.depth, full.depth, rtol=1e-6, equal_nan=True)
+    np.testing.assert_allclose(face.canonical, full.canonical, atol=1e-6, equal_nan=True)
+    face_rows, face_cols = np.nonzero(full.mask)
+    np.testing.assert_array_equal(face.cloud.pixels, np.stack([face_cols, face_rows], axis=1))
+    np.testing.assert_allclose(face.cloud.points, unproject_depth(full.depth, K)[full.mask], rtol=1e-5)
+    on_grid = (face.cloud.pixels % 3 == 0).all(axis=1)  # point_stride 3: sampled before unprojection
+    np.testing.assert_array_equal(face.point_cloud(3).points, face.cloud.points[on_grid])
+    np.testing.assert_array_equal(face.point_cloud(3).colors, rgb[face_rows, face_cols][on_grid])
+
+
+def test_tracking_mode_follows_a_video_like_image_mode_and_restarts_on_reset(reference):
+    from faceanything_ros.io.frames import open_frames
+
+    with open_frames(face_video("liveportrait_d3_woman_headturns.mp4"), max_frames=8) as source:
+        frames = [frame.rgb for frame in source]
+    with MeshReference(tracking=True) as tracking:
+        tracked = [tracking.predict(frame)[0] for frame in frames]
+        tracking.reset()
+        (other,) = tracking.predict(read_image(face_image("mica_carell.jpg")))  # another stream, found afresh
+    for frame, result in zip(frames, tracked):
+        (alone,) = reference.predict(frame)
+        overlap = (result.mask & alone.mask).sum() / (result.mask | alone.mask).sum()
+        assert overlap > 0.9, overlap
+    assert other.found and other.faces[0].num_pixels > 10_000
+
+
 def test_given_intrinsics_two_faces_and_frames_without_a_face(reference):
     rgb = read_image(face_image("facerec_two_people.jpg"))
     height, width = rgb.shape[:2]
@@ -78,7 +115,7 @@ def test_cli_method_mesh_writes_the_same_files_as_the_model(tiny_checkpoint, tmp
 
     assert files(tmp_path / "mesh") == files(tmp_path / "model")
     assert "maps/000002.npz" in files(tmp_path / "mesh")
-    maps = np.load(tmp_path / "mesh" / "maps" / "000001.npz")
+    maps = load_reconstruction_npz(tmp_path / "mesh" / "maps" / "000001.npz")
     depth = maps["depth"][maps["mask"]]
     assert maps["mask"].sum() > 5_000 and 0.2 < depth.min() and depth.max() < 1.0
     tracks = np.load(tmp_path / "mesh" / "tracks.npz")

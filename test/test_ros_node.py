@@ -362,6 +362,8 @@ def test_mesh_method_without_a_model_publishes_every_output(mesh_run: NodeRun) -
     diagnostics = record["diagnostics_all"]
     assert diagnostics["method"] == "mesh" and diagnostics["engine"] == "none" and diagnostics["tf"] == "on"
     assert diagnostics["level"] == 0 and diagnostics["errors"] == "0"
+    for stage in ("convert", "mesh", "reconstruct", "tracking", "message_build", "publish"):  # stage times
+        assert int(diagnostics[f"stages.{stage}.calls"]) >= 1 and float(diagnostics[f"stages.{stage}.p99_ms"]) > 0
     assert mesh_run.node_returncode == 0
     # the only traceback is the cause logged with the failed configure
     assert mesh_run.node_log.count("Traceback") == mesh_run.node_log.count("configure failed")

@@ -96,16 +96,22 @@ class FaceMeshLabeler:
 
     ``space`` must have mediapipe's 478-landmark topology (default: the shipped space);
     ``config`` (``FaceMeshConfig``) sets the number of faces, detection threshold, default field
-    of view and face scale. Not thread-safe; release with ``close()`` or a ``with`` block.
+    of view and face scale; ``tracking`` runs the face mesh in its tracking mode (``io.face_mesh``), for
+    the frames of one video in order; the rotated views of off-centre faces (``_seen_face_on``) then go
+    to a tracking graph of their own, so neither stream disturbs the other. Not thread-safe; release
+    with ``close()`` or a ``with`` block.
     """
 
-    def __init__(self, space: CanonicalSpace | None = None, config: FaceMeshConfig | None = None) -> None:
+    def __init__(self, space: CanonicalSpace | None = None, config: FaceMeshConfig | None = None,
+                 tracking: bool = False) -> None:
         self.space = space if space is not None else load_canonical_space()
         self.config = config if config is not None else FaceMeshConfig()
         if self.space.num_vertices != NUM_LANDMARKS:
             raise ValueError(f"FaceMeshLabeler needs a 478-vertex face-mesh space, {self.space.id!r} has "
                              f"{self.space.num_vertices}")
-        self._mesh = FaceMesh(self.config.max_faces, self.config.min_confidence)
+        self._mesh = FaceMesh(self.config.max_faces, self.config.min_confidence, tracking=tracking)
+        self._view_mesh = FaceMesh(self.config.max_faces, self.config.min_confidence, tracking=True) if tracking \
+            else self._mesh
 
     def intrinsics_for(self, height: int, width: int, intrinsics: np.ndarray | None) -> np.ndarray:
         """``intrinsics`` validated, or the default ``config.default_fov_deg`` camera of an ``H x W`` image."""
@@ -143,7 +149,7 @@ class FaceMeshLabeler:
         to_image = virtual_view_homography(K, rotation_onto(direction), view_K)
         view = cv2.warpPerspective(rgb, to_image, (FACE_VIEW_SIZE, FACE_VIEW_SIZE),
                                    flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP, borderMode=cv2.BORDER_REPLICATE)
-        found = self._mesh.landmarks(view)
+        found = self._view_mesh.landmarks(view)
         if not found:
             return face
         centred = min(found, key=lambda f: np.linalg.norm(f.pixels[:NUM_SURFACE_LANDMARKS].mean(axis=0) - view_K[:2, 2]))
@@ -151,9 +157,15 @@ class FaceMeshLabeler:
         return FaceLandmarks(pixels=pixels[:, :2] / pixels[:, 2:],
                              relative_depth_px=centred.relative_depth_px * mean_focal(K) / view_focal)
 
+    def reset(self) -> None:
+        """Forget the tracked faces (tracking mode): the next frame is a new stream's first."""
+        self._mesh.reset()
+        self._view_mesh.reset()
+
     def close(self) -> None:
         """Release mediapipe (safe to call repeatedly)."""
         self._mesh.close()
+        self._view_mesh.close()
 
     def __enter__(self) -> "FaceMeshLabeler":
         return self

@@ -5,6 +5,7 @@ import argparse
 import logging
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 from tqdm import tqdm
@@ -13,6 +14,12 @@ from ..config import TRACK_QUERIES, FaceMeshConfig, PredictorConfig, TrackerConf
 from ..engines import ENGINE_NAMES, PRECISIONS
 from ..geometry.camera import intrinsics_matrix
 from ..model.bundled import checkpoint_or_bundled
+
+if TYPE_CHECKING:
+    from ..export.writer import SequenceWriter
+    from ..io.frames import Frame, FrameSource
+    from ..reference import Reconstructor
+    from ..tracking import MultiFaceTracker, TrackState
 
 log = logging.getLogger("faceanything")
 
@@ -39,6 +46,8 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
                      help="canonical: template points, track id k is the same facial point in every video "
                      "(default); pixels: a grid on each face's first frame")
     rec.add_argument("--ply-every", type=int, default=10, help="write a PLY cloud every N frames, 0 = none")
+    rec.add_argument("--point-stride", type=int, default=1,
+                     help="keep every n-th pixel row and column in the PLY clouds (default: 1)")
     rec.add_argument("--max-frames", type=int, help="stop after this many frames")
     rec.add_argument("--stride", type=int, default=1, help="use every Nth frame (default: 1)")
     rec.add_argument("--intrinsics", type=float, nargs=4, metavar=("FX", "FY", "CX", "CY"),
@@ -50,8 +59,6 @@ def run(args: argparse.Namespace) -> int:
     """Reconstruct and track every frame, writing the files listed in ``export.writer``."""
     from ..export.writer import SequenceWriter
     from ..io.frames import open_frames
-    from ..predictor import Predictor
-    from ..reference import MeshReference, Reconstructor
     from ..tracking import MultiFaceTracker, Tracks
 
     if args.window < 1 or args.stride < 1 or args.num_tracks < 1:
@@ -61,42 +68,69 @@ def run(args: argparse.Namespace) -> int:
         config.detector.max_faces = args.max_faces
     intrinsics = intrinsics_matrix(*args.intrinsics) if args.intrinsics else None
     source = open_frames(args.input, max_frames=args.max_frames, stride=args.stride)
-    predictor: Reconstructor
-    if args.method == "mesh":
-        predictor = MeshReference(FaceMeshConfig(max_faces=config.detector.max_faces,
-                                                 min_confidence=config.detector.min_confidence,
-                                                 default_fov_deg=config.default_fov_deg))
-    else:
-        checkpoint = checkpoint_or_bundled(args.model)
-        predictor = Predictor(checkpoint, device=args.device, config=config, engine=args.engine,
-                              precision=args.precision)
-        if not predictor.metadata.trained:
-            log.warning("%s is UNTRAINED (random weights): outputs show the pipeline, not real geometry", checkpoint)
+    predictor = create_reconstructor(args, config, tracking=source.kind == "video")
     tracker = MultiFaceTracker(TrackerConfig(num_tracks=args.num_tracks, queries=args.track_queries),
                                device=args.device)
-    writer = SequenceWriter(args.out, fps=source.fps, ply_every=args.ply_every)
-    states, faces_found, started = [], 0, time.perf_counter()
+    writer = SequenceWriter(args.out, fps=source.fps, ply_every=args.ply_every, point_stride=args.point_stride)
+    started = time.perf_counter()
+    try:
+        with source, predictor:
+            states, faces_found = reconstruct_sequence(source, predictor, tracker, intrinsics, args.window, writer)
+    except BaseException:
+        writer.close(None)  # the frames written so far stay complete
+        raise
+    writer.close(Tracks.from_states(states) if states else None)
+    elapsed = time.perf_counter() - started
+    log.info("%d frames (%d with a face) in %.1f s (%.2f frames/s, files included) -> %s", len(states), faces_found,
+             elapsed, len(states) / max(elapsed, 1e-9), args.out)
+    return 0
 
-    def flush(window: list) -> None:
+
+def create_reconstructor(args: argparse.Namespace, config: PredictorConfig, tracking: bool) -> Reconstructor:
+    """The reconstructor of ``args.method``: ``MeshReference`` (``tracking``: the frames are one video, in
+    order) or ``Predictor`` (``args.model`` or the bundled checkpoint, ``args.device``, ``args.engine``,
+    ``args.precision``), with the detector and thresholds of ``config``."""
+    from ..predictor import Predictor
+    from ..reference import MeshReference
+
+    if args.method == "mesh":
+        return MeshReference(FaceMeshConfig(max_faces=config.detector.max_faces,
+                                            min_confidence=config.detector.min_confidence,
+                                            default_fov_deg=config.default_fov_deg), tracking=tracking)
+    checkpoint = checkpoint_or_bundled(args.model)
+    predictor = Predictor(checkpoint, device=args.device, config=config, engine=args.engine, precision=args.precision)
+    if not predictor.metadata.trained:
+        log.warning("%s is UNTRAINED (random weights): outputs show the pipeline, not real geometry", checkpoint)
+    return predictor
+
+
+def reconstruct_sequence(source: FrameSource, predictor: Reconstructor, tracker: MultiFaceTracker,
+                         intrinsics: np.ndarray | None, window: int, writer: SequenceWriter | None
+                         ) -> tuple[list[TrackState], int]:
+    """Reconstruct ``source`` in windows of ``window`` frames and track it, handing each frame to ``writer``
+    (None: nothing is written); the track state of every frame and the number of frames with a face.
+
+    intrinsics: ``(3, 3)`` K in pixels, or None (estimated by ``predictor``).
+    """
+    states: list[TrackState] = []
+    faces_found = 0
+
+    def flush(frames: list[Frame]) -> None:
         nonlocal faces_found
-        reconstructions = predictor.predict(np.stack([f.rgb for f in window]), intrinsics, [f.index for f in window])
-        for frame, reconstruction in zip(window, reconstructions):
+        reconstructions = predictor.predict(np.stack([f.rgb for f in frames]), intrinsics, [f.index for f in frames])
+        for frame, reconstruction in zip(frames, reconstructions):
             state = tracker.step(reconstruction.tracking_frames())
             states.append(state)
             faces_found += reconstruction.found
-            writer.write_frame(frame.rgb, reconstruction, state)
+            if writer is not None:
+                writer.write_frame(frame.rgb, reconstruction, state)
 
-    with source, predictor:
-        window: list = []
-        for frame in tqdm(source, total=len(source), unit="frame", desc=source.name):
-            window.append(frame)
-            if len(window) == args.window:
-                flush(window)
-                window = []
-        if window:
-            flush(window)
-    writer.close(Tracks.from_states(states) if states else None)
-    elapsed = time.perf_counter() - started
-    log.info("%d frames (%d with a face) in %.1f s (%.2f frames/s) -> %s", len(states), faces_found, elapsed,
-             len(states) / max(elapsed, 1e-9), args.out)
-    return 0
+    pending: list[Frame] = []
+    for frame in tqdm(source, total=len(source), unit="frame", desc=source.name):
+        pending.append(frame)
+        if len(pending) == window:
+            flush(pending)
+            pending = []
+    if pending:
+        flush(pending)
+    return states, faces_found

@@ -14,6 +14,7 @@ from torch import Tensor
 
 from ..model.net import FaceAnythingNet, check_images
 from ..model.prediction import ModelPrediction, frames_to_batch
+from ..stages import timed
 
 PRECISIONS = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 
@@ -66,6 +67,7 @@ class Engine(ABC):
             outputs = self._forward(images.to(self.device, torch.float32))
         return {name: value.float() for name, value in outputs.items()}
 
+    @timed("network")
     def infer(self, images: np.ndarray) -> ModelPrediction:
         """Run one sequence of ``(T, H, W, 3)`` uint8 RGB frames; numpy predictions at ``H x W``."""
         return ModelPrediction.from_outputs(self.run(frames_to_batch(images)))

@@ -1,6 +1,8 @@
 """False-colour pictures of depth and canonical maps for people to look at (uint8 RGB)."""
 from __future__ import annotations
 
+from typing import Callable
+
 import cv2
 import numpy as np
 
@@ -28,6 +30,18 @@ def colorize_canonical(canonical: np.ndarray) -> np.ndarray:
     finite = np.all(np.isfinite(canonical), axis=-1)
     image = np.zeros(canonical.shape, dtype=np.uint8)
     image[finite] = np.round((np.clip(canonical[finite], -1.0, 1.0) + 1.0) * 127.5).astype(np.uint8)
+    return image
+
+
+def colorize_region(colorize: Callable[[np.ndarray], np.ndarray], values: np.ndarray,
+                    region: tuple[slice, slice]) -> np.ndarray:
+    """``(H, W, 3)`` uint8 RGB: ``colorize`` (e.g. ``colorize_depth``) of ``values[region]`` in a black image.
+
+    The same picture as ``colorize(values)`` when every finite value lies inside ``region`` (a
+    ``(rows, cols)`` slice pair, e.g. ``geometry.pointcloud.mask_region`` of the face mask), at the cost of the region only.
+    """
+    image = np.zeros(values.shape[:2] + (3,), dtype=np.uint8)
+    image[region] = colorize(values[region])
     return image
 
 

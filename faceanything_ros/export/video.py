@@ -6,23 +6,22 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from ..reconstruction import Reconstruction
 from ..tracking import TrackState
-from .colorize import colorize_depth, draw_tracks
+from .colorize import draw_tracks
 
 PANEL_HEIGHT = 360  # pixels; every panel is resized to this height to keep files small
 
 
-def side_by_side(frame: np.ndarray, reconstruction: Reconstruction, tracks: TrackState | None,
-                 canonical_rgb: np.ndarray) -> np.ndarray:
+def side_by_side(frame: np.ndarray, depth_rgb: np.ndarray, canonical_rgb: np.ndarray,
+                 tracks: TrackState | None) -> np.ndarray:
     """``(H, W, 3)`` uint8 RGB frame -> ``(PANEL_HEIGHT, 4 * w, 3)`` uint8 RGB panel strip.
 
-    canonical_rgb: ``(H, W, 3)`` uint8 ``colorize_canonical(reconstruction.canonical)`` (the caller
-    writes it to a PNG too, so it is coloured once).
+    depth_rgb, canonical_rgb: ``(H, W, 3)`` uint8 ``colorize_depth`` / ``colorize_canonical`` of the
+    frame's maps (coloured by the caller, which writes the canonical one to a PNG too).
     """
     overlay = frame if tracks is None else draw_tracks(frame, tracks.ids, tracks.pixels, tracks.visible,
                                                        radius=max(2, frame.shape[0] // 200))
-    panels = [frame, colorize_depth(reconstruction.depth), canonical_rgb, overlay]
+    panels = [frame, depth_rgb, canonical_rgb, overlay]
     width = int(round(frame.shape[1] * PANEL_HEIGHT / frame.shape[0])) // 2 * 2
     return np.concatenate([cv2.resize(p, (width, PANEL_HEIGHT), interpolation=cv2.INTER_AREA) for p in panels],
                           axis=1)

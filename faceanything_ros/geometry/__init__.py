@@ -11,7 +11,7 @@ from faceanything_ros.geometry.camera import (
     uncrop_intrinsics,
     validate_intrinsics,
 )
-from faceanything_ros.geometry.pointcloud import PointCloud, point_cloud_from_depth
+from faceanything_ros.geometry.pointcloud import PointCloud, mask_region, point_cloud_from_depth
 from faceanything_ros.geometry.projection import (
     project_points,
     sample_bilinear,
@@ -27,6 +27,7 @@ __all__ = [
     "crop_resize_intrinsics",
     "intrinsics_from_fov",
     "intrinsics_matrix",
+    "mask_region",
     "pixel_grid",
     "point_cloud_from_depth",
     "project_points",

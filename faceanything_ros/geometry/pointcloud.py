@@ -7,6 +7,7 @@ from typing import Sequence
 import numpy as np
 
 from faceanything_ros.geometry.projection import unproject_pixels
+from faceanything_ros.stages import timed
 
 DEFAULT_COLOR = 255  # RGB value of every point when no image is given (white)
 
@@ -82,6 +83,15 @@ class PointCloud:
         )
 
 
+def mask_region(mask: np.ndarray) -> tuple[slice, slice]:
+    """``(rows, cols)`` slices of the bounding box of an ``(H, W)`` bool mask's True pixels (empty when none)."""
+    rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
+    if rows.size == 0:
+        return slice(0, 0), slice(0, 0)
+    return slice(int(rows[0]), int(rows[-1]) + 1), slice(int(cols[0]), int(cols[-1]) + 1)
+
+
+@timed("cloud")
 def point_cloud_from_depth(
     depth: np.ndarray,
     intrinsics: np.ndarray,
@@ -90,11 +100,14 @@ def point_cloud_from_depth(
     canonical: np.ndarray | None = None,
     confidence: np.ndarray | None = None,
     stride: int = 1,
+    region: tuple[slice, slice] | None = None,
 ) -> PointCloud:
     """Unproject a ``(H, W)`` z-depth map (metres) with ``(3, 3)`` intrinsics into a ``PointCloud``.
 
-    Keeps pixels with finite positive depth inside ``valid`` (``(H, W)`` bool, None = all) on
-    every ``stride``-th row and column (rows/cols 0, stride, 2*stride, ...), in row-major order.
+    The pixels are sampled first: every ``stride``-th row and column of the image (rows/cols 0,
+    stride, 2*stride, ...: one grid whatever the region) inside ``region`` (``(rows, cols)`` slices,
+    e.g. ``mask_region`` of the face; None = the whole image); of those, the pixels with finite
+    positive depth inside ``valid`` (``(H, W)`` bool, None = all) are unprojected, in row-major order.
     image: ``(H, W, 3)`` uint8 RGB for the colours (None = white). canonical: ``(H, W, 3)``
     canonical map; confidence: ``(H, W)``; each copied to the points when given.
     """
@@ -108,31 +121,32 @@ def point_cloud_from_depth(
     _check_map(image, "image", (height, width, 3), np.uint8)
     _check_map(canonical, "canonical", (height, width, 3), None)
     _check_map(confidence, "confidence", (height, width), None)
-    keep = np.zeros((height, width), dtype=bool)
-    keep[::stride, ::stride] = True
-    keep &= np.isfinite(depth) & (depth > 0)
+    rows, cols = region if region is not None else (slice(None), slice(None))
+    grid = tuple(_on_grid(part, size, stride) for part, size in ((rows, height), (cols, width)))
+    sampled = depth[grid]
+    keep = np.isfinite(sampled) & (sampled > 0)
     if valid is not None:
-        keep &= np.asarray(valid)
-    flat = np.flatnonzero(keep)
-    rows, cols = np.divmod(flat, width)
-    pixels = np.stack([cols, rows], axis=1)
-    points = unproject_pixels(pixels, _at_pixels(depth, flat, depth.dtype), intrinsics)
-    colors = _at_pixels(image, flat, np.uint8) if image is not None else np.full((flat.size, 3), DEFAULT_COLOR, np.uint8)
+        keep &= np.asarray(valid)[grid]
+    row, col = np.nonzero(keep)
+    pixels = np.stack([col * stride + grid[1].start, row * stride + grid[0].start], axis=1)
+    points = unproject_pixels(pixels, sampled[row, col], intrinsics)
+
+    def at_pixels(values: np.ndarray, dtype: type) -> np.ndarray:
+        return np.asarray(values)[grid][row, col].astype(dtype, copy=False)
+
     return PointCloud(
         points=points.astype(np.float32),
-        colors=colors,
+        colors=at_pixels(image, np.uint8) if image is not None else np.full((len(row), 3), DEFAULT_COLOR, np.uint8),
         pixels=pixels.astype(np.int32),
-        canonical=None if canonical is None else _at_pixels(canonical, flat, np.float32),
-        confidence=None if confidence is None else _at_pixels(confidence, flat, np.float32),
+        canonical=None if canonical is None else at_pixels(canonical, np.float32),
+        confidence=None if confidence is None else at_pixels(confidence, np.float32),
     )
 
 
-def _at_pixels(values: np.ndarray, flat: np.ndarray, dtype: type) -> np.ndarray:
-    """``(N, ...)`` ``dtype`` values of an ``(H, W, ...)`` map at ``(N,)`` row-major pixel ids ``flat``."""
-    values = np.asarray(values, dtype)
-    return np.take(values.reshape(-1, *values.shape[2:]), flat, axis=0)
-
-
+def _on_grid(part: slice, size: int, stride: int) -> slice:
+    """The pixels of ``part`` (a slice of ``range(size)``) on the image's every-``stride``-th grid, as a slice."""
+    start, stop, _ = part.indices(size)
+    return slice(-(-start // stride) * stride, stop, stride)
 def _check_map(value: np.ndarray | None, name: str, shape: tuple[int, ...], dtype: type | None) -> None:
     """Raise ``ValueError`` unless ``value`` is None or an array of ``shape`` (and ``dtype``)."""
     if value is None:

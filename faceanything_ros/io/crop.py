@@ -18,6 +18,7 @@ import numpy as np
 from faceanything_ros.geometry.camera import crop_resize_intrinsics, uncrop_intrinsics
 from faceanything_ros.io.face_detector import FaceBox
 from faceanything_ros.io.validation import validate_rgb
+from faceanything_ros.stages import timed
 
 _INTERPOLATIONS = {"linear": cv2.INTER_LINEAR, "nearest": cv2.INTER_NEAREST}
 
@@ -115,6 +116,7 @@ def crop_image(rgb: np.ndarray, box: CropBox) -> np.ndarray:
     return crop
 
 
+@timed("paste_back")
 def paste_back(
     crop_map: np.ndarray,
     box: CropBox,

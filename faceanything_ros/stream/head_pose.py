@@ -20,6 +20,7 @@ from scipy.spatial.transform import Rotation
 
 from faceanything_ros.canonical.space import CanonicalSpace
 from faceanything_ros.geometry.pointcloud import PointCloud
+from faceanything_ros.reconstruction import FaceReconstruction
 
 # face-frame axes (columns: x forward, y left, z up) in the template frame (x the subject's left,
 # y down, z from the face into the head)
@@ -44,6 +45,13 @@ class HeadPose:
     def quaternion_xyzw(self) -> np.ndarray:
         """``(4,)`` float64 unit quaternion ``(x, y, z, w)`` of ``rotation`` (ROS order)."""
         return Rotation.from_matrix(self.rotation).as_quat()
+
+
+def face_head_pose(face: FaceReconstruction, space: CanonicalSpace) -> HeadPose | None:
+    """``fit_head_pose`` of a face's points on a pixel grid coarse enough for about ``MAX_POSE_POINTS`` of them
+    (sampled before unprojection: the fit's cost stays flat with the face's size)."""
+    stride = max(1, int(np.sqrt(face.num_pixels / MAX_POSE_POINTS)))
+    return fit_head_pose(face.point_cloud(stride), space)
 
 
 def fit_head_pose(cloud: PointCloud, space: CanonicalSpace) -> HeadPose | None:

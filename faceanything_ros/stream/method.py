@@ -48,9 +48,11 @@ def choose_method(method: str, model: str | Path | None) -> MethodChoice:
 
 
 def create_reconstructor(choice: MethodChoice, config: NodeConfig) -> Reconstructor:
-    """The ``Predictor`` (model, engine, device of ``config``) or ``MeshReference`` of ``choice``."""
+    """The ``Predictor`` (model, engine, device of ``config``) or ``MeshReference`` (in tracking mode: a
+    stream's frames come in order) of ``choice``."""
     if choice.method == "mesh":
-        return MeshReference(FaceMeshConfig(max_faces=config.max_faces, min_confidence=config.face_min_confidence))
+        return MeshReference(FaceMeshConfig(max_faces=config.max_faces, min_confidence=config.face_min_confidence),
+                             tracking=True)
     from faceanything_ros.predictor import Predictor
 
     return Predictor(choice.checkpoint, device=config.device, config=config.predictor_config(), engine=config.engine)

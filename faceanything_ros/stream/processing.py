@@ -21,7 +21,8 @@ from faceanything_ros.canonical.space import CanonicalSpace, load_canonical_spac
 from faceanything_ros.config import NodeConfig
 from faceanything_ros.io.face_detector import FaceBox
 from faceanything_ros.reconstruction import Reconstruction
-from faceanything_ros.stream.head_pose import HeadPose, fit_head_pose
+from faceanything_ros.stages import STAGE_TIMES
+from faceanything_ros.stream.head_pose import HeadPose, face_head_pose
 from faceanything_ros.stream.method import choose_method, create_reconstructor
 from faceanything_ros.tracking import MultiFaceTracker, TrackingFrame
 from faceanything_ros.tracking.tracks import TrackState
@@ -123,6 +124,7 @@ class FrameProcessor:
     def reset(self) -> None:
         """Restart the stream's context: window, tracks and face ids (ids are never reused)."""
         self._context.clear()
+        self.reconstructor.reset()
         self.tracker.reset()
         self._frames_since_seed = 0
         self._visible_fraction = 1.0
@@ -150,14 +152,17 @@ class FrameProcessor:
         stream = (str(frame_id), np.shape(rgb))
         if self._stream is not None and stream != self._stream:
             self.reset()
-        reconstruction = self._reconstruct(rgb, intrinsics, str(frame_id))
+        with STAGE_TIMES.stage("reconstruct"):
+            reconstruction = self._reconstruct(rgb, intrinsics, str(frame_id))
         self._stream = stream
         self._frames_processed += 1
-        tracks = self._track(reconstruction.tracking_frames())
+        with STAGE_TIMES.stage("tracking"):
+            tracks = self._track(reconstruction.tracking_frames())
         # message ids count from 1 (0 = no face); the tracker's face ids count from 0
         ids = [0 if face_id is None else face_id + 1 for face_id in self.tracker.frame_faces]
-        faces = [FaceResult(face_id, face.face, float(face.face.score), fit_head_pose(face.cloud, self.space),
-                            face.num_pixels) for face_id, face in zip(ids, reconstruction.faces)]
+        with STAGE_TIMES.stage("head_pose"):
+            faces = [FaceResult(face_id, face.face, float(face.face.score), face_head_pose(face, self.space),
+                                face.num_pixels) for face_id, face in zip(ids, reconstruction.faces)]
         return ProcessedFrame(
             stamp_ns=int(stamp_ns), frame_id=str(frame_id), reconstruction=reconstruction, faces=faces,
             tracks=tracks, track_face_ids=(tracks.face + 1).astype(np.uint32),

@@ -15,6 +15,7 @@ from faceanything_ros.export.depth import millimetres_to_metres
 from faceanything_ros.geometry.camera import validate_intrinsics
 from faceanything_ros.geometry.camera_info import CameraIntrinsics, camera_intrinsics
 from faceanything_ros.io.validation import MAX_IMAGE_PIXELS, MAX_IMAGE_SIDE_PX
+from faceanything_ros.stages import timed
 
 Types = Mapping[str, Any]
 
@@ -98,6 +99,7 @@ def image_to_array(msg: Any) -> np.ndarray:
     return pixels.astype(dtype.newbyteorder("="), copy=False)
 
 
+@timed("convert")
 def image_to_rgb(msg: Any) -> np.ndarray:
     """``sensor_msgs/Image`` in a ``COLOR_ENCODINGS`` encoding -> ``(H, W, 3)`` uint8 RGB.
 
@@ -122,6 +124,7 @@ def _array_to_rgb(pixels: np.ndarray, encoding: str) -> np.ndarray:
     return np.ascontiguousarray(pixels)
 
 
+@timed("convert")
 def compressed_to_rgb(msg: Any) -> np.ndarray:
     """``sensor_msgs/CompressedImage`` (jpeg or png, any bit depth / channels) -> ``(H, W, 3)`` uint8 RGB.
 

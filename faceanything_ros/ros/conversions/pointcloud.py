@@ -17,29 +17,22 @@ POINT_STEP = 4 * len(POINT_FIELDS)  # bytes per point
 _DATATYPES = {1: "i1", 2: "u1", 3: "<i2", 4: "<u2", 5: "<i4", 6: "<u4", 7: "<f4", 8: "<f8"}
 
 
-def point_cloud2(types: Types, header: Any, cloud: PointCloud, stride: int = 1) -> Any:
+def point_cloud2(types: Types, header: Any, cloud: PointCloud) -> Any:
     """``(N, ...)`` ``PointCloud`` (metres, optical frame) -> ``sensor_msgs/PointCloud2`` with ``POINT_FIELDS``.
 
-    ``height = 1``, ``width`` = points kept, ``point_step = 32``, ``row_step = 32 * width``.
-    ``stride`` keeps points whose source pixel ``(u, v)`` has ``u % stride == v % stride == 0``
-    (the same grid as ``point_cloud_from_depth(stride=...)``). Missing canonical/confidence are
-    NaN. ``is_dense`` is True when every kept point has finite x, y, z.
+    ``height = 1``, ``width`` = points, ``point_step = 32``, ``row_step = 32 * width``. Missing
+    canonical/confidence are NaN. ``is_dense`` is True when every point has finite x, y, z. A
+    sparser cloud is sampled before unprojection (``Reconstruction.point_cloud(stride)``).
     """
-    if not isinstance(stride, (int, np.integer)) or stride < 1:
-        raise ValueError(f"stride must be a positive integer, got {stride!r}")
-    if stride == 1:
-        keep, count = slice(None), len(cloud)
-    else:
-        keep = (cloud.pixels[:, 0] % stride == 0) & (cloud.pixels[:, 1] % stride == 0)
-        count = int(keep.sum())
+    count = len(cloud)
     values = np.full((count, len(POINT_FIELDS)), np.nan, dtype="<f4")
-    values[:, :3] = cloud.points[keep]
-    colors = cloud.colors[keep].astype(np.uint32)
+    values[:, :3] = cloud.points
+    colors = cloud.colors.astype(np.uint32)
     values[:, 3] = ((colors[:, 0] << 16) | (colors[:, 1] << 8) | colors[:, 2]).view(np.float32)
     if cloud.canonical is not None:
-        values[:, 4:7] = cloud.canonical[keep]
+        values[:, 4:7] = cloud.canonical
     if cloud.confidence is not None:
-        values[:, 7] = cloud.confidence[keep]
+        values[:, 7] = cloud.confidence
     field_type = types["sensor_msgs/msg/PointField"]
     fields = [field_type(name=name, offset=4 * i, datatype=field_type.FLOAT32, count=1)
               for i, name in enumerate(POINT_FIELDS)]

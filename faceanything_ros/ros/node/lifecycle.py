@@ -41,6 +41,7 @@ from faceanything_ros.ros.outputs import (
     DEFAULT_NODE_NAME, DIAGNOSTICS_PERIOD_NS, DIAGNOSTICS_TOPIC, DIAGNOSTICS_TYPE, TF_TYPE, diagnostics_message,
 )
 from faceanything_ros.geometry.camera_info import CameraIntrinsics, rectified_image
+from faceanything_ros.stages import STAGE_TIMES
 from faceanything_ros.stream.camera_info import CameraInfoCache, intrinsics_note
 from faceanything_ros.stream.health import stream_health
 from faceanything_ros.stream.processing import FrameProcessor
@@ -274,7 +275,7 @@ class FaceAnythingNode(LifecycleNode):
 
     def _publish_diagnostics(self) -> None:
         """Publish level, rate, latency, frames in/out/pending (waiting or in flight), drops, errors by kind,
-        skipped outputs, method and engine."""
+        skipped outputs, method, engine and the time of each pipeline stage (``stages.STAGE_TIMES``)."""
         now = time.monotonic()
         config = runtime_config(self, self._config)
         with self._stats_lock:
@@ -296,5 +297,5 @@ class FaceAnythingNode(LifecycleNode):
             frames_without_face=frames_without_face, rate_hz=rate_hz,
             frames_pending=0 if worker is None else worker.frames_pending, intrinsics=note, method=processor.method.method,
             engine=processor.engine, tf="on" if TF_TYPE in self._types else "off (tf2_msgs not installed)",
-            skipped=dict(self._outputs.skipped))
+            skipped=dict(self._outputs.skipped), stages=STAGE_TIMES.summary())
         self._diagnostics_publisher.publish(message)

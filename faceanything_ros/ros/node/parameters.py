@@ -44,6 +44,8 @@ DESCRIPTIONS: dict[str, str] = {
     "track_min_confidence": "canonical confidence (>= 1; 1 = all) below which a pixel is not searched",
     "face_min_confidence": "face detector score threshold",
     "max_faces": "faces reconstructed per frame, largest first",
+    "face_redetect_every": "face detection every n-th frame (the model), face boxes tracked in between; a lost "
+                           "face is detected at once",
     "point_stride": "keep every n-th pixel row and column in ~/points",
     "input": "raw subscribes to `image` (sensor_msgs/Image), compressed to `image/compressed`",
     "qos_reliability": "reliability of the image and camera_info subscriptions (sensor-data QoS by default)",

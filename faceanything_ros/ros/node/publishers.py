@@ -15,6 +15,7 @@ from rclpy.qos import QoSProfile, ReliabilityPolicy
 
 from faceanything_ros.config import NodeConfig
 from faceanything_ros.ros.outputs import GLOBAL_TOPICS, OUTPUT_TYPES, enabled_outputs, output_messages
+from faceanything_ros.stages import STAGE_TIMES
 from faceanything_ros.stream.processing import ProcessedFrame
 
 # Reliable, shallow: a late subscriber (rviz, ros2 bag record) gets every frame the node still
@@ -46,8 +47,11 @@ class OutputPublishers:
                   if self._publishers[key].get_subscription_count() > 0]
         for key in self._publishers.keys() - set(wanted):
             self.skipped[key] += 1
-        for key, message in output_messages(self._types, result, config, wanted).items():
-            self._publishers[key].publish(message)
+        with STAGE_TIMES.stage("message_build"):
+            messages = output_messages(self._types, result, config, wanted)
+        with STAGE_TIMES.stage("publish"):
+            for key, message in messages.items():
+                self._publishers[key].publish(message)
 
     def destroy(self) -> None:
         """Destroy every publisher."""
