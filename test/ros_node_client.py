@@ -105,8 +105,10 @@ class Client:
         if not client.wait_for_service(timeout_sec=120.0):  # the node imports torch first: slow on a busy machine
             raise RuntimeError(f"service {NODE}/{name} not available")
         future = client.call_async(request)
-        self.spin_until(future.done, timeout_s)
+        answered = self.spin_until(future.done, timeout_s)
         self.node.destroy_client(client)
+        if not answered:
+            raise RuntimeError(f"service {NODE}/{name} gave no answer within {timeout_s:.0f} s")
         return future.result()
 
     def state(self) -> str:
@@ -115,7 +117,8 @@ class Client:
     def transition(self, transition_id: int) -> bool:
         request = ChangeState.Request()
         request.transition.id = transition_id
-        return bool(self.call(ChangeState, "change_state", request).success)
+        # configure loads the model, builds every engine shape and runs a warm-up: minutes on a busy CPU
+        return bool(self.call(ChangeState, "change_state", request, timeout_s=300.0).success)
 
     def publish_image(self, msg, stamp: int) -> None:
         msg.header.stamp.sec, msg.header.stamp.nanosec = divmod(stamp, 1_000_000_000)
