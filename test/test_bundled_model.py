@@ -26,7 +26,9 @@ def test_the_bundled_checkpoint_is_trained_small_and_the_default():
     assert metadata.trained and metadata.input_resolution == (128, 128)
     assert (metadata.canonical_space_id, metadata.canonical_space_version) == (space.id, space.version)
     assert path.stat().st_size <= MAX_FILE_BYTES
-    assert [entry["stage"] for entry in metadata.training_data["compute"]] == [1, 2]
+    compute = metadata.training_data["compute"]
+    assert compute[0]["stage"] == 1 and all(entry["hours"] > 0 and entry["steps"] > 0 for entry in compute)
+    assert sum(entry["hours"] for entry in compute) >= 2.0  # the shipped lineage trained at least 2 hours
     assert (path.parent / "MODEL_CARD.md").is_file()
 
 
