@@ -134,9 +134,9 @@ def test_canonical_points_are_located_at_their_pixels():
 
 
 class FocalStandIn(torch.nn.Module):
-    """Predicts a batch's truth as seen by a camera with ``factor`` x the true focal length: rays of
-    that camera's crops (same virtual rotation) and depth ``factor`` x farther, as a network fooled
-    about the focal length would (the face is the same size in the image)."""
+    """Predicts a batch's truth as seen by a camera with ``factor`` x the true focal length: that
+    camera's virtual rays and depth ``factor`` x farther, as a network fooled about the focal length
+    would (the face is the same size in the image)."""
 
     def __init__(self, batch, factor: float) -> None:
         super().__init__()
@@ -149,7 +149,7 @@ class FocalStandIn(torch.nn.Module):
             K = batch["intrinsics"][b, t].double().numpy()
             longer = K.copy()
             longer[[0, 1], [0, 1]] *= self.factor
-            rays[b, t] = virtual_rays(longer, virtual_rotation(K, size, size), size, size)
+            rays[b, t] = virtual_rays(longer, virtual_rotation(longer, size, size), size, size)
         shape = batch["mask"].shape
         return {"depth": batch["depth"] * self.factor, "rays": torch.from_numpy(rays).float(),
                 "ray_confidence": torch.ones(shape), "canonical": batch["canonical"],

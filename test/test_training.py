@@ -90,9 +90,10 @@ def test_two_gloo_processes_match_one_process_with_the_same_global_batch(small_d
     def relative(a, b):
         return max(float((a[name] - b[name]).abs().max() / (a[name].abs().max() + 1e-8)) for name in a)
 
-    # the all-reduce sums in another order; Adam's normalised steps turn that into ~1e-4 differences,
-    # while 4 steps move the weights by far more
-    assert relative(one, two) < 1e-3
+    # the all-reduce sums in another order; Adam's normalised steps turn that into 1e-4 to a few 1e-3
+    # (largest where a gradient is near zero and its sign is decided by rounding), while 4 steps move
+    # the weights by far more
+    assert relative(one, two) < 5e-3
     assert relative(one, initial) > 10 * relative(one, two)
 
 

@@ -27,7 +27,8 @@ if TYPE_CHECKING:
     from faceanything_ros.io.crop import CropBox
 
 MIN_FIT_RAYS = 16  # usable rays a crop needs before its rays can constrain a focal length
-RAY_GRID_SIDE = 32  # a crop's rays are sampled on about this many pixels per axis for the focal fit
+RAY_SAMPLE_STRIDE = 4  # every 4th crop pixel per axis: ~3,000 rays of a crop fix its focal length
+MIN_RAY_GRID_SIDE = 32  # smaller crops are sampled more densely, on at least this many pixels per axis
 FOCAL_SCALE_RANGE = (0.1, 10.0)  # the search spans these multiples of the reference focal length
 COARSE_STEPS = 33  # log-spaced candidates that bracket the minimum before the bounded refinement
 LOG_FOCAL_TOLERANCE = 1e-6  # refinement stops at this change of log focal (1e-4 % of the focal)
@@ -61,9 +62,10 @@ class CropRays:
 
 
 def ray_sample_stride(size: int) -> int:
-    """Pixel stride that samples a ``size``-pixel crop on about ``RAY_GRID_SIDE`` pixels per axis
-    (every 4th pixel at 128 px, every pixel at 32 px): the fit's cost does not grow with resolution."""
-    return max(1, size // RAY_GRID_SIDE)
+    """Pixel stride of a ``size``-pixel crop's rays for the focal fit: ``RAY_SAMPLE_STRIDE``, denser
+    for crops under 128 px so at least ``MIN_RAY_GRID_SIDE`` pixels per axis are sampled (every pixel
+    at 32 px)."""
+    return max(1, min(RAY_SAMPLE_STRIDE, size // MIN_RAY_GRID_SIDE))
 
 
 def sample_crop_rays(rays: np.ndarray, confidence: np.ndarray, valid: np.ndarray, crop: "CropBox",
