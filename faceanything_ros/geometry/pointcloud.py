@@ -147,6 +147,8 @@ def _on_grid(part: slice, size: int, stride: int) -> slice:
     """The pixels of ``part`` (a slice of ``range(size)``) on the image's every-``stride``-th grid, as a slice."""
     start, stop, _ = part.indices(size)
     return slice(-(-start // stride) * stride, stop, stride)
+
+
 def _check_map(value: np.ndarray | None, name: str, shape: tuple[int, ...], dtype: type | None) -> None:
     """Raise ``ValueError`` unless ``value`` is None or an array of ``shape`` (and ``dtype``)."""
     if value is None:

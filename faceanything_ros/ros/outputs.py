@@ -21,6 +21,7 @@ import numpy as np
 
 from faceanything_ros.config import NodeConfig
 from faceanything_ros.export.depth import depth_to_millimetres
+from faceanything_ros.geometry.pointcloud import mask_region
 from faceanything_ros.stream.health import StreamHealth
 from faceanything_ros.stream.processing import ProcessedFrame
 
@@ -124,10 +125,10 @@ def canonical_region(mask: np.ndarray, region: str) -> tuple[int, int, int, int]
     height, width = mask.shape
     if region == "image":
         return 0, 0, width, height
-    rows, columns = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
-    if not len(rows):
+    rows, columns = mask_region(mask)
+    if rows.stop == rows.start:
         return 0, 0, 1, 1
-    return int(columns[0]), int(rows[0]), int(columns[-1] - columns[0] + 1), int(rows[-1] - rows[0] + 1)
+    return columns.start, rows.start, columns.stop - columns.start, rows.stop - rows.start
 
 
 def _cropped(image: np.ndarray, roi: tuple[int, int, int, int]) -> np.ndarray:
