@@ -5,6 +5,7 @@ Usage (repository root, the venv holding rclpy and colcon)::
     python -m bench.node_graph --method mesh [--sizes 640x480 1280x720] [--rate-hz 30] [--frames 300]
     python -m bench.node_graph --method model --engine onnx --rate-hz 15   # the bundled model
     python -m bench.node_graph --method mesh --sizes 640x480 --frames 10000   # a soak: RSS over time
+    python -m bench.node_graph --method mesh --before bench/results/node_graph_mesh_cpu.json --json new.json
 
 Per image size, the installed ``faceanything_node`` runs in one process and
 ``bench/node_graph_client.py`` in a second (both from ``--workspace``, a colcon build of this
@@ -20,6 +21,8 @@ node's resident memory (RSS) over the measured frames with its growth per 1000 p
 and the RSS series itself (at most ``RSS_SERIES_POINTS`` samples: a long run is a soak),
 and the node's CPU time per processed frame (all its threads: on a machine shared with other work,
 what a frame costs when wall times are stretched by waiting for a core), with the load average.
+``--before`` copies the headline figures and stage breakdown of an earlier run's JSON into this
+one's settings (``before``), so a change is recorded with what it changed.
 """
 from __future__ import annotations
 
@@ -47,8 +50,10 @@ CLIENT = REPO_ROOT / "bench" / "node_graph_client.py"
 DEFAULT_VIDEO = SHARED_DATA / "faces" / "videos" / "liveportrait_src_s18_woman_talking_720p.mp4"
 NODE_NAME = "faceanything_bench"
 CAMERA = "/bench_camera"
-OUTPUTS = len(OUTPUT_TYPES) - len(GLOBAL_TOPICS)  # the private outputs, all subscribed by the client
+OUTPUTS = {key: kind for key, kind in OUTPUT_TYPES.items() if key not in GLOBAL_TOPICS}  # all subscribed by the client
 RSS_PERIOD_S = 0.5
+BEFORE_KEYS = ("size", "received_pct", "fps", "p50_ms", "p99_ms", "node_p50_ms", "node_p99_ms", "node_cpu_ms_per_frame",
+               "stages_ms_per_frame", "stages_cpu_ms_per_frame")
 RSS_SERIES_POINTS = 100
 
 
@@ -124,6 +129,7 @@ def run_size(args: argparse.Namespace, workspace: Path, size: str, folder: Path)
                                     "--warmup-frames", str(args.warmup_frames),
                                     "--video-frames", str(args.video_frames), "--node", f"/{NODE_NAME}",
                                     "--camera", CAMERA, "--connect-timeout-s", str(args.connect_timeout_s),
+                                    "--outputs", *(f"{key}={kind}" for key, kind in OUTPUTS.items()),
                                     "--out", str(record_path)]),
                 cwd=folder, env=env, capture_output=True, text=True, check=False)
         finally:
@@ -158,7 +164,7 @@ def summarise(record: dict, samples: list[tuple[float, float, float]], size: str
     for times in record["received"].values():
         for stamp, t in times.items():
             arrivals.setdefault(int(stamp), []).append(t)
-    complete = {stamp: max(times) - sent[stamp] for stamp, times in arrivals.items() if len(times) == OUTPUTS}
+    complete = {stamp: max(times) - sent[stamp] for stamp, times in arrivals.items() if len(times) == len(OUTPUTS)}
     latency_ms = np.asarray(list(complete.values())) * 1e3
     def per_frame_ms(name: str, total: str) -> float:
         return delta(f"stages.{name}.{total}") * 1e3 / max(delta("frames_in" if name == "convert" else "frames_out"), 1)
@@ -211,7 +217,13 @@ def main() -> None:
                         help="wait this long for the node to start and its topics to match (default: 300)")
     parser.add_argument("--workspace", help="colcon workspace of this repository (default: build one)")
     parser.add_argument("--json", type=Path, help="write the results as JSON here")
+    parser.add_argument("--before", type=Path, help="an earlier run's JSON: its figures are recorded beside these")
     args = parser.parse_args()
+    before = None
+    if args.before is not None:
+        earlier = json.loads(args.before.read_text())
+        before = {"created": earlier["created"], "settings": earlier["settings"],
+                  "results": [{key: row.get(key) for key in BEFORE_KEYS} for row in earlier["results"]]}
     folder = Path(tempfile.mkdtemp(prefix="node_graph_"))
     try:
         workspace = Path(args.workspace) if args.workspace else build_workspace(folder)
@@ -224,7 +236,8 @@ def main() -> None:
                ("node CPU ms", "node_cpu_ms_per_frame", ".1f"), ("RSS MB", "rss_end_mb", ".0f"),
                ("MB/1k fr", "rss_growth_mb_per_1k", ".2f")]
     report("node_graph", f"node graph: --method {args.method} at {args.rate_hz:g} Hz, {args.frames} frames of "
-           f"{Path(args.video).name}, {args.num_tracks} tracks, every output subscribed", columns, rows, args)
+           f"{Path(args.video).name}, {args.num_tracks} tracks, every output subscribed", columns, rows, args,
+           before=before)
     for row in rows:
         print(f"{row['size']} ms/frame, wall (thread CPU): " + ", ".join(
             f"{name} {ms:.1f} ({row['stages_cpu_ms_per_frame'][name]:.1f})" for name, ms in

@@ -6,14 +6,15 @@ reads its record. It imports rclpy, the message packages, OpenCV and numpy only.
 
 It publishes ``sensor_msgs/Image`` (rgb8, built once per video frame, re-stamped per send) and a
 ``CameraInfo`` of the same stamp on ``<camera>/image`` and ``<camera>/camera_info`` with
-sensor-data QoS (best effort, as camera drivers do), subscribes to every output of the node
-(reliable, as the node publishes) and to ``/diagnostics``. ``--warmup-frames`` are sent first and
+sensor-data QoS (best effort, as camera drivers do), subscribes to every output it is given
+(``--outputs``, from ``ros.outputs.OUTPUT_TYPES``; reliable, as the node publishes) and to ``/diagnostics``. ``--warmup-frames`` are sent first and
 not measured; the record (JSON) holds the send time of each measured stamp, the arrival time of
 each output message by stamp, and every diagnostics snapshot of the node with its arrival time.
 """
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import threading
 import time
@@ -25,17 +26,18 @@ import rclpy
 from diagnostic_msgs.msg import DiagnosticArray
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.qos import QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
-from sensor_msgs.msg import CameraInfo, Image, PointCloud2
+from sensor_msgs.msg import CameraInfo, Image
 from visualization_msgs.msg import MarkerArray
 
-from faceanything_ros.msg import CanonicalTrackArray, FaceArray
-
-# every private output of the node (``ros.outputs.OUTPUT_TYPES`` less the global ``/tf``)
-OUTPUTS = {"depth/image": Image, "depth/camera_info": CameraInfo, "points": PointCloud2, "canonical": Image,
-           "tracks": CanonicalTrackArray, "track_markers": MarkerArray, "faces": FaceArray}
 OUTPUT_QOS = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
 FRAME_ID = "camera_color_optical_frame"
 HORIZONTAL_FOV_DEG = 60.0  # the CameraInfo sent with every image
+
+
+def message_class(type_name: str) -> type:
+    """The rclpy class of a ROS type name such as ``sensor_msgs/msg/Image``."""
+    package, _, name = type_name.split("/")
+    return getattr(importlib.import_module(f"{package}.msg"), name)
 
 
 def video_frames(path: str, width: int, height: int, count: int) -> list[np.ndarray]:
@@ -80,13 +82,14 @@ def camera_info_message(width: int, height: int) -> CameraInfo:
 class Camera:
     """Publishers of the camera topics, subscribers of the node's outputs and diagnostics, and their record."""
 
-    def __init__(self, node_name: str, camera: str) -> None:
+    def __init__(self, node_name: str, camera: str, outputs: dict[str, str]) -> None:
         self.node = rclpy.create_node("faceanything_bench_camera")
         self.lock = threading.Lock()
-        self.received: dict[str, dict[int, float]] = {name: {} for name in OUTPUTS}
+        self.received: dict[str, dict[int, float]] = {name: {} for name in outputs}
         self.output_subscriptions = [
-            self.node.create_subscription(msg_type, f"{node_name}/{name}", self._keeper(name), OUTPUT_QOS)
-            for name, msg_type in OUTPUTS.items()]
+            self.node.create_subscription(message_class(type_name), f"{node_name}/{name}", self._keeper(name),
+                                          OUTPUT_QOS)
+            for name, type_name in outputs.items()]
         self.diagnostics: list[tuple[float, dict[str, str]]] = []
         self.status_name = f"{node_name.lstrip('/')}:"
         self.node.create_subscription(DiagnosticArray, "/diagnostics", self._on_diagnostics, OUTPUT_QOS)
@@ -153,6 +156,8 @@ def main() -> None:
     parser.add_argument("--video-frames", type=int, required=True, help="frames decoded and looped")
     parser.add_argument("--node", required=True, help="the node's absolute name, e.g. /faceanything")
     parser.add_argument("--camera", required=True, help="camera namespace, e.g. /camera")
+    parser.add_argument("--outputs", nargs="+", required=True,
+                        help="the node's private outputs to subscribe, as KEY=TYPE (depth/image=sensor_msgs/msg/Image)")
     parser.add_argument("--settle-s", type=float, default=3.0, help="wait after the last frame for outputs")
     parser.add_argument("--connect-timeout-s", type=float, default=120.0, help="wait for the node's topics")
     parser.add_argument("--out", type=Path, required=True, help="record JSON")
@@ -161,7 +166,7 @@ def main() -> None:
     images = [image_message(rgb) for rgb in video_frames(args.video, width, height, args.video_frames)]
     info = camera_info_message(width, height)
     rclpy.init()
-    camera = Camera(args.node, args.camera)
+    camera = Camera(args.node, args.camera, dict(output.split("=", 1) for output in args.outputs))
     executor = SingleThreadedExecutor()
     executor.add_node(camera.node)
     spinner = threading.Thread(target=executor.spin, daemon=True)

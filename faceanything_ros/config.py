@@ -153,6 +153,7 @@ NODE_RANGES: dict[str, tuple[float, float]] = {
     "max_faces": (1, 16),
     "face_redetect_every": (1, 1000),
     "point_stride": (1, 64),
+    "max_points": (0, 10_000_000),
     "qos_depth": (1, 1000),
     "canonical_scale": (0.05, 1.0),
     "expected_rate_hz": (0.0, 1000.0),
@@ -197,14 +198,15 @@ class NodeConfig:
     max_faces: int = DetectorConfig.max_faces  # faces reconstructed per frame, largest first
     face_redetect_every: int = 5  # face detection every N-th frame, boxes tracked in between (lost: detected at once)
     point_stride: int = 1  # keep every n-th pixel row and column in the published point cloud
+    max_points: int = 20_000  # ~/points holds about this many points at most (a larger stride on big faces); 0 = no cap
     input: str = "raw"  # raw (sensor_msgs/Image) | compressed (sensor_msgs/CompressedImage)
     qos_reliability: str = "best_effort"  # sensor-data QoS by default
-    qos_depth: int = 1  # subscription history depth (the node keeps only the newest frame anyway)
+    qos_depth: int = 5  # subscription history depth, as sensor-data QoS (the worker keeps only the newest frame)
     camera_matrix: str = "auto"  # CameraInfo K (raw image) | P (rectified) | auto: P for an image_rect* topic
     frame_id: str = ""  # frame_id of every output; "" = the input image's
     depth_encoding: str = "32FC1"  # ~/depth/image: 32FC1 metres (NaN = none) | 16UC1 millimetres (0 = none)
     canonical_scale: float = 1.0  # ~/canonical image size / input image size, (0, 1] (nearest-neighbour)
-    canonical_region: str = "image"  # ~/canonical covers the image | the faces' bounding box (~/canonical/camera_info roi)
+    canonical_region: str = "faces"  # ~/canonical covers the faces' bounding box (~/canonical/camera_info roi) | the image
     publish_depth: bool = True  # ~/depth/image + ~/depth/camera_info
     publish_points: bool = True  # ~/points
     publish_canonical: bool = True  # ~/canonical

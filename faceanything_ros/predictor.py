@@ -17,7 +17,7 @@ from .geometry.camera import intrinsics_from_fov, intrinsics_matrix, mean_focal
 from .geometry.focal_estimate import StreamFocal
 from .geometry.rays import fit_focal_scale, ray_sample_stride, sample_crop_rays
 from .geometry.virtual_camera import depth_from_virtual, virtual_rotation
-from .io.crop import CropBox, crop_box_for_face, crop_image, paste_back
+from .io.crop import CropBox, crop_box_for_face, crop_footprint, crop_image, paste_back
 from .io.face_detector import FaceBox, FaceDetector
 from .io.validation import validate_frame_indices, validate_frames, validate_intrinsics_for_frames
 from .model.checkpoint import CheckpointMetadata, load_checkpoint
@@ -173,7 +173,7 @@ class Predictor:
 
     def _paste_face(self, frame: np.ndarray, result: _CropResult, camera: np.ndarray,
                     ray_focal: float | None) -> FaceReconstruction:
-        """One crop's prediction as full-image maps and a cloud, seen by ``camera`` (image K, pixels).
+        """One crop's prediction as maps over the crop's footprint in the image, seen by ``camera`` (image K, pixels).
 
         The network's depth is z-depth in the crop's virtual camera for the focal length its rays
         imply (``ray_focal``): a face of fixed metric size lies farther for a longer focal, so the
@@ -184,6 +184,7 @@ class Predictor:
         """
         height, width = frame.shape[:2]
         prediction, crop = result.prediction, result.crop
+        region = crop_footprint(crop, height, width)
         depth_scale = 1.0 if ray_focal is None else mean_focal(camera) / ray_focal
         crop_camera = crop.intrinsics(camera)
         rotation = virtual_rotation(crop_camera, crop.output_size, crop.output_size)
@@ -192,13 +193,13 @@ class Predictor:
         scalars = np.stack([prediction.mask_probability[0], prediction.depth_confidence[0],
                             prediction.canonical_confidence[0]], axis=-1)
         mask_probability, depth_confidence, canonical_confidence = np.ascontiguousarray(
-            np.moveaxis(paste_back(scalars, crop, height, width, fill=np.nan), -1, 0))
+            np.moveaxis(paste_back(scalars, crop, height, width, fill=np.nan, region=region), -1, 0))
         surface = paste_back(np.concatenate([crop_depth[..., None], prediction.canonical[0]], axis=-1), crop,
-                             height, width, fill=np.nan, valid=crop_face)
+                             height, width, fill=np.nan, valid=crop_face, region=region)
         mask = (mask_probability > self.config.mask_threshold) & np.isfinite(surface[..., 0])
         depth = np.where(mask, surface[..., 0], np.nan).astype(np.float32)
         canonical = np.where(mask[..., None], surface[..., 1:], np.nan).astype(np.float32)
         return FaceReconstruction(
-            face=result.face, crop=crop, depth=depth, depth_confidence=depth_confidence, canonical=canonical,
+            face=result.face, crop=crop, region=region, depth=depth, depth_confidence=depth_confidence, canonical=canonical,
             canonical_confidence=canonical_confidence, mask=mask, intrinsics=camera, image=frame,
             cloud_mask=mask & (depth_confidence >= self.config.min_depth_confidence))

@@ -5,7 +5,8 @@ Every producer (the learned model through ``Predictor``, the face-mesh reference
 returns ``Reconstruction`` objects, and every consumer (export, tracking, ROS, evaluation) reads
 only these, so methods are compared side by side with the same code.
 
-All maps are full-image (the frame's own pixel grid, ``H x W``); depth is z-depth in metres in
+A face's maps cover the face's part of the image (``FaceReconstruction.region``); the frame-level
+maps are full-image (the frame's own pixel grid, ``H x W``), computed where the faces are; depth is z-depth in metres in
 the camera optical frame (x right, y down, z forward); canonical coordinates are in the shared
 canonical face space, normalised to ``[-1, 1]^3``.
 """
@@ -16,53 +17,107 @@ from functools import cached_property
 
 import numpy as np
 
-from .geometry.pointcloud import PointCloud, mask_region, point_cloud_from_depth
+from .geometry.camera import crop_resize_intrinsics
+from .geometry.pointcloud import PointCloud, budget_stride, mask_region, point_cloud_from_depth
 from .io.crop import CropBox
 from .io.face_detector import FaceBox
 from .tracking import TrackingFrame
+from .tracking.frame import grown_region
 
 
 @dataclass
 class FaceReconstruction:
-    """One face in one frame, pasted back into full-image coordinates.
+    """One face in one frame: its maps over ``region``, the part of the image around the face.
 
-    Its point cloud is made on demand (``point_cloud``), from the pixels of ``cloud_mask`` on a
-    pixel grid sampled before unprojection, inside the face's region only.
+    Every map covers ``region`` only (``(rows, cols)`` slices inside the image; ``(h, w)`` below is
+    its size), so a face costs what its size costs, whatever the image's; ``over`` gives a map on
+    another part of the image grid (``full``: the whole image). Its point cloud is made on demand
+    (``point_cloud``), on a pixel grid sampled before unprojection.
     """
 
     face: FaceBox  # detection (pixels, image coordinates)
     crop: CropBox  # the square crop the model saw
-    depth: np.ndarray  # (H, W) float32 metres, NaN outside the face mask
-    depth_confidence: np.ndarray  # (H, W) float32 >= 1 inside the crop, NaN outside it
-    canonical: np.ndarray  # (H, W, 3) float32 in [-1, 1], NaN outside the face mask
-    canonical_confidence: np.ndarray  # (H, W) float32 >= 1 inside the crop, NaN outside it
-    mask: np.ndarray  # (H, W) bool face pixels
+    region: tuple[slice, slice]  # (rows, cols) of the image that the maps below cover
+    depth: np.ndarray  # (h, w) float32 metres, NaN outside the face mask
+    depth_confidence: np.ndarray  # (h, w) float32 >= 1 inside the crop, NaN outside it
+    canonical: np.ndarray  # (h, w, 3) float32 in [-1, 1], NaN outside the face mask
+    canonical_confidence: np.ndarray  # (h, w) float32 >= 1 inside the crop, NaN outside it
+    mask: np.ndarray  # (h, w) bool face pixels
     intrinsics: np.ndarray  # (3, 3) float64 pinhole K of the image, pixels
     image: np.ndarray  # (H, W, 3) uint8 RGB frame: the points' colours
-    cloud_mask: np.ndarray  # (H, W) bool face pixels confident enough to become points
+    cloud_mask: np.ndarray  # (h, w) bool face pixels confident enough to become points
+
+    def __post_init__(self) -> None:
+        rows, cols = self.region
+        height, width = self.image.shape[:2]
+        if not (0 <= rows.start <= rows.stop <= height and 0 <= cols.start <= cols.stop <= width):
+            raise ValueError(f"FaceReconstruction.region {self.region} is not inside the {width}x{height} image")
+        shape = (rows.stop - rows.start, cols.stop - cols.start)
+        for name in MAP_NAMES:
+            if getattr(self, name).shape[:2] != shape:
+                raise ValueError(f"FaceReconstruction.{name} has shape {getattr(self, name).shape}; its region "
+                                 f"{self.region} is {shape}")
+
+    @property
+    def origin(self) -> tuple[int, int]:
+        """Image pixel ``(u, v)`` of the maps' pixel ``(0, 0)``."""
+        return self.region[1].start, self.region[0].start
 
     @property
     def num_pixels(self) -> int:
         """Number of face pixels in the mask."""
-        return int(self.mask.sum())
+        return int(np.count_nonzero(self.mask))
 
     @cached_property
-    def region(self) -> tuple[slice, slice]:
-        """``(rows, cols)`` of the image holding the face's mask (``geometry.pointcloud.mask_region``)."""
-        return mask_region(self.mask)
+    def num_cloud_pixels(self) -> int:
+        """Pixels of ``cloud_mask``: the points of ``point_cloud(1)`` with a finite depth."""
+        return int(np.count_nonzero(self.cloud_mask))
+
+    @cached_property
+    def mask_box(self) -> tuple[slice, slice]:
+        """``(rows, cols)`` of the image holding the face's mask (empty when it has no pixel)."""
+        rows, cols = mask_region(self.mask)
+        if rows.stop == rows.start:
+            return rows, cols
+        u0, v0 = self.origin
+        return slice(rows.start + v0, rows.stop + v0), slice(cols.start + u0, cols.stop + u0)
+
+    def over(self, name: str, region: tuple[slice, slice]) -> np.ndarray:
+        """Map ``name`` (one of ``MAP_NAMES``) on ``region`` of the image: its values where the two regions
+        overlap, NaN (False for the masks) elsewhere."""
+        values = getattr(self, name)
+        rows, cols = region
+        out = np.full((rows.stop - rows.start, cols.stop - cols.start) + values.shape[2:],
+                      False if values.dtype == np.bool_ else np.nan, dtype=values.dtype)
+        (own_rows, own_cols), (u0, v0) = self.region, self.origin
+        top, bottom = max(rows.start, own_rows.start), min(rows.stop, own_rows.stop)
+        left, right = max(cols.start, own_cols.start), min(cols.stop, own_cols.stop)
+        if top < bottom and left < right:
+            out[top - rows.start:bottom - rows.start, left - cols.start:right - cols.start] = \
+                values[top - v0:bottom - v0, left - u0:right - u0]
+        return out
+
+    def full(self, name: str) -> np.ndarray:
+        """Map ``name`` on the whole image grid, ``(H, W[, 3])`` (``over`` the image)."""
+        height, width = self.image.shape[:2]
+        return self.over(name, (slice(0, height), slice(0, width)))
 
     def point_cloud(self, stride: int = 1) -> PointCloud:
         """``(N, ...)`` metric points of the face in the camera optical frame, with colour, canonical
         coordinate and depth confidence, on every ``stride``-th image row and column (sampled, then
         only those pixels unprojected: ``point_cloud_from_depth``)."""
-        return point_cloud_from_depth(self.depth, self.intrinsics, valid=self.cloud_mask, image=self.image,
-                                      canonical=self.canonical, confidence=self.depth_confidence, stride=stride,
-                                      region=self.region)
+        u0, v0 = self.origin
+        return point_cloud_from_depth(self.depth, crop_resize_intrinsics(self.intrinsics, u0, v0, 1.0),
+                                      valid=self.cloud_mask, image=self.image[self.region], canonical=self.canonical,
+                                      confidence=self.depth_confidence, stride=stride, origin=self.origin)
 
     @cached_property
     def cloud(self) -> PointCloud:
         """Every point of the face (``point_cloud(1)``), made once."""
         return self.point_cloud()
+
+
+MAP_NAMES = ("depth", "depth_confidence", "canonical", "canonical_confidence", "mask", "cloud_mask")
 
 
 @dataclass
@@ -99,18 +154,30 @@ class Reconstruction:
         return self._merged("depth")
 
     @cached_property
+    def region(self) -> tuple[slice, slice]:
+        """``(rows, cols)`` of the image holding every face's mask (their ``mask_box``es' bounding box; empty
+        when no face): the frame-level maps are computed there only, so their cost follows the faces."""
+        boxes = [face.mask_box for face in self.faces if face.mask_box[0].stop > face.mask_box[0].start]
+        if not boxes:
+            return slice(0, 0), slice(0, 0)
+        return (slice(min(r.start for r, _ in boxes), max(r.stop for r, _ in boxes)),
+                slice(min(c.start for _, c in boxes), max(c.stop for _, c in boxes)))
+
+    @cached_property
     def face_index(self) -> np.ndarray:
         """(H, W) int16 (read-only): index into ``faces`` of the visible face at each pixel, -1 where none.
 
-        Computed once: ``mask``, ``depth``, ``canonical`` and the confidences all select pixels by it.
+        Computed once (inside ``region``): ``mask``, ``depth``, ``canonical`` and the confidences all
+        select pixels by it.
         """
-        height, width = self.image_size
-        index = np.full((height, width), -1, dtype=np.int16)
-        depth = np.full((height, width), np.inf, dtype=np.float32)
+        index = np.full(self.image_size, -1, dtype=np.int16)
+        region = self.region
+        nearest = np.full(index[region].shape, np.inf, dtype=np.float32)
         for i, face in enumerate(self.faces):
-            closer = face.mask & (face.depth < depth)
-            index = np.where(closer, np.int16(i), index)
-            depth = np.where(closer, face.depth, depth)
+            depth = face.over("depth", region)
+            closer = face.over("mask", region) & (depth < nearest)
+            index[region][closer] = i
+            nearest[closer] = depth[closer]
         index.flags.writeable = False
         return index
 
@@ -139,33 +206,44 @@ class Reconstruction:
         """All faces' points, concatenated (faces may overlap in 3D where they occlude)."""
         return PointCloud.concatenate([face.cloud for face in self.faces])
 
-    def point_cloud(self, stride: int = 1) -> PointCloud:
-        """All faces' points on every ``stride``-th image row and column (``FaceReconstruction.point_cloud``)."""
+    def point_cloud(self, stride: int = 1, max_points: int = 0) -> PointCloud:
+        """All faces' points on every ``stride``-th image row and column (``FaceReconstruction.point_cloud``),
+        or on a sparser grid when that leaves more than about ``max_points`` points (0 = no cap:
+        ``geometry.pointcloud.budget_stride`` over all faces' cloud pixels)."""
+        stride = budget_stride(sum(face.num_cloud_pixels for face in self.faces), stride, max_points)
         return PointCloud.concatenate([face.point_cloud(stride) for face in self.faces])
 
     def tracking_frames(self) -> list[TrackingFrame]:
         """The frame as the canonical tracker sees it: one ``TrackingFrame`` per face, in ``faces`` order.
 
-        Each holds only the pixels where that face is the visible one (``face_index``), with its
-        own canonical map, confidence and depth and the frame's intrinsics, so each face is
-        tracked on its own (``tracking.MultiFaceTracker``) and no track can move to another face.
+        Each covers the face's region only (and ``tracking.frame.REGION_MARGIN`` pixels around it;
+        ``origin`` = its corner, intrinsics moved with it) and holds
+        the pixels where that face is the visible one (``face_index``), with its own canonical map,
+        confidence and depth, so each face is tracked on its own (``tracking.MultiFaceTracker``), no
+        track can move to another face, and the cost follows the face's size, not the image's.
         """
         index = self.face_index
-        return [TrackingFrame(canonical=face.canonical, confidence=face.canonical_confidence,
-                              mask=face.mask & (index == i), depth=face.depth, intrinsics=self.intrinsics)
-                for i, face in enumerate(self.faces)]
+        frames = []
+        for i, face in enumerate(self.faces):
+            region = rows, cols = grown_region(face.mask_box, self.image_size)
+            frames.append(TrackingFrame(
+                canonical=face.over("canonical", region), confidence=face.over("canonical_confidence", region),
+                mask=face.over("mask", region) & (index[region] == i), depth=face.over("depth", region),
+                intrinsics=crop_resize_intrinsics(self.intrinsics, cols.start, rows.start, 1.0),
+                origin=(cols.start, rows.start)))
+        return frames
 
     def _merged(self, name: str, channels: int = 0) -> np.ndarray:
         """Read-only (H, W[, C]) float32 map ``name`` of the visible face at each pixel (``face_index``), NaN where none.
 
-        Computed once per property (``cached_property``): the faces of a reconstruction do not change.
+        Computed once per property (``cached_property``), inside ``region``: the faces of a reconstruction
+        do not change.
         """
-        index = self.face_index
-        shape = self.image_size + ((channels,) if channels else ())
-        merged = np.full(shape, np.nan, dtype=np.float32)
+        region = self.region
+        index = self.face_index[region]
+        merged = np.full(self.image_size + ((channels,) if channels else ()), np.nan, dtype=np.float32)
         for i, face in enumerate(self.faces):
             where = index == i
-            merged = np.where(where[..., None] if channels else where, getattr(face, name), merged)
-        merged = merged.astype(np.float32, copy=False)
+            merged[region][where] = face.over(name, region)[where]
         merged.flags.writeable = False
         return merged

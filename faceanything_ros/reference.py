@@ -124,29 +124,22 @@ def mesh_region(landmarks_px: np.ndarray, height: int, width: int) -> tuple[slic
 
 
 @timed("paste_back")
-def _render_face(label: MeshLabel, height: int, width: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The face's ``(H, W)`` float32 depth (m), ``(H, W, 3)`` canonical map and ``(H, W)`` mask, rasterised
-    in its ``mesh_region`` only (a camera with the principal point moved by the region's corner)."""
-    rows, cols = region = mesh_region(label.landmarks_px, height, width)
-    depth = np.full((height, width), np.nan, dtype=np.float32)
-    canonical = np.full((height, width, 3), np.nan, dtype=np.float32)
-    mask = np.zeros((height, width), dtype=bool)
-    if rows.stop > rows.start and cols.stop > cols.start:
-        region_camera = crop_resize_intrinsics(label.intrinsics, cols.start, rows.start, 1.0)
-        raster = rasterize(label.vertices, label.triangles, region_camera, rows.stop - rows.start,
-                           cols.stop - cols.start, attributes=label.canonical_vertices)
-        depth[region], canonical[region], mask[region] = raster.depth, raster.attributes, raster.mask
-    return depth, canonical, mask
-
-
 def face_reconstruction_from_label(rgb: np.ndarray, label: MeshLabel) -> FaceReconstruction:
-    """One labelled face as a full-image ``FaceReconstruction`` of the frame ``rgb`` (rendered in the face's
-    image region only; its cloud is made on demand there)."""
+    """One labelled face as a ``FaceReconstruction`` of the frame ``rgb``, rasterised in its ``mesh_region``
+    only (a camera with the principal point moved by the region's corner); its cloud is made on demand."""
     height, width = rgb.shape[:2]
-    depth, canonical, mask = _render_face(label, height, width)
+    rows, cols = region = mesh_region(label.landmarks_px, height, width)
+    raster = rasterize(label.vertices, label.triangles, crop_resize_intrinsics(label.intrinsics, cols.start, rows.start,
+                                                                               1.0),
+                       max(rows.stop - rows.start, 1), max(cols.stop - cols.start, 1),
+                       attributes=label.canonical_vertices)
+    shape = (rows.stop - rows.start, cols.stop - cols.start)
+    depth = raster.depth[:shape[0], :shape[1]].astype(np.float32, copy=False)
+    canonical = raster.attributes[:shape[0], :shape[1]].astype(np.float32, copy=False)
+    mask = raster.mask[:shape[0], :shape[1]]
     face = face_box_from_landmarks(label.landmarks_px, height, width)
     crop = crop_box_for_face(face, 1.0, max(1, math.ceil(max(face.width, face.height))))
     confidence = np.where(mask, np.float32(1.0), np.float32(np.nan))
-    return FaceReconstruction(face=face, crop=crop, depth=depth, depth_confidence=confidence, canonical=canonical,
-                              canonical_confidence=confidence.copy(), mask=mask, intrinsics=label.intrinsics,
-                              image=rgb, cloud_mask=mask)
+    return FaceReconstruction(face=face, crop=crop, region=region, depth=depth, depth_confidence=confidence,
+                              canonical=canonical, canonical_confidence=confidence.copy(), mask=mask,
+                              intrinsics=label.intrinsics, image=rgb, cloud_mask=mask)

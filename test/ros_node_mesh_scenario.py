@@ -5,7 +5,7 @@ no model fails (the node logs why), method mesh configures; lock-step face frame
 CameraInfo of their stamp, every output subscribed (TF included); the same with no ``~/points``
 subscriber; a burst then deactivate while a frame is in flight; cleanup, new parameter values
 (``depth_encoding`` 16UC1, ``frame_id``, ``canonical_scale`` 0.5, ``num_tracks`` 16, ``canonical_region``
-faces), configure,
+image), configure,
 activate and one more frame.
 """
 from __future__ import annotations
@@ -19,7 +19,7 @@ from rcl_interfaces.srv import SetParameters
 from ros_node_client import Client, intrinsics, raw_image, save_frame, stamp_ns
 
 NEW_VALUES = {"depth_encoding": "16UC1", "frame_id": "head_camera", "canonical_scale": 0.5, "num_tracks": 16,
-              "canonical_region": "faces"}
+              "canonical_region": "image"}
 
 
 def parameter(name: str, value) -> Parameter:

@@ -6,6 +6,7 @@ import pytest
 
 from faceanything_ros.geometry import (
     PointCloud,
+    crop_resize_intrinsics,
     intrinsics_matrix,
     mask_region,
     point_cloud_from_depth,
@@ -175,7 +176,7 @@ def test_point_cloud_from_depth_keeps_valid_strided_pixels() -> None:
     assert len(plain) == height * width - 2 and plain.canonical is None and np.all(plain.colors == 255)
 
 
-def test_a_strided_cloud_in_a_region_is_the_full_cloud_on_the_image_s_pixel_grid() -> None:
+def test_a_strided_cloud_of_a_region_s_maps_is_the_full_cloud_on_the_image_s_pixel_grid() -> None:
     K = CAMERAS["square_centred"]
     rows, cols = np.mgrid[0:40, 0:50]
     depth = (1.0 + 0.01 * rows + 0.002 * cols).astype(np.float32)
@@ -184,11 +185,12 @@ def test_a_strided_cloud_in_a_region_is_the_full_cloud_on_the_image_s_pixel_grid
     assert region == (slice(11, 30), slice(18, 37))
     assert mask_region(np.zeros((4, 4), bool)) == (slice(0, 0), slice(0, 0))
     full = point_cloud_from_depth(depth, K, valid)
+    region_camera = crop_resize_intrinsics(K, 18, 11, 1.0)  # the region's own K
     for stride in (1, 3, 4):
-        sampled = point_cloud_from_depth(depth, K, valid, stride=stride, region=region)
+        sampled = point_cloud_from_depth(depth[region], region_camera, valid[region], stride=stride, origin=(18, 11))
         on_grid = (full.pixels % stride == 0).all(axis=1)  # the grid starts at pixel (0, 0), not at the region
         np.testing.assert_array_equal(sampled.pixels, full.pixels[on_grid])
-        np.testing.assert_array_equal(sampled.points, full.points[on_grid])
+        np.testing.assert_allclose(sampled.points, full.points[on_grid], rtol=1e-6)
 
 
 def test_point_cloud_concatenate_pads_missing_attributes() -> None:

@@ -65,23 +65,30 @@ def test_mask_and_cloud_are_aligned_with_the_image(analytic):
     (reconstruction,) = analytic.predict(image)
     face = reconstruction.faces[0]
     height, width = image.shape[:2]
-    assert face.depth.shape == (height, width) and face.canonical.shape == (height, width, 3)
+    # The face's maps cover the crop's footprint only; full() puts them on the image grid.
+    rows, cols = face.region
+    side = face.crop.side
+    assert rows.stop - rows.start == pytest.approx(side, abs=1) and cols.stop - cols.start == pytest.approx(side, abs=1)
+    assert face.depth.shape == (rows.stop - rows.start, cols.stop - cols.start) and face.canonical.shape[2] == 3
+    depth, mask, canonical = face.full("depth"), face.full("mask"), face.full("canonical")
+    assert depth.shape == (height, width) and canonical.shape == (height, width, 3)
+    np.testing.assert_array_equal(mask[face.region], face.mask)
     # The disk mask lands as a disk of radius FACE_RADIUS / scale about the crop centre.
-    rows, cols = np.nonzero(face.mask)
+    rows, cols = np.nonzero(mask)
     centre = face.crop.crop_pixels_to_image(np.array([[(analytic.input_size - 1) / 2] * 2]))[0]
     assert abs(cols.mean() - centre[0]) < 0.5 and abs(rows.mean() - centre[1]) < 0.5
-    assert face.mask.sum() == pytest.approx(np.pi * (FACE_RADIUS / face.crop.scale) ** 2, rel=0.03)
-    assert np.isnan(face.depth[~face.mask]).all() and np.isfinite(face.depth[face.mask]).all()
+    assert mask.sum() == pytest.approx(np.pi * (FACE_RADIUS / face.crop.scale) ** 2, rel=0.03)
+    assert np.isnan(depth[~mask]).all() and np.isfinite(depth[mask]).all()
     # Every cloud point reprojects onto its own pixel, with the depth there and the pixel's colour.
     cloud = face.cloud
-    assert len(cloud) == face.mask.sum()
-    pixels, depth = project_points(cloud.points, reconstruction.intrinsics)
+    assert len(cloud) == mask.sum()
+    pixels, cloud_depth = project_points(cloud.points, reconstruction.intrinsics)
     np.testing.assert_allclose(pixels, cloud.pixels, atol=1e-3)
-    np.testing.assert_allclose(depth, face.depth[cloud.pixels[:, 1], cloud.pixels[:, 0]], rtol=1e-5)
+    np.testing.assert_allclose(cloud_depth, depth[cloud.pixels[:, 1], cloud.pixels[:, 0]], rtol=1e-5)
     np.testing.assert_array_equal(cloud.colors, image[cloud.pixels[:, 1], cloud.pixels[:, 0]])
     # The canonical map is the crop's pixel grid pasted back: (c + 1) * size / 2 - 0.5 recovers crop u,
     # exactly inside the disk; at its edge only face pixels are read, at most one crop pixel away.
-    crop_u = (face.canonical[face.mask][:, 0] + 1) * analytic.input_size / 2
+    crop_u = (canonical[mask][:, 0] + 1) * analytic.input_size / 2
     image_u = face.crop.crop_pixels_to_image(np.stack([crop_u, crop_u], 1))[:, 0]
     assert np.mean(np.abs(image_u - cols) < 0.1) > 0.97
     assert np.abs(image_u - cols).max() < 1 / face.crop.scale

@@ -207,8 +207,8 @@ def test_outputs_follow_the_switches_encoding_scale_and_frame_id(frames):
     everything = NodeConfig(method="mesh")
     assert enabled_outputs(everything, types) == list(OUTPUT_TYPES)
     assert enabled_outputs(everything, {k: v for k, v in types.items() if not k.startswith("tf2_msgs")})[-1] == "faces"
-    cfg = NodeConfig(method="mesh", depth_encoding="16UC1", canonical_scale=0.5, frame_id="head_camera",
-                     publish_points=False)
+    cfg = NodeConfig(method="mesh", depth_encoding="16UC1", canonical_scale=0.5, canonical_region="image",
+                     frame_id="head_camera", publish_points=False)
     keys = enabled_outputs(cfg, types)
     assert "points" not in keys
     messages = output_messages(types, result, cfg, keys)
@@ -242,7 +242,7 @@ def test_canonical_of_the_faces_only_is_placed_by_its_camera_info_roi(frames):
 
     types = typestore().types
     keys = ["canonical", "canonical/camera_info", "depth/camera_info"]
-    config = NodeConfig(method="mesh", canonical_region="faces")
+    config = NodeConfig(method="mesh")  # canonical_region faces: the default
     with FrameProcessor(NodeConfig(method="mesh", num_tracks=16)) as processor:
         result = processor.process(frames[0], 1_000, "cam")
         blank = processor.process(np.full_like(frames[0], 128), 2_000, "cam")
@@ -261,7 +261,8 @@ def test_canonical_of_the_faces_only_is_placed_by_its_camera_info_roi(frames):
         info = messages[key]
         assert result.reconstruction.intrinsics_estimated and len(info.d) == 0 and info.distortion_model == "plumb_bob"
         np.testing.assert_array_equal(np.reshape(info.k, (3, 3)), result.intrinsics)
-    whole = output_messages(types, result, NodeConfig(method="mesh", canonical_scale=0.5), keys)
+    whole = output_messages(types, result, NodeConfig(method="mesh", canonical_scale=0.5, canonical_region="image"),
+                            keys)
     height, width = frames[0].shape[:2]
     assert (whole["canonical"].height, whole["canonical"].width) == (height // 2, width // 2)
     assert (whole["canonical/camera_info"].roi.width, whole["canonical/camera_info"].roi.height) == (width, height)

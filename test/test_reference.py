@@ -1,6 +1,9 @@
 """The face-mesh reference method: Reconstruction objects like Predictor's, and ``reconstruct --method mesh``."""
 from __future__ import annotations
 
+import math
+
+import cv2
 import numpy as np
 import pytest
 
@@ -9,6 +12,7 @@ from faceanything_ros.cli import main
 from faceanything_ros.config import DetectorConfig, FaceMeshConfig, PredictorConfig, save_yaml
 from faceanything_ros.export.depth import load_reconstruction_npz
 from faceanything_ros.geometry.camera import intrinsics_from_fov, intrinsics_matrix
+from faceanything_ros.geometry.pointcloud import mask_region
 from faceanything_ros.geometry.projection import unproject_depth
 from faceanything_ros.io.face_detector import FaceDetector
 from faceanything_ros.io.frames import read_image
@@ -29,12 +33,13 @@ def test_reconstruction_of_a_real_face(reference):
     assert result.intrinsics_source == "default-fov"
     np.testing.assert_allclose(result.intrinsics, intrinsics_from_fov(width, height, 60.0))
     (face,) = result.faces
-    mask = face.mask
-    assert mask.sum() > 10_000
-    np.testing.assert_array_equal(face.depth_confidence[mask], 1.0)
-    assert np.isnan(face.depth_confidence[~mask]).all() and np.isnan(face.canonical_confidence[~mask]).all()
-    assert np.isfinite(face.depth[mask]).all() and np.isnan(face.depth[~mask]).all()
-    assert np.isnan(face.canonical[~mask]).all() and np.abs(face.canonical[mask]).max() <= 1 + 1e-5
+    mask, depth = face.full("mask"), face.full("depth")
+    assert mask.sum() > 10_000 and face.mask.size < 0.5 * mask.size  # maps over the face's region only
+    np.testing.assert_array_equal(face.full("depth_confidence")[mask], 1.0)
+    assert np.isnan(face.full("depth_confidence")[~mask]).all() and np.isnan(face.full("canonical_confidence")[~mask]).all()
+    assert np.isfinite(depth[mask]).all() and np.isnan(depth[~mask]).all()
+    canonical = face.full("canonical")
+    assert np.isnan(canonical[~mask]).all() and np.abs(canonical[mask]).max() <= 1 + 1e-5
     with FaceDetector(DetectorConfig()) as detector:
         detected = detector.detect(rgb)[0]
     assert face.face.x0 <= detected.center[0] <= face.face.x1 and face.face.y0 <= detected.center[1] <= face.face.y1
@@ -44,9 +49,9 @@ def test_reconstruction_of_a_real_face(reference):
     assert face.crop.side == pytest.approx(max(face.face.width, face.face.height))
     cloud = face.cloud
     assert len(cloud.points) == mask.sum()
-    np.testing.assert_allclose(cloud.points, unproject_depth(face.depth, result.intrinsics)[mask], rtol=1e-6)
+    np.testing.assert_allclose(cloud.points, unproject_depth(depth, result.intrinsics)[mask], rtol=1e-6)
     np.testing.assert_array_equal(cloud.colors, rgb[mask])
-    np.testing.assert_array_equal(result.depth[mask], face.depth[mask])
+    np.testing.assert_array_equal(result.depth[mask], depth[mask])
 
 
 def test_maps_rendered_in_the_face_region_equal_the_full_image_render(reference):
@@ -58,9 +63,10 @@ def test_maps_rendered_in_the_face_region_equal_the_full_image_render(reference)
     assert (rows.stop - rows.start) * (cols.stop - cols.start) < 0.5 * height * width  # the face's box only
     full = label.render(height, width)
     face = face_reconstruction_from_label(rgb, label)
-    np.testing.assert_array_equal(face.mask, full.mask)
-    np.testing.assert_allclose(face.depth, full.depth, rtol=1e-6, equal_nan=True)
-    np.testing.assert_allclose(face.canonical, full.canonical, atol=1e-6, equal_nan=True)
+    assert face.region == (rows, cols)
+    np.testing.assert_array_equal(face.full("mask"), full.mask)
+    np.testing.assert_allclose(face.full("depth"), full.depth, rtol=1e-6, equal_nan=True)
+    np.testing.assert_allclose(face.full("canonical"), full.canonical, atol=1e-6, equal_nan=True)
     face_rows, face_cols = np.nonzero(full.mask)
     np.testing.assert_array_equal(face.cloud.pixels, np.stack([face_cols, face_rows], axis=1))
     np.testing.assert_allclose(face.cloud.points, unproject_depth(full.depth, K)[full.mask], rtol=1e-5)
@@ -95,8 +101,10 @@ def test_given_intrinsics_two_faces_and_frames_without_a_face(reference):
     np.testing.assert_array_equal(with_face.intrinsics, K)
     assert len(with_face.faces) == 2
     assert with_face.faces[0].face.area >= with_face.faces[1].face.area
-    assert not (with_face.faces[0].mask & with_face.faces[1].mask).any()  # two people side by side
+    assert not (with_face.faces[0].full("mask") & with_face.faces[1].full("mask")).any()  # two people side by side
     assert without.faces == [] and without.message == "no face mesh found"
+    # the frame-level maps are made inside the faces' region: the bounding box of every face pixel
+    assert with_face.region == mask_region(with_face.mask) and without.region == (slice(0, 0), slice(0, 0))
     with pytest.raises(ValueError, match="intrinsics"):
         reference.predict(rgb, np.full((3, 3), np.nan))
 
@@ -121,3 +129,21 @@ def test_cli_method_mesh_writes_the_same_files_as_the_model(tiny_checkpoint, tmp
     tracks = np.load(tmp_path / "mesh" / "tracks.npz")
     # a frontal talking face shows most of the template's points, and keeps showing them
     assert tracks["visible"][0].mean() > 0.5 and tracks["visible"][1:].mean() > 0.5
+
+
+def test_a_point_budget_samples_a_sparser_grid_whatever_the_resolution(reference):
+    rgb = read_image(face_image("mica_carell.jpg"))
+    (result,) = reference.predict(rgb)
+    pixels = result.faces[0].num_cloud_pixels
+    assert len(result.point_cloud(1)) == pixels and len(result.point_cloud(1, pixels)) == pixels
+    budget = pixels // 10
+    stride = math.ceil(math.sqrt(pixels / budget))
+    sparse = result.point_cloud(1, budget)
+    np.testing.assert_array_equal(sparse.pixels, result.point_cloud(stride).pixels)
+    assert 0.5 * budget < len(sparse) <= budget
+    np.testing.assert_array_equal(result.point_cloud(stride + 1, budget).pixels, result.point_cloud(stride + 1).pixels)
+    (twice,) = reference.predict(cv2.resize(rgb, None, fx=2.0, fy=2.0, interpolation=cv2.INTER_LINEAR))
+    assert twice.faces[0].num_cloud_pixels > 3.5 * pixels  # four times the face pixels ...
+    assert 0.5 * budget < len(twice.point_cloud(1, budget)) <= budget  # ... and the same budget
+    with pytest.raises(ValueError, match="max_points must be >= 0"):
+        result.point_cloud(1, -1)

@@ -104,7 +104,8 @@ def lifecycle_run(ros_install, tmp_path_factory) -> NodeRun:
     return run_node_with_client(
         ros_install, bundled_checkpoint(), tmp_path_factory.mktemp("lifecycle"),
         str(ros_install[0] / "install" / "faceanything_ros" / "lib" / "faceanything_ros" / "faceanything_lifecycle_node"),
-        "lifecycle", {"engine": "torch", "qos_reliability": "reliable", "qos_depth": "5"})
+        "lifecycle", {"engine": "torch", "qos_reliability": "reliable", "qos_depth": "5", "canonical_region": "image",
+                      "max_points": "0"})
 
 
 def frame_arrays(run: NodeRun, label: str) -> dict[str, np.ndarray]:
@@ -351,7 +352,15 @@ def test_mesh_method_without_a_model_publishes_every_output(mesh_run: NodeRun) -
         out = frame_arrays(mesh_run, f"mesh{i}")
         np.testing.assert_array_equal(out["depth/camera_info/k"], np.array(k_sent))
         assert list(out["faces/ids"]) == [1] and out["faces/pose_valid"].all()  # one face, the same id every frame
-        assert out["faces/num_pixels"][0] == np.isfinite(out["depth/image/pixels"]).sum()
+        face = np.isfinite(out["depth/image/pixels"][..., 0])
+        assert out["faces/num_pixels"][0] == face.sum()
+        # by default ~/canonical is the faces' bounding box, placed by the roi of ~/canonical/camera_info
+        x, y, width, height = out["canonical/camera_info/roi"]
+        rows, columns = np.nonzero(face)
+        assert (x, y, width, height) == (columns.min(), rows.min(), np.ptp(columns) + 1, np.ptp(rows) + 1)
+        assert out["canonical/pixels"].shape[:2] == (height, width)
+        np.testing.assert_array_equal(np.isfinite(out["canonical/pixels"]).all(axis=2), face[y:y + height, x:x + width])
+        assert 0 < len(out["points/field_z"]) <= 20_000  # max_points
         centroid = np.stack([out["points/field_x"], out["points/field_y"], out["points/field_z"]], axis=1).mean(axis=0)
         origin = out["faces/xyz"][0]
         assert np.linalg.norm(origin - centroid) < 0.02  # metres
@@ -393,10 +402,9 @@ def test_deactivate_during_processing_and_reconfigure_with_new_values(mesh_run: 
     face = np.isfinite(metres)
     np.testing.assert_array_equal(millimetres > 0, face)
     np.testing.assert_allclose(millimetres[face], metres[face] * 1000.0, atol=1.0)
-    # canonical_region faces: the faces' bounding box at canonical_scale 0.5, placed by the roi
-    x, y, width, height = after["canonical/camera_info/roi"]
-    rows, columns = np.nonzero(millimetres > 0)
-    assert (x, y, width, height) == (columns.min(), rows.min(), np.ptp(columns) + 1, np.ptp(rows) + 1)
+    # canonical_region image: the whole image at canonical_scale 0.5, its roi the image
+    height, width = millimetres.shape
+    assert tuple(after["canonical/camera_info/roi"]) == (0, 0, width, height)
     assert after["canonical/pixels"].shape[:2] == (round(height / 2), round(width / 2))
     np.testing.assert_array_equal(after["canonical/camera_info/k"], after["depth/camera_info/k"])
     assert len(after["tracks/ids"]) < len(before["tracks/ids"])  # num_tracks 16 instead of 64

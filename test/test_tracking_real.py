@@ -122,3 +122,30 @@ def test_dense_tracks_follow_face_mesh_landmarks():
     nme = 100 * np.concatenate(errors).mean()
     assert len(start) > 350 and tracks.visible[1:].mean() > 0.85
     assert nme < 0.6, nme  # 0.37 % before per-face tracking and geometric visibility, 0.39 % after
+
+
+@pytest.mark.parametrize("queries", ["canonical", "pixels"])
+def test_tracking_each_face_region_equals_tracking_the_whole_image(queries):
+    """Reconstruction.tracking_frames hands the tracker the face's region only (origin, moved K); tracks,
+    points and visibility are those of tracking the whole image, in image pixels."""
+    frames = video_frames(face_video(HAMILTON), 90, 130, 4)
+    with MeshReference(FaceMeshConfig(max_faces=1)) as reference:
+        reconstructions = reference.predict(frames)
+    regions = [r.tracking_frames() for r in reconstructions]
+    whole = [[TrackingFrame(face.full("canonical"), face.full("canonical_confidence"), face.full("mask"),
+                            face.full("depth"), r.intrinsics) for face in r.faces] for r in reconstructions]
+    (first,) = regions[0]
+    assert first.origin != (0, 0) and first.mask.size < 0.2 * whole[0][0].mask.size
+    config = TrackerConfig(num_tracks=96, queries=queries)
+    by_region, by_image = MultiFaceTracker(config), MultiFaceTracker(config)
+    for region_frames, image_frames in zip(regions, whole):
+        got, expected = by_region.step(region_frames), by_image.step(image_frames)
+        np.testing.assert_array_equal(got.ids, expected.ids)
+        np.testing.assert_array_equal(got.visible, expected.visible)
+        np.testing.assert_allclose(got.pixels, expected.pixels, atol=1e-3, equal_nan=True)
+        np.testing.assert_allclose(got.points, expected.points, atol=1e-6, equal_nan=True)
+    assert got.visible.mean() > 0.8
+    tracker = CanonicalTracker(config)
+    u0, v0 = first.origin
+    with pytest.raises(ValueError, match=f"outside the {first.width}x{first.height} image at"):
+        tracker.add_queries(first, np.array([[u0 - 2.0, v0 + 1.0]]))

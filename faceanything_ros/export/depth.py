@@ -6,7 +6,6 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from ..geometry.pointcloud import mask_region
 from ..reconstruction import Reconstruction
 
 MAX_DEPTH_MM = 65535  # the largest depth a 16-bit PNG holds; 0 means "no depth"
@@ -51,7 +50,7 @@ def save_reconstruction_npz(path: str | Path, reconstruction: Reconstruction) ->
     ``face_index`` (h, w) int16 (-1 = none); then ``intrinsics`` (3, 3) float64,
     ``intrinsics_source`` str, ``face_boxes`` (F, 5) float32 (x0, y0, x1, y1, score), ``frame_index`` int.
     """
-    rows, cols = mask_region(reconstruction.mask)
+    rows, cols = reconstruction.region
     boxes = np.array([[f.face.x0, f.face.y0, f.face.x1, f.face.y1, f.face.score] for f in reconstruction.faces],
                      dtype=np.float32).reshape(-1, 5)
     np.savez_compressed(

@@ -26,7 +26,6 @@ import numpy as np
 from ..reconstruction import Reconstruction
 from ..tracking import Tracks, TrackState
 from .colorize import colorize_canonical, colorize_depth, colorize_region
-from ..geometry.pointcloud import mask_region
 from .depth import save_depth_png, save_reconstruction_npz
 from .ply import write_ply
 from .tracks import save_tracks
@@ -94,7 +93,7 @@ class SequenceWriter:
     def _write(self, frame: np.ndarray, reconstruction: Reconstruction, tracks: TrackState | None) -> None:
         """Write one frame's files; maps are coloured in the faces' region only."""
         stem = f"{reconstruction.frame_index:06d}"
-        region = mask_region(reconstruction.mask)
+        region = reconstruction.region
         save_depth_png(self.out_dir / "depth" / f"{stem}.png", reconstruction.depth)
         save_reconstruction_npz(self.out_dir / "maps" / f"{stem}.npz", reconstruction)
         canonical = colorize_region(colorize_canonical, reconstruction.canonical, region)

@@ -1,6 +1,7 @@
 """Coloured point clouds of the face from a depth map (optical frame, metres)."""
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Sequence
 
@@ -91,6 +92,16 @@ def mask_region(mask: np.ndarray) -> tuple[slice, slice]:
     return slice(int(rows[0]), int(rows[-1]) + 1), slice(int(cols[0]), int(cols[-1]) + 1)
 
 
+def budget_stride(pixels: int, stride: int, max_points: int) -> int:
+    """The sampling stride of a cloud from ``pixels`` candidate pixels: ``stride``, or the smallest larger
+    one that leaves about ``max_points`` points at most (``pixels / stride**2 <= max_points``); 0 = no cap."""
+    if max_points < 0 or stride < 1:
+        raise ValueError(f"max_points must be >= 0 and stride >= 1, got {max_points} and {stride}")
+    if max_points == 0 or pixels <= max_points * stride * stride:
+        return stride
+    return max(stride, math.ceil(math.sqrt(pixels / max_points)))
+
+
 @timed("cloud")
 def point_cloud_from_depth(
     depth: np.ndarray,
@@ -100,16 +111,18 @@ def point_cloud_from_depth(
     canonical: np.ndarray | None = None,
     confidence: np.ndarray | None = None,
     stride: int = 1,
-    region: tuple[slice, slice] | None = None,
+    origin: tuple[int, int] = (0, 0),
 ) -> PointCloud:
     """Unproject a ``(H, W)`` z-depth map (metres) with ``(3, 3)`` intrinsics into a ``PointCloud``.
 
-    The pixels are sampled first: every ``stride``-th row and column of the image (rows/cols 0,
-    stride, 2*stride, ...: one grid whatever the region) inside ``region`` (``(rows, cols)`` slices,
-    e.g. ``mask_region`` of the face; None = the whole image); of those, the pixels with finite
-    positive depth inside ``valid`` (``(H, W)`` bool, None = all) are unprojected, in row-major order.
-    image: ``(H, W, 3)`` uint8 RGB for the colours (None = white). canonical: ``(H, W, 3)``
-    canonical map; confidence: ``(H, W)``; each copied to the points when given.
+    The maps may cover a region of an image: ``origin`` is the image pixel ``(u, v)`` of their pixel
+    ``(0, 0)`` (``intrinsics`` are the maps' own: the image's with the principal point moved by
+    ``-origin``), and the cloud's ``pixels`` are image pixels. The pixels are sampled first: every
+    ``stride``-th row and column of the image (rows/cols 0, stride, 2*stride, ...: one grid whatever
+    the region); of those, the pixels with finite positive depth inside ``valid`` (``(H, W)`` bool,
+    None = all) are unprojected, in row-major order. image: ``(H, W, 3)`` uint8 RGB for the colours
+    (None = white). canonical: ``(H, W, 3)`` canonical map; confidence: ``(H, W)``; each copied to
+    the points when given.
     """
     depth = np.asarray(depth)
     if depth.ndim != 2:
@@ -121,8 +134,8 @@ def point_cloud_from_depth(
     _check_map(image, "image", (height, width, 3), np.uint8)
     _check_map(canonical, "canonical", (height, width, 3), None)
     _check_map(confidence, "confidence", (height, width), None)
-    rows, cols = region if region is not None else (slice(None), slice(None))
-    grid = tuple(_on_grid(part, size, stride) for part, size in ((rows, height), (cols, width)))
+    u0, v0 = origin
+    grid = (slice((-v0) % stride, height, stride), slice((-u0) % stride, width, stride))  # the image's grid
     sampled = depth[grid]
     keep = np.isfinite(sampled) & (sampled > 0)
     if valid is not None:
@@ -130,6 +143,7 @@ def point_cloud_from_depth(
     row, col = np.nonzero(keep)
     pixels = np.stack([col * stride + grid[1].start, row * stride + grid[0].start], axis=1)
     points = unproject_pixels(pixels, sampled[row, col], intrinsics)
+    pixels += np.array([u0, v0])
 
     def at_pixels(values: np.ndarray, dtype: type) -> np.ndarray:
         return np.asarray(values)[grid][row, col].astype(dtype, copy=False)
@@ -141,12 +155,6 @@ def point_cloud_from_depth(
         canonical=None if canonical is None else at_pixels(canonical, np.float32),
         confidence=None if confidence is None else at_pixels(confidence, np.float32),
     )
-
-
-def _on_grid(part: slice, size: int, stride: int) -> slice:
-    """The pixels of ``part`` (a slice of ``range(size)``) on the image's every-``stride``-th grid, as a slice."""
-    start, stop, _ = part.indices(size)
-    return slice(-(-start // stride) * stride, stop, stride)
 
 
 def _check_map(value: np.ndarray | None, name: str, shape: tuple[int, ...], dtype: type | None) -> None:

@@ -125,8 +125,11 @@ def paste_back(
     fill: float | bool | None = None,
     interpolation: str = "linear",
     valid: np.ndarray | None = None,
+    region: tuple[slice, slice] | None = None,
 ) -> np.ndarray:
-    """Resample a per-pixel crop map ``(S, S)`` or ``(S, S, C)`` into the full ``(H, W)`` / ``(H, W, C)`` image.
+    """Resample a per-pixel crop map ``(S, S)`` or ``(S, S, C)`` into the full ``(H, W)`` / ``(H, W, C)`` image,
+    or into its ``region`` only (``(rows, cols)`` slices of the image, e.g. ``crop_footprint``: the
+    result is then ``(h, w[, C])``, the region's size, and costs what the region costs).
 
     Inverse of ``crop_image``'s warp: image pixel ``u`` reads the crop at
     ``u_crop = (u - x0 + 0.5) * scale - 0.5``. Image pixels whose centre lies outside the crop's
@@ -169,10 +172,14 @@ def paste_back(
             raise ValueError(f"valid must be a bool ({size}, {size}) map for this box, got {valid.dtype} {valid.shape}")
         if is_mask or data.dtype == np.uint8:
             raise TypeError(f"valid applies to float maps only, got a {data.dtype} map")
-    out = np.full((image_height, image_width) + data.shape[2:], default_fill if fill is None else fill, dtype=out_dtype)
-    # crop edge coordinate c = (e - x0) * scale, i.e. the crop grid seen from the image grid
-    cols = _footprint(size, -box.x0 * box.scale, 1.0 / box.scale, image_width)
-    rows = _footprint(size, -box.y0 * box.scale, 1.0 / box.scale, image_height)
+    out_rows, out_cols = region if region is not None else (slice(0, image_height), slice(0, image_width))
+    if not 0 <= out_rows.start <= out_rows.stop <= image_height or not 0 <= out_cols.start <= out_cols.stop <= image_width:
+        raise ValueError(f"region {region} is not inside the {image_width}x{image_height} image")
+    out = np.full((out_rows.stop - out_rows.start, out_cols.stop - out_cols.start) + data.shape[2:],
+                  default_fill if fill is None else fill, dtype=out_dtype)
+    footprint_rows, footprint_cols = crop_footprint(box, image_height, image_width)
+    rows = slice(max(footprint_rows.start, out_rows.start), min(footprint_rows.stop, out_rows.stop))
+    cols = slice(max(footprint_cols.start, out_cols.start), min(footprint_cols.stop, out_cols.stop))
     if cols.start >= cols.stop or rows.start >= rows.stop:
         return out
     offset_u, offset_v = box.image_pixels_to_crop(np.array([[cols.start, rows.start]], dtype=np.float64))[0]
@@ -184,17 +191,26 @@ def paste_back(
             flags=_INTERPOLATIONS[interpolation] | cv2.WARP_INVERSE_MAP, borderMode=cv2.BORDER_REPLICATE,
         ).reshape((rows.stop - rows.start, cols.stop - cols.start) + image.shape[2:])
 
+    inside = (slice(rows.start - out_rows.start, rows.stop - out_rows.start),
+              slice(cols.start - out_cols.start, cols.stop - out_cols.start))  # of ``out``
     if valid is None:
         warped = warp(source)
-        out[rows, cols] = warped >= 0.5 if is_mask else warped
+        out[inside] = warped >= 0.5 if is_mask else warped
         return out
     per_channel = (...,) + (None,) * (data.ndim - 2)  # a (S, S) map broadcast over the channels
     weight = warp(valid.astype(source.dtype))
     values = warp(np.where(valid[per_channel], source, 0).astype(source.dtype))
     covered = weight > 0
-    out[rows, cols] = np.where(covered[per_channel], values / np.where(covered, weight, 1)[per_channel],
-                               out[rows, cols])
+    out[inside] = np.where(covered[per_channel], values / np.where(covered, weight, 1)[per_channel], out[inside])
     return out
+
+
+def crop_footprint(box: CropBox, image_height: int, image_width: int) -> tuple[slice, slice]:
+    """``(rows, cols)`` of the ``H x W`` image pixels whose centre lies inside the crop's footprint (what
+    ``paste_back`` can fill), clipped to the image (empty slices when the crop lies outside it)."""
+    # crop edge coordinate c = (e - x0) * scale, i.e. the crop grid seen from the image grid
+    return (_footprint(box.output_size, -box.y0 * box.scale, 1.0 / box.scale, image_height),
+            _footprint(box.output_size, -box.x0 * box.scale, 1.0 / box.scale, image_width))
 
 
 def _footprint(source_size: int, offset: float, scale: float, target_size: int) -> slice:

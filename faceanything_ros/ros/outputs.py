@@ -21,7 +21,7 @@ import numpy as np
 
 from faceanything_ros.config import NodeConfig
 from faceanything_ros.export.depth import depth_to_millimetres
-from faceanything_ros.geometry.pointcloud import mask_region
+from faceanything_ros.reconstruction import Reconstruction
 from faceanything_ros.stream.health import StreamHealth
 from faceanything_ros.stream.processing import ProcessedFrame
 
@@ -75,11 +75,11 @@ def output_messages(types: Types, frame: ProcessedFrame, config: NodeConfig, key
     """``{key: message}`` of one processed frame for the output ``keys`` only (nothing else is built)."""
     header = make_header(types, frame.stamp_ns, config.frame_id or frame.frame_id)
     reconstruction = frame.reconstruction
-    region = canonical_region(reconstruction.mask, config.canonical_region)
+    region = canonical_region(reconstruction, config.canonical_region)
     builders = {
         "depth/image": lambda: _depth_image(types, header, reconstruction.depth, config.depth_encoding),
         "depth/camera_info": lambda: _camera_info(types, header, frame),
-        "points": lambda: point_cloud2(types, header, reconstruction.point_cloud(config.point_stride)),
+        "points": lambda: point_cloud2(types, header, reconstruction.point_cloud(config.point_stride, config.max_points)),
         "canonical": lambda: canonical_image(types, header, _scaled(
             _cropped(reconstruction.canonical, region), config.canonical_scale)),
         "canonical/camera_info": lambda: _camera_info(types, header, frame, region),
@@ -118,14 +118,14 @@ def _camera_info(types: Types, header: Any, frame: ProcessedFrame, roi: tuple[in
     return info
 
 
-def canonical_region(mask: np.ndarray, region: str) -> tuple[int, int, int, int]:
-    """``(x, y, width, height)`` pixels of what ``~/canonical`` shows of an ``(H, W)`` image with face
-    ``mask``: ``image`` = all of it; ``faces`` = the bounding box of the face pixels (1 x 1 at the
-    origin when there is none, so that an empty frame costs one pixel)."""
-    height, width = mask.shape
+def canonical_region(reconstruction: Reconstruction, region: str) -> tuple[int, int, int, int]:
+    """``(x, y, width, height)`` pixels of what ``~/canonical`` shows of the reconstruction's image:
+    ``image`` = all of it; ``faces`` = the bounding box of the face pixels (``Reconstruction.region``;
+    1 x 1 at the origin when there is none, so that an empty frame costs one pixel)."""
+    height, width = reconstruction.image_size
     if region == "image":
         return 0, 0, width, height
-    rows, columns = mask_region(mask)
+    rows, columns = reconstruction.region
     if rows.stop == rows.start:
         return 0, 0, 1, 1
     return columns.start, rows.start, columns.stop - columns.start, rows.stop - rows.start

@@ -67,7 +67,7 @@ class CanonicalTracker:
         self._canonical = np.zeros((0, 3), np.float64)
         self._normals = np.zeros((0, 3), np.float64)
         self._visible = np.zeros(0, bool)  # visibility on the last step (hysteresis)
-        self._last_pixel = np.full((0, 2), -1, np.int64)  # nearest pixel on the last step, -1 = none
+        self._last_pixel = np.full((0, 2), -1, np.int64)  # nearest image pixel on the last step, -1 = none
         self._steps = 0
         for one_euro in self._filters:
             one_euro.reset()
@@ -108,26 +108,28 @@ class CanonicalTracker:
         return ids
 
     def add_queries(self, frame: TrackingFrame, pixels: np.ndarray) -> np.ndarray:
-        """Start tracks at ``(Q, 2)`` pixels ``(u, v)`` of ``frame``; returns their ``(Q,)`` int64 ids.
+        """Start tracks at ``(Q, 2)`` image pixels ``(u, v)`` of ``frame``; returns their ``(Q,)`` int64 ids.
 
         Each query's canonical coordinate is sampled bilinearly from ``frame.canonical`` over the
         searchable face pixels (mask, confidence >= ``min_confidence``), falling back to the
         nearest pixel at the face border. Raises ``ValueError`` (adding nothing) if a pixel lies
-        outside the image area ``[-0.5, W-0.5) x [-0.5, H-0.5)`` or its nearest pixel is not
+        outside the frame's area (``[-0.5, W-0.5) x [-0.5, H-0.5)`` from its ``origin``) or its nearest pixel is not
         searchable face.
         """
         _check_frame(frame)
         pixels = np.asarray(pixels, dtype=np.float64)
         if pixels.ndim != 2 or pixels.shape[1] != 2:
             raise ValueError(f"query pixels must have shape (Q, 2) as (u, v), got {pixels.shape}")
-        inside = np.all(np.isfinite(pixels), axis=1)
-        inside &= np.all((pixels >= -0.5) & (pixels < [frame.width - 0.5, frame.height - 0.5]), axis=1)
+        grid = frame.to_grid(pixels)
+        inside = np.all(np.isfinite(grid), axis=1)
+        inside &= np.all((grid >= -0.5) & (grid < [frame.width - 0.5, frame.height - 0.5]), axis=1)
         if not inside.all():
+            where = "" if frame.origin == (0, 0) else f" at {frame.origin}"
             raise ValueError(
                 f"query pixels {pixels[~inside].tolist()} (rows {np.flatnonzero(~inside).tolist()}) lie outside "
-                f"the {frame.width}x{frame.height} image"
+                f"the {frame.width}x{frame.height} image{where}"
             )
-        canonical = sample_bilinear_or_nearest(frame.canonical, pixels, frame.searchable(self.config.min_confidence))
+        canonical = sample_bilinear_or_nearest(frame.canonical, grid, frame.searchable(self.config.min_confidence))
         off_face = np.isnan(canonical).any(axis=1)
         if off_face.any():
             raise ValueError(
@@ -154,7 +156,7 @@ class CanonicalTracker:
 
         The grid spacing ``sqrt(face pixels / num_tracks)`` (at least 1 pixel) is laid over the
         searchable face's bounding box; grid nodes on searchable pixels become queries, in
-        row-major order. avoid: ``(A, 2)`` pixels ``(u, v)`` (e.g. of tracks kept); nodes closer
+        row-major order. avoid: ``(A, 2)`` image pixels ``(u, v)`` (e.g. of tracks kept); nodes closer
         than half a spacing to one of them are skipped. limit: at most this many nodes are added.
         Returns their ``(Q,)`` int64 ids (empty if the frame has no face pixel).
         """
@@ -171,7 +173,7 @@ class CanonicalTracker:
         grid_cols = _grid_nodes(cols.min(), cols.max(), spacing)
         node_rows, node_cols = np.meshgrid(grid_rows, grid_cols, indexing="ij")
         on_face = searchable[node_rows, node_cols]
-        pixels = np.stack([node_cols[on_face], node_rows[on_face]], axis=1).astype(np.float64)
+        pixels = frame.to_image(np.stack([node_cols[on_face], node_rows[on_face]], axis=1).astype(np.float64))
         if avoid is not None and len(avoid):
             gap = np.linalg.norm(pixels[:, None] - np.asarray(avoid, np.float64)[None], axis=2).min(axis=1)
             pixels = pixels[gap >= spacing / 2]
@@ -210,14 +212,16 @@ class CanonicalTracker:
         """
         _check_frame(frame)
         searchable = frame.searchable(self.config.min_confidence)
-        nearest, distance = self._nearest(frame, searchable)
+        last = np.where(self._last_pixel >= 0, frame.to_grid(self._last_pixel), -1)  # this frame's grid
+        nearest, distance = self._nearest(frame, searchable, last)
         found = nearest >= 0
         rows, cols = np.divmod(np.where(found, nearest, 0), frame.width)
-        self._last_pixel = np.where(found[:, None], np.stack([cols, rows], 1), -1)
-        pixels = np.where(found[:, None], self._last_pixel, np.nan).astype(np.float64)
+        grid_pixel = np.stack([cols, rows], 1)
+        pixels = np.where(found[:, None], grid_pixel, np.nan).astype(np.float64)
         if self.config.refine and found.any():
-            pixels[found], distance[found] = self._refine(frame, searchable, self._last_pixel[found],
+            pixels[found], distance[found] = self._refine(frame, searchable, grid_pixel[found],
                                                            distance[found], self._canonical[found])
+        self._last_pixel = np.where(found[:, None], frame.to_image(grid_pixel), -1)
         points = _points_at(frame, pixels)
         well_matched = distance <= self.config.enter_distance
         rotation = head_rotation(self._canonical[well_matched], points[well_matched])
@@ -229,6 +233,7 @@ class CanonicalTracker:
         stays = (distance <= config.max_distance) & ~(cosine < config.min_facing) & consistent
         enters = (distance <= config.enter_distance) & ~(cosine < config.enter_facing) & consistent
         self._visible = np.where(self._visible, stays, enters)
+        pixels = frame.to_image(pixels)
         if config.filter:
             pixels, points = self._filtered(pixels, points, time_s)
         self._steps += 1
@@ -242,8 +247,9 @@ class CanonicalTracker:
             visible=self._visible.copy(),
         )
 
-    def _nearest(self, frame: TrackingFrame, searchable: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """``(flat pixel index (Q,) int64, -1 = none; canonical distance (Q,) float64, NaN = none)``.
+    def _nearest(self, frame: TrackingFrame, searchable: np.ndarray, last: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """``(flat pixel index (Q,) int64, -1 = none; canonical distance (Q,) float64, NaN = none)`` on the
+        frame's grid; ``last``: ``(Q, 2)`` each query's last pixel on this grid (negative = none).
 
         Only pixels within ``SEARCH_BOUND * config.max_distance`` count (twice that for the coarse match).
         ``config.search_radius`` 0: exact search of every query over every searchable pixel (an
@@ -258,20 +264,21 @@ class CanonicalTracker:
             return nearest, np.full(self.num_queries, np.nan)
         radius = self.config.search_radius
         pending = np.ones(self.num_queries, bool)
-        warm = self._visible & np.all((self._last_pixel >= 0) & (self._last_pixel < [frame.width, frame.height]), 1)
+        warm = self._visible & np.all((last >= 0) & (last < [frame.width, frame.height]), 1)
         # Windows pay while they read fewer pixels than an index over the face holds (measured in bench.tracking:
         # 640x480, 53k face pixels: 256 tracks 5.5 vs 7.8 ms CPU per step, 2048 tracks 16.7 vs 14.0 ms).
         window_pixels = int(warm.sum()) * (2 * radius + 1) ** 2
         if radius and warm.any() and window_pixels < np.count_nonzero(searchable):
             index, squared, interior = window_nearest(frame.canonical, searchable, self._canonical[warm],
-                                                      self._last_pixel[warm], radius)
+                                                      last[warm], radius)
             accepted = interior & (squared <= (SEARCH_BOUND * self.config.max_distance) ** 2)
             rows = np.flatnonzero(warm)[accepted]
             nearest[rows], pending[rows] = index[accepted], False
         if pending.any():
             stride = COARSE_STRIDE if radius else 1
             coarse = np.zeros_like(searchable)
-            coarse[::stride, ::stride] = searchable[::stride, ::stride]
+            grid = (slice((-frame.origin[1]) % stride, None, stride), slice((-frame.origin[0]) % stride, None, stride))
+            coarse[grid] = searchable[grid]  # every stride-th image row and column, wherever the frame starts
             candidates = np.flatnonzero(coarse if coarse.any() else searchable)
             reference = np.take(frame.canonical.reshape(-1, 3), candidates, axis=0)
             # A coarse match may lie up to a stride away from the best pixel: a looser bound.

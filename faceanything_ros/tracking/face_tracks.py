@@ -130,17 +130,18 @@ class MultiFaceTracker:
         shown = state.visible
         scale = (box[2:] - box[:2]) / np.maximum(face.box[2:] - face.box[:2], 1.0)
         moved = box[:2] + (state.pixels[shown] - face.box[:2]) * scale
-        values = sample_nearest(frame.canonical, moved, frame.searchable(self.config.min_confidence))
+        values = sample_nearest(frame.canonical, frame.to_grid(moved), frame.searchable(self.config.min_confidence))
         return float(np.mean(np.linalg.norm(values - state.canonical[shown], axis=1) <= CONSISTENT_DISTANCE))
 
 
 def face_box(frame: TrackingFrame, min_confidence: float) -> np.ndarray:
-    """``(4,)`` float64 ``(x0, y0, x1, y1)`` pixel bounds of ``frame``'s searchable face pixels (all NaN if none)."""
+    """``(4,)`` float64 ``(x0, y0, x1, y1)`` image pixel bounds of ``frame``'s searchable face pixels (all NaN if none)."""
     searchable = frame.searchable(min_confidence)
     rows, cols = np.flatnonzero(searchable.any(axis=1)), np.flatnonzero(searchable.any(axis=0))
     if rows.size == 0:
         return np.full(4, np.nan)
-    return np.array([cols[0] - 0.5, rows[0] - 0.5, cols[-1] + 0.5, rows[-1] + 0.5])
+    u0, v0 = frame.origin
+    return np.array([u0 + cols[0] - 0.5, v0 + rows[0] - 0.5, u0 + cols[-1] + 0.5, v0 + rows[-1] + 0.5])
 
 
 def box_iou(first: np.ndarray, second: np.ndarray) -> float:

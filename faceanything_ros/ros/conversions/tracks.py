@@ -30,14 +30,13 @@ def track_array(types: Types, header: Any, state: TrackState, max_distance: floa
     """
     face_ids = np.zeros(len(state), np.uint32) if face_ids is None else face_ids
     point, track = types["geometry_msgs/msg/Point"], types["faceanything_ros/msg/CanonicalTrack"]
-    confidence = track_confidence(state.distance, max_distance)
+    columns = zip(state.ids.tolist(), state.pixels.tolist(), state.points.tolist(), state.canonical.tolist(),
+                  track_confidence(state.distance, max_distance).tolist(), state.visible.tolist(),
+                  np.asarray(face_ids).tolist())  # Python values at once: no per-element numpy scalars
     tracks = [
-        track(id=int(state.ids[i]), u=float(state.pixels[i, 0]), v=float(state.pixels[i, 1]),
-              position=point(x=float(state.points[i, 0]), y=float(state.points[i, 1]), z=float(state.points[i, 2])),
-              canonical=point(x=float(state.canonical[i, 0]), y=float(state.canonical[i, 1]),
-                              z=float(state.canonical[i, 2])),
-              confidence=float(confidence[i]), visible=bool(state.visible[i]), face_id=int(face_ids[i]))
-        for i in range(len(state))
+        track(id=track_id, u=u, v=v, position=point(x=x, y=y, z=z), canonical=point(x=cu, y=cv, z=cw),
+              confidence=confidence, visible=visible, face_id=face_id)
+        for track_id, (u, v), (x, y, z), (cu, cv, cw), confidence, visible, face_id in columns
     ]
     return types["faceanything_ros/msg/CanonicalTrackArray"](header=header, canonical_space=canonical_space,
                                                              tracks=tracks)
@@ -74,8 +73,8 @@ def track_markers(types: Types, header: Any, state: TrackState, diameter_m: floa
     markers = [_marker(types, header, marker_type.DELETEALL, marker_type.SPHERE_LIST, 0.0, [], [])]
     if shown.any():
         point, color = types["geometry_msgs/msg/Point"], types["std_msgs/msg/ColorRGBA"]
-        positions = [point(x=float(x), y=float(y), z=float(z)) for x, y, z in state.points[shown]]
-        colors = [color(r=r / 255.0, g=g / 255.0, b=b / 255.0, a=1.0) for r, g, b in track_colors(state.ids[shown])]
+        positions = [point(x=x, y=y, z=z) for x, y, z in state.points[shown].astype(np.float64).tolist()]
+        colors = [color(r=r, g=g, b=b, a=1.0) for r, g, b in (track_colors(state.ids[shown]) / 255.0).tolist()]
         markers.append(_marker(types, header, marker_type.ADD, marker_type.SPHERE_LIST, diameter_m, positions, colors))
     return types["visualization_msgs/msg/MarkerArray"](markers=markers)
 

@@ -20,7 +20,7 @@ from faceanything_ros.config import NODE_CHOICES, NODE_RANGES, NodeConfig
 
 # Applied on the next processed frame; everything else is read when the node configures.
 RUNTIME_PARAMETERS = frozenset({
-    "max_rate_hz", "point_stride", "frame_id", "depth_encoding", "canonical_scale", "canonical_region", "publish_depth",
+    "max_rate_hz", "point_stride", "max_points", "frame_id", "depth_encoding", "canonical_scale", "canonical_region", "publish_depth",
     "publish_points", "publish_canonical", "publish_tracks", "publish_markers", "publish_faces", "publish_tf",
     "expected_rate_hz", "stale_after_s", "error_after_failures",
 })
@@ -47,6 +47,8 @@ DESCRIPTIONS: dict[str, str] = {
     "face_redetect_every": "face detection every n-th frame (the model), face boxes tracked in between; a lost "
                            "face is detected at once",
     "point_stride": "keep every n-th pixel row and column in ~/points",
+    "max_points": "~/points holds about this many points at most: a face with more pixels is sampled with a "
+                  "larger stride, so the cloud's size does not grow with the camera's resolution; 0 = no cap",
     "input": "raw subscribes to `image` (sensor_msgs/Image), compressed to `image/compressed`",
     "qos_reliability": "reliability of the image and camera_info subscriptions (sensor-data QoS by default)",
     "qos_depth": "history depth of the image and camera_info subscriptions",
