@@ -10,7 +10,8 @@ Usage (repository root, the venv holding rclpy and colcon)::
 Per image size, the installed ``faceanything_node`` runs in one process and
 ``bench/node_graph_client.py`` in a second (both from ``--workspace``, a colcon build of this
 repository; without it one is built in a temporary folder): the client publishes a shared face
-video (centre-cropped to the size's aspect and resized) with a CameraInfo at ``--rate-hz``,
+video (centre-cropped to the size's aspect and resized) with a CameraInfo at ``--rate-hz``, both
+with ``--fastdds-profile`` (the package's large shared-memory profile unless told otherwise),
 subscribes to every private output and to ``/diagnostics``. After ``--warmup-frames`` the measured
 ``--frames`` are sent. Reported per size: images received by the node, processed and dropped (the
 node's own diagnostics counters over the measured frames), frames/s processed, latency from the
@@ -47,6 +48,7 @@ from faceanything_ros.stages import STAGES
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 CLIENT = REPO_ROOT / "bench" / "node_graph_client.py"
+FASTDDS_PROFILE = REPO_ROOT / "config" / "fastdds_large_data.xml"  # what faceanything.launch.py gives the node
 DEFAULT_VIDEO = SHARED_DATA / "faces" / "videos" / "liveportrait_src_s18_woman_talking_720p.mp4"
 NODE_NAME = "faceanything_bench"
 CAMERA = "/bench_camera"
@@ -68,13 +70,16 @@ def build_workspace(folder: Path) -> Path:
     return workspace
 
 
-def graph_environment() -> dict[str, str]:
+def graph_environment(fastdds_profile: str) -> dict[str, str]:
     """This environment with DDS on loopback in a domain of its own, this interpreter's ``bin`` first on
-    PATH (the installed executables run ``python3`` from PATH), PYTHONPATH left to the install."""
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    PATH (the installed executables run ``python3`` from PATH), PYTHONPATH left to the install, and
+    ``fastdds_profile`` as both processes' Fast DDS profile ("" = Fast DDS's defaults)."""
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "FASTRTPS_DEFAULT_PROFILES_FILE")}
     env.update(PATH=f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}",
                ROS_AUTOMATIC_DISCOVERY_RANGE="LOCALHOST", ROS_DOMAIN_ID=str(101 + os.getpid() % 100),
                PYTHONUNBUFFERED="1")
+    if fastdds_profile:
+        env["FASTRTPS_DEFAULT_PROFILES_FILE"] = fastdds_profile
     return env
 
 
@@ -97,7 +102,7 @@ def memory_and_cpu(pid: int) -> tuple[float, float] | None:
 
 def run_size(args: argparse.Namespace, workspace: Path, size: str, folder: Path) -> dict:
     """Run the node and the camera client for one image size; the result row."""
-    env = graph_environment()
+    env = graph_environment(args.fastdds_profile)
     node_executable = workspace / "install" / "faceanything_ros" / "lib" / "faceanything_ros" / "faceanything_node"
     parameters = {"method": args.method, "engine": args.engine, "num_tracks": args.num_tracks,
                   "point_stride": args.point_stride, "face_redetect_every": args.face_redetect_every,
@@ -216,6 +221,9 @@ def main() -> None:
     parser.add_argument("--connect-timeout-s", type=float, default=300.0,
                         help="wait this long for the node to start and its topics to match (default: 300)")
     parser.add_argument("--workspace", help="colcon workspace of this repository (default: build one)")
+    parser.add_argument("--fastdds-profile", default=str(FASTDDS_PROFILE),
+                        help="Fast DDS profile of the camera and the node (default: the package's "
+                             "config/fastdds_large_data.xml, as the launch file sets; '' = Fast DDS's defaults)")
     parser.add_argument("--json", type=Path, help="write the results as JSON here")
     parser.add_argument("--before", type=Path, help="an earlier run's JSON: its figures are recorded beside these")
     args = parser.parse_args()

@@ -7,13 +7,15 @@ reads its record. It imports rclpy, the message packages, OpenCV and numpy only.
 It publishes ``sensor_msgs/Image`` (rgb8, built once per video frame, re-stamped per send) and a
 ``CameraInfo`` of the same stamp on ``<camera>/image`` and ``<camera>/camera_info`` with
 sensor-data QoS (best effort, as camera drivers do), subscribes to every output it is given
-(``--outputs``, from ``ros.outputs.OUTPUT_TYPES``; reliable, as the node publishes) and to ``/diagnostics``. ``--warmup-frames`` are sent first and
+(``--outputs``, from ``ros.outputs.OUTPUT_TYPES``; reliable, as the node publishes) and to
+``/diagnostics``. ``--warmup-frames`` are sent first and
 not measured; the record (JSON) holds the send time of each measured stamp, the arrival time of
 each output message by stamp, and every diagnostics snapshot of the node with its arrival time.
 """
 from __future__ import annotations
 
 import argparse
+import array
 import importlib
 import json
 import threading
@@ -65,7 +67,7 @@ def image_message(rgb: np.ndarray) -> Image:
     height, width = rgb.shape[:2]
     message = Image(height=height, width=width, encoding="rgb8", is_bigendian=0, step=width * 3)
     message.header.frame_id = FRAME_ID
-    message.data = rgb.tobytes()
+    message.data = array.array("B", rgb.tobytes())  # rclpy's fast path (bytes are copied per element)
     return message
 
 

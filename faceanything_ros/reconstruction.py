@@ -6,9 +6,9 @@ returns ``Reconstruction`` objects, and every consumer (export, tracking, ROS, e
 only these, so methods are compared side by side with the same code.
 
 A face's maps cover the face's part of the image (``FaceReconstruction.region``); the frame-level
-maps are full-image (the frame's own pixel grid, ``H x W``), computed where the faces are; depth is z-depth in metres in
-the camera optical frame (x right, y down, z forward); canonical coordinates are in the shared
-canonical face space, normalised to ``[-1, 1]^3``.
+maps are full-image (the frame's own pixel grid, ``H x W``), computed where the faces are; depth is
+z-depth in metres in the camera optical frame (x right, y down, z forward); canonical coordinates
+are in the shared canonical face space, normalised to ``[-1, 1]^3``.
 """
 from __future__ import annotations
 

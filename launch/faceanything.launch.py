@@ -6,10 +6,12 @@
 The node's outputs are ``<namespace>/faceanything/{depth/image,depth/camera_info,points,canonical,
 canonical/camera_info,tracks,track_markers,faces}``, face frames on ``/tf`` and ``/diagnostics``.
 ``method`` auto runs the given or bundled model, else the face-mesh method (no model needed). Every other node
-parameter comes from ``params_file``.
+parameter comes from ``params_file``. ``fastdds_profile`` (default ``config/fastdds_large_data.xml``)
+becomes the node's Fast DDS profile: a shared-memory segment large enough for camera images, without
+which most best-effort images over 0.5 MiB are lost between processes (the camera driver needs it too).
 """
 from launch import LaunchDescription
-from launch.actions import DeclareLaunchArgument, EmitEvent, RegisterEventHandler
+from launch.actions import DeclareLaunchArgument, EmitEvent, RegisterEventHandler, SetEnvironmentVariable
 from launch.conditions import IfCondition
 from launch.events import matches_action
 from launch.substitutions import LaunchConfiguration, PathJoinSubstitution
@@ -39,7 +41,11 @@ def generate_launch_description() -> LaunchDescription:
         DeclareLaunchArgument("params_file",
                               default_value=PathJoinSubstitution([SHARE, "config", "faceanything.yaml"]),
                               description="node parameters file"),
+        DeclareLaunchArgument("fastdds_profile",
+                              default_value=PathJoinSubstitution([SHARE, "config", "fastdds_large_data.xml"]),
+                              description="Fast DDS profile of the node (FASTRTPS_DEFAULT_PROFILES_FILE)"),
     ]
+    fastdds_profile = SetEnvironmentVariable("FASTRTPS_DEFAULT_PROFILES_FILE", LaunchConfiguration("fastdds_profile"))
     image = LaunchConfiguration("image")
     node = LifecycleNode(
         package="faceanything_ros",
@@ -72,4 +78,4 @@ def generate_launch_description() -> LaunchDescription:
         condition=IfCondition(LaunchConfiguration("use_rviz")),
         output="screen",
     )
-    return LaunchDescription([*arguments, activate_when_inactive, node, configure, rviz])
+    return LaunchDescription([*arguments, fastdds_profile, activate_when_inactive, node, configure, rviz])

@@ -36,7 +36,8 @@ def test_reconstruction_of_a_real_face(reference):
     mask, depth = face.full("mask"), face.full("depth")
     assert mask.sum() > 10_000 and face.mask.size < 0.5 * mask.size  # maps over the face's region only
     np.testing.assert_array_equal(face.full("depth_confidence")[mask], 1.0)
-    assert np.isnan(face.full("depth_confidence")[~mask]).all() and np.isnan(face.full("canonical_confidence")[~mask]).all()
+    assert np.isnan(face.full("depth_confidence")[~mask]).all()
+    assert np.isnan(face.full("canonical_confidence")[~mask]).all()
     assert np.isfinite(depth[mask]).all() and np.isnan(depth[~mask]).all()
     canonical = face.full("canonical")
     assert np.isnan(canonical[~mask]).all() and np.abs(canonical[mask]).max() <= 1 + 1e-5

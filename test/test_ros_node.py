@@ -243,7 +243,7 @@ def test_burst_faster_than_the_model_drops_frames_and_keeps_latency_bounded(life
 
 def test_plain_node_module_entry_point_reads_compressed_images(ros_install, tiny_checkpoint, tmp_path) -> None:
     run = run_node_with_client(ros_install, tiny_checkpoint, tmp_path, "python -m faceanything_ros.ros.node",
-                               "plain", {"input": "compressed", "point_stride": "2", "engine": "torch"})
+                               "plain", {"input": "compressed", "point_stride": "2", "max_points": "0", "engine": "torch"})
     assert run.record["warmup_attempts"] is not None  # the node answered a frame within 6 tries
     assert run.record["lockstep_ok"] == [True, True]
     assert run.node_returncode == 0 and "Traceback" not in run.node_log
@@ -308,6 +308,26 @@ def test_launch_file_arguments_remappings_and_lifecycle_events() -> None:
     assert ast.literal_eval(keyword(handler, "goal_state")) == "inactive"
     used = {ast.literal_eval(call.args[0]) for call in calls["LaunchConfiguration"]}
     assert set(arguments) - {"params_file"} <= used | {"params_file"}
+    (environment,) = calls["SetEnvironmentVariable"]  # the Fast DDS profile for camera-sized messages
+    assert ast.literal_eval(environment.args[0]) == "FASTRTPS_DEFAULT_PROFILES_FILE"
+    assert ast.unparse(environment.args[1]) == "LaunchConfiguration('fastdds_profile')"
+
+
+def test_the_fast_dds_profile_holds_camera_images_in_shared_memory() -> None:
+    """Fast DDS sends a best-effort message larger than its shared-memory segment (0.5 MiB by default)
+    over UDP fragments, and loses most at camera rates: the shipped profile's segment holds one
+    1280x720 frame's rgb8 input, 32FC1 depth and whole-image 32FC3 canonical map at once."""
+    from xml.etree import ElementTree
+
+    namespace = {"p": "http://www.eprosima.com/XMLSchemas/fastRTPS_Profiles"}
+    root = ElementTree.parse(REPO_ROOT / "config" / "fastdds_large_data.xml").getroot()
+    (descriptor,) = root.findall("p:transport_descriptors/p:transport_descriptor", namespace)
+    assert descriptor.findtext("p:type", namespaces=namespace) == "SHM"
+    assert int(descriptor.findtext("p:segment_size", namespaces=namespace)) >= 1280 * 720 * (3 + 4 + 12)
+    (participant,) = root.findall("p:participant", namespace)
+    assert participant.get("is_default_profile") == "true"
+    transport = participant.findtext("p:rtps/p:userTransports/p:transport_id", namespaces=namespace)
+    assert transport == descriptor.findtext("p:transport_id", namespaces=namespace)
 
 
 def test_bag_replay_launch_plays_runs_and_records() -> None:

@@ -101,8 +101,14 @@ def _score_videos(method: str, args: argparse.Namespace) -> dict[str, dict[str, 
                     score_frame(score, reconstruction, labels[0] if labels else None, template)
             per_video[path.name] = score.summary()
     metrics = list(next(iter(per_video.values())))
-    mean = {name: float(np.nanmean([v[name] for v in per_video.values()])) for name in metrics}
+    mean = {name: _mean_of_finite([v[name] for v in per_video.values()]) for name in metrics}
     return {"video": mean, "videos": per_video}
+
+
+def _mean_of_finite(values: list[float]) -> float:
+    """Mean of the finite values; NaN when there is none (e.g. jitter of single images)."""
+    finite = [value for value in values if np.isfinite(value)]
+    return float(np.mean(finite)) if finite else float("nan")
 
 
 def _checkpoint(path: str | None) -> Path:

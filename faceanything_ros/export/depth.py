@@ -41,7 +41,8 @@ MAP_KEYS = ("depth", "depth_confidence", "canonical", "canonical_confidence", "f
 
 
 def save_reconstruction_npz(path: str | Path, reconstruction: Reconstruction) -> None:
-    """Write a frame's maps inside the faces' region (compressed ``.npz``; ``load_reconstruction_npz`` reads it).
+    """Write a frame's maps inside the faces' region (``.npz``, uncompressed: zlib took longer than every
+    other file of a frame together; ``load_reconstruction_npz`` reads it).
 
     The maps are NaN (``face_index`` -1) outside the face pixels' bounding box, so only that box is
     stored: ``region`` (4,) int32 ``(x0, y0, x1, y1)`` pixels, end exclusive (all 0 without a face),
@@ -53,7 +54,7 @@ def save_reconstruction_npz(path: str | Path, reconstruction: Reconstruction) ->
     rows, cols = reconstruction.region
     boxes = np.array([[f.face.x0, f.face.y0, f.face.x1, f.face.y1, f.face.score] for f in reconstruction.faces],
                      dtype=np.float32).reshape(-1, 5)
-    np.savez_compressed(
+    np.savez(
         path, region=np.array([cols.start, rows.start, cols.stop, rows.stop], dtype=np.int32),
         image_size=np.array(reconstruction.image_size, dtype=np.int32),
         **{key: getattr(reconstruction, key)[rows, cols] for key in MAP_KEYS},

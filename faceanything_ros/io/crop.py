@@ -173,7 +173,7 @@ def paste_back(
         if is_mask or data.dtype == np.uint8:
             raise TypeError(f"valid applies to float maps only, got a {data.dtype} map")
     out_rows, out_cols = region if region is not None else (slice(0, image_height), slice(0, image_width))
-    if not 0 <= out_rows.start <= out_rows.stop <= image_height or not 0 <= out_cols.start <= out_cols.stop <= image_width:
+    if not (0 <= out_rows.start <= out_rows.stop <= image_height and 0 <= out_cols.start <= out_cols.stop <= image_width):
         raise ValueError(f"region {region} is not inside the {image_width}x{image_height} image")
     out = np.full((out_rows.stop - out_rows.start, out_cols.stop - out_cols.start) + data.shape[2:],
                   default_fill if fill is None else fill, dtype=out_dtype)

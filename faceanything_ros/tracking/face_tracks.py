@@ -135,7 +135,8 @@ class MultiFaceTracker:
 
 
 def face_box(frame: TrackingFrame, min_confidence: float) -> np.ndarray:
-    """``(4,)`` float64 ``(x0, y0, x1, y1)`` image pixel bounds of ``frame``'s searchable face pixels (all NaN if none)."""
+    """``(4,)`` float64 ``(x0, y0, x1, y1)`` image pixel bounds of ``frame``'s searchable face pixels (all NaN
+    if none)."""
     searchable = frame.searchable(min_confidence)
     rows, cols = np.flatnonzero(searchable.any(axis=1)), np.flatnonzero(searchable.any(axis=0))
     if rows.size == 0:
