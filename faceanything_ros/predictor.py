@@ -173,7 +173,8 @@ class Predictor:
 
     def _paste_face(self, frame: np.ndarray, result: _CropResult, camera: np.ndarray,
                     ray_focal: float | None) -> FaceReconstruction:
-        """One crop's prediction as maps over the crop's footprint in the image, seen by ``camera`` (image K, pixels).
+        """One crop's prediction as maps over the crop's footprint in the image (``io.crop.crop_footprint``),
+        seen by ``camera`` (image K, pixels).
 
         The network's depth is z-depth in the crop's virtual camera for the focal length its rays
         imply (``ray_focal``): a face of fixed metric size lies farther for a longer focal, so the
@@ -200,6 +201,6 @@ class Predictor:
         depth = np.where(mask, surface[..., 0], np.nan).astype(np.float32)
         canonical = np.where(mask[..., None], surface[..., 1:], np.nan).astype(np.float32)
         return FaceReconstruction(
-            face=result.face, crop=crop, region=region, depth=depth, depth_confidence=depth_confidence, canonical=canonical,
-            canonical_confidence=canonical_confidence, mask=mask, intrinsics=camera, image=frame,
+            face=result.face, crop=crop, region=region, depth=depth, depth_confidence=depth_confidence,
+            canonical=canonical, canonical_confidence=canonical_confidence, mask=mask, intrinsics=camera, image=frame,
             cloud_mask=mask & (depth_confidence >= self.config.min_depth_confidence))

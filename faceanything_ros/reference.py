@@ -129,10 +129,9 @@ def face_reconstruction_from_label(rgb: np.ndarray, label: MeshLabel) -> FaceRec
     only (a camera with the principal point moved by the region's corner); its cloud is made on demand."""
     height, width = rgb.shape[:2]
     rows, cols = region = mesh_region(label.landmarks_px, height, width)
-    raster = rasterize(label.vertices, label.triangles, crop_resize_intrinsics(label.intrinsics, cols.start, rows.start,
-                                                                               1.0),
-                       max(rows.stop - rows.start, 1), max(cols.stop - cols.start, 1),
-                       attributes=label.canonical_vertices)
+    region_camera = crop_resize_intrinsics(label.intrinsics, cols.start, rows.start, 1.0)
+    raster = rasterize(label.vertices, label.triangles, region_camera, max(rows.stop - rows.start, 1),
+                       max(cols.stop - cols.start, 1), attributes=label.canonical_vertices)
     shape = (rows.stop - rows.start, cols.stop - cols.start)
     depth = raster.depth[:shape[0], :shape[1]].astype(np.float32, copy=False)
     canonical = raster.attributes[:shape[0], :shape[1]].astype(np.float32, copy=False)

@@ -9,6 +9,7 @@ from faceanything_ros.config import DetectorConfig
 from faceanything_ros.geometry.camera import intrinsics_matrix, pixel_grid
 from faceanything_ros.geometry.projection import unproject_pixels
 from faceanything_ros.io import CropBox, FaceBox, FaceDetector, crop_box_for_face, crop_image, paste_back, read_image
+from faceanything_ros.io.crop import crop_footprint
 
 QUANTUM = 1.0 / 32.0  # OpenCV's bilinear position resolution, pixels
 
@@ -132,6 +133,22 @@ def test_paste_back_dtypes_fill_and_interpolation():
     channels = paste_back(np.ones((40, 40, 5)), box, 50, 60)
     assert channels.shape == (50, 60, 5) and np.array_equal(np.isfinite(channels[..., 4]), inside)
     assert paste_back(np.ones((40, 40, 1), np.float32), box, 50, 60).shape == (50, 60, 1)
+
+
+def test_paste_back_into_a_region_is_that_region_of_the_full_paste():
+    box = CropBox(x0=-6.3, y0=12.7, side=31.0, output_size=24)  # cut by the image's left border
+    footprint = crop_footprint(box, 50, 60)
+    assert footprint == (slice(13, 44), slice(0, 25))  # pixel centres inside [x0 - 0.5, x0 + side - 0.5)
+    values = np.random.default_rng(0).random((24, 24, 2)).astype(np.float32)
+    valid = np.random.default_rng(1).random((24, 24)) > 0.3
+    for region in (footprint, (slice(20, 50), slice(10, 60)), (slice(0, 5), slice(0, 5))):
+        full = paste_back(values, box, 50, 60, valid=valid)
+        part = paste_back(values, box, 50, 60, valid=valid, region=region)
+        # equal up to warpAffine's 1/32-pixel position rounding, which starts at the region's corner
+        np.testing.assert_allclose(part, full[region], atol=1e-3, equal_nan=True)
+    assert np.isfinite(paste_back(values, box, 50, 60, region=footprint)).all()  # the footprint is all filled
+    with pytest.raises(ValueError, match="not inside"):
+        paste_back(values, box, 50, 60, region=(slice(40, 51), slice(0, 5)))
 
 
 def test_nearest_paste_back_keeps_crop_values():
