@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -226,6 +227,11 @@ def test_bag_eval_through_the_real_node(tmp_path, built_workspace, tiny_checkpoi
                  str(tiny_checkpoint), str(tmp_path / "report.json")], tmp_path, env, 400)
     report = json.loads((tmp_path / "report.json").read_text())
     assert report["mode"] == "through_node" and report["frames_in"] == frames
+    # both processes on the installed large-data profile: no image lost in transport (a 512x512 image
+    # is larger than Fast DDS's default 0.5 MiB shared-memory segment)
+    share = workspace / "install" / "faceanything_ros" / "share" / "faceanything_ros"
+    assert Path(report["fastdds_profile"]).resolve() == (share / "config" / "fastdds_large_data.xml").resolve()
+    assert report["not_received_by_node"] == 0
     assert report["frames_out"] >= 1  # the first image always reaches the idle node
     assert report["frames_out"] + report["dropped"] + report["errors"] == frames
     assert report["latency"]["p50_ms"] > 0 and report["node_diagnostics"]["frames_out"] == report["frames_out"]

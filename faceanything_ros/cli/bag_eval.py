@@ -38,6 +38,9 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--through-node", action="store_true",
                         help="publish the bag at its recorded rate to the real node over DDS and record its "
                              "outputs (needs ROS 2 rclpy), instead of calling the processing directly")
+    parser.add_argument("--fastdds-profile",
+                        help="with --through-node: Fast DDS profile of both processes (default: the package's "
+                             "config/fastdds_large_data.xml, as the launch file sets; '' = Fast DDS's defaults)")
     parser.set_defaults(run=run)
 
 
@@ -51,7 +54,7 @@ def run(args: argparse.Namespace) -> int:
 
         report = replay_through_node(args.bag, args.out, args.image_topic, config,
                                      camera_info_topic=args.camera_info_topic, storage=args.storage,
-                                     node_name=args.node_name)
+                                     node_name=args.node_name, fastdds_profile=args.fastdds_profile)
     else:
         from ..ros.bag_eval import evaluate_bag
 

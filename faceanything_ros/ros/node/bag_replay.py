@@ -12,11 +12,17 @@ Report: frames_in (images published), frames_out (``tracks`` messages received),
 node's last ``/diagnostics`` says, dropped (the rest: by the node's newest-only worker or before
 the node received them, ``not_received_by_node``), end-to-end latency (publish -> tracks
 received) percentiles and throughput. Ground-truth accuracy is a direct-mode feature.
+
+Both processes use the package's large-data Fast DDS profile (``config/fastdds_large_data.xml``,
+as the launch file gives the node) unless told otherwise: with Fast DDS's 0.5 MiB shared-memory
+segment, a best-effort image larger than that goes over UDP in fragments and may be lost.
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
+import os
 import signal
 import subprocess
 import sys
@@ -24,7 +30,7 @@ import tempfile
 import threading
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import rclpy
 import yaml
@@ -48,15 +54,32 @@ RELIABLE = QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE)
 STARTUP_TIMEOUT_S = 180.0  # model load (and an engine build) before the node subscribes
 IDLE_S = 5.0  # after the last image, stop once no output arrived for this long
 MATCH_SETTLE_S = 1.0  # wait after our side of the DDS matches before the first message
+PROFILE_VARIABLE = "FASTRTPS_DEFAULT_PROFILES_FILE"  # read by Fast DDS when a process creates its participant
+
+
+def package_fastdds_profile() -> str:
+    """Path of the installed ``config/fastdds_large_data.xml`` (needs the sourced colcon install)."""
+    from ament_index_python.packages import PackageNotFoundError, get_package_share_directory
+
+    try:
+        share = Path(get_package_share_directory("faceanything_ros"))
+    except PackageNotFoundError as error:
+        raise RuntimeError("faceanything_ros is not in AMENT_PREFIX_PATH: source the colcon install "
+                           "(install/setup.bash) to run the node") from error
+    profile = share / "config" / "fastdds_large_data.xml"
+    if not profile.is_file():
+        raise FileNotFoundError(f"the Fast DDS profile {profile} is missing from the install")
+    return str(profile)
 
 
 def replay_through_node(in_bag: str | Path, out_bag: str | Path, image_topic: str, config: NodeConfig,
                         camera_info_topic: str | None = None, storage: str | None = None,
                         node_name: str = DEFAULT_NODE_NAME, startup_timeout_s: float = STARTUP_TIMEOUT_S,
-                        idle_s: float = IDLE_S) -> dict[str, Any]:
+                        idle_s: float = IDLE_S, fastdds_profile: str | None = None) -> dict[str, Any]:
     """Run the node on ``image_topic`` of ``in_bag`` over DDS, write ``out_bag``; returns the report dict.
 
-    Raises ``BagError``/``FileNotFoundError`` for a bad bag or topic, ``RuntimeError`` (with the
+    ``fastdds_profile``: the Fast DDS profile of both processes (None: the package's large-data
+    profile; "": Fast DDS's defaults). Raises ``BagError``/``FileNotFoundError`` for a bad bag or topic, ``RuntimeError`` (with the
     node's log tail) when the node exits or does not subscribe within ``startup_timeout_s``.
     """
     with BagReader(in_bag) as reader:
@@ -65,7 +88,9 @@ def replay_through_node(in_bag: str | Path, out_bag: str | Path, image_topic: st
             reader.check_topic(camera_info_topic, (OUTPUT_TYPES["depth/camera_info"],))
         config = dataclasses.replace(config, input="compressed" if compressed else "raw")
         inputs = {topic: reader.topics[topic] for topic in (image_topic, camera_info_topic) if topic}
-        with tempfile.TemporaryDirectory(prefix="faceanything_replay_") as folder, \
+        profile = package_fastdds_profile() if fastdds_profile is None else fastdds_profile
+        with _environment(PROFILE_VARIABLE, profile), \
+                tempfile.TemporaryDirectory(prefix="faceanything_replay_") as folder, \
                 _NodeProcess(Path(folder), config, node_name, image_topic, camera_info_topic) as node, \
                 _Recorder(node_name, inputs) as recorder:
             recorder.wait_for_node(node, startup_timeout_s)
@@ -85,8 +110,22 @@ def replay_through_node(in_bag: str | Path, out_bag: str | Path, image_topic: st
     return json_safe({
         "input_bag": str(in_bag), "output_bag": str(out_bag), "mode": "through_node", "image_topic": image_topic,
         "camera_info_topic": camera_info_topic, "model": config.model, "engine": config.engine,
-        "device": config.device, **summary, "output_messages": counts, "node_diagnostics": diagnostics,
+        "device": config.device, "fastdds_profile": profile, **summary, "output_messages": counts, "node_diagnostics": diagnostics,
     })
+
+
+@contextlib.contextmanager
+def _environment(name: str, value: str) -> Iterator[None]:
+    """``name`` set to ``value`` (unset when empty) in this process and the processes it starts, then restored."""
+    before = os.environ.pop(name, None)
+    if value:
+        os.environ[name] = value
+    try:
+        yield
+    finally:
+        os.environ.pop(name, None)
+        if before is not None:
+            os.environ[name] = before
 
 
 class _NodeProcess:
