@@ -137,6 +137,7 @@ class Reconstruction:
     intrinsics_source: str
     faces: list[FaceReconstruction] = field(default_factory=list)
     message: str = "ok"
+    _region_maps: dict[str, np.ndarray] = field(default_factory=dict, init=False, repr=False, compare=False)
 
     @property
     def intrinsics_estimated(self) -> bool:
@@ -189,7 +190,7 @@ class Reconstruction:
     @cached_property
     def canonical(self) -> np.ndarray:
         """(H, W, 3) float32 canonical coordinates of the visible face, NaN where none (read-only)."""
-        return self._merged("canonical", channels=3)
+        return self._merged("canonical")
 
     @cached_property
     def canonical_confidence(self) -> np.ndarray:
@@ -233,17 +234,25 @@ class Reconstruction:
                 origin=(cols.start, rows.start)))
         return frames
 
-    def _merged(self, name: str, channels: int = 0) -> np.ndarray:
-        """Read-only (H, W[, C]) float32 map ``name`` of the visible face at each pixel (``face_index``), NaN where none.
+    def in_region(self, name: str) -> np.ndarray:
+        """Read-only (h, w[, 3]) float32 map ``name`` (``depth``, ``depth_confidence``, ``canonical``,
+        ``canonical_confidence``) of the visible face at each pixel of ``region`` (``face_index``), NaN
+        where none: the frame map's content at the cost of the faces' box. Computed once per name."""
+        if name not in self._region_maps:
+            region = self.region
+            index = self.face_index[region]
+            values = np.full(index.shape + ((3,) if name == "canonical" else ()), np.nan, dtype=np.float32)
+            for i, face in enumerate(self.faces):
+                where = index == i
+                values[where] = face.over(name, region)[where]
+            values.flags.writeable = False
+            self._region_maps[name] = values
+        return self._region_maps[name]
 
-        Computed once per property (``cached_property``), inside ``region``: the faces of a reconstruction
-        do not change.
-        """
-        region = self.region
-        index = self.face_index[region]
-        merged = np.full(self.image_size + ((channels,) if channels else ()), np.nan, dtype=np.float32)
-        for i, face in enumerate(self.faces):
-            where = index == i
-            merged[region][where] = face.over(name, region)[where]
+    def _merged(self, name: str) -> np.ndarray:
+        """Read-only (H, W[, 3]) float32 frame map ``name``: ``in_region(name)`` in an image of NaN."""
+        inside = self.in_region(name)
+        merged = np.full(self.image_size + inside.shape[2:], np.nan, dtype=np.float32)
+        merged[self.region] = inside
         merged.flags.writeable = False
         return merged

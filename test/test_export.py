@@ -8,7 +8,7 @@ from faceanything_ros.export.depth import (
     depth_to_millimetres, load_depth_png, load_reconstruction_npz, save_depth_png, save_reconstruction_npz,
 )
 from faceanything_ros.export.ply import read_ply, write_ply
-from faceanything_ros.geometry.pointcloud import PointCloud, mask_region
+from faceanything_ros.geometry.pointcloud import PointCloud
 
 
 def test_depth_png_round_trip_in_millimetres(tmp_path):
@@ -105,11 +105,15 @@ def test_maps_file_of_a_frame_without_a_face(tmp_path):
 
 def test_colouring_the_face_region_equals_colouring_the_whole_map(mesh_reconstruction):
     _, reconstruction = mesh_reconstruction
-    region = mask_region(reconstruction.mask)
-    np.testing.assert_array_equal(colorize_region(colorize_depth, reconstruction.depth, region),
-                                  colorize_depth(reconstruction.depth))
-    np.testing.assert_array_equal(colorize_region(colorize_canonical, reconstruction.canonical, region),
-                                  colorize_canonical(reconstruction.canonical))
+    region, size = reconstruction.region, reconstruction.image_size
+    for name, colorize in (("depth", colorize_depth), ("canonical", colorize_canonical)):
+        full = getattr(reconstruction, name)
+        np.testing.assert_array_equal(reconstruction.in_region(name), full[region])
+        outside = np.ones(size, dtype=bool)
+        outside[region] = False
+        assert np.isnan(full[outside]).all() and np.isfinite(full[reconstruction.mask]).all()
+        np.testing.assert_array_equal(colorize_region(colorize, reconstruction.in_region(name), region, size),
+                                      colorize(full))
 
 
 def test_sequence_writer_writes_queued_frames_and_raises_its_thread_s_error(tmp_path):

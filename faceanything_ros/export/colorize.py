@@ -13,35 +13,32 @@ def colorize_depth(depth: np.ndarray, near: float | None = None, far: float | No
     ``near``/``far`` default to the 2nd/98th percentile of the finite depths.
     """
     finite = np.isfinite(depth)
-    image = np.zeros(depth.shape + (3,), dtype=np.uint8)
     if not finite.any():
-        return image
-    values = depth[finite]
-    near = float(np.percentile(values, 2)) if near is None else near
-    far = float(np.percentile(values, 98)) if far is None else far
-    scaled = np.clip((far - depth) / max(far - near, 1e-6), 0.0, 1.0)
-    turbo = cv2.applyColorMap(np.nan_to_num(scaled * 255.0).astype(np.uint8), cv2.COLORMAP_TURBO)
-    image[finite] = turbo[finite][:, ::-1]
+        return np.zeros(depth.shape + (3,), dtype=np.uint8)
+    if near is None or far is None:
+        low, high = np.percentile(depth[finite], [2, 98])
+        near, far = (float(low) if near is None else near), (float(high) if far is None else far)
+    scaled = np.clip((far - np.where(finite, depth, far)) * (255.0 / max(far - near, 1e-6)), 0.0, 255.0)
+    image = cv2.cvtColor(cv2.applyColorMap(scaled.astype(np.uint8), cv2.COLORMAP_TURBO), cv2.COLOR_BGR2RGB)
+    image[~finite] = 0
     return image
 
 
 def colorize_canonical(canonical: np.ndarray) -> np.ndarray:
     """``(H, W, 3)`` canonical coordinates in [-1, 1] -> uint8 RGB ``(c + 1) / 2 * 255``; NaN -> black."""
     finite = np.all(np.isfinite(canonical), axis=-1)
-    image = np.zeros(canonical.shape, dtype=np.uint8)
-    image[finite] = np.round((np.clip(canonical[finite], -1.0, 1.0) + 1.0) * 127.5).astype(np.uint8)
-    return image
+    scaled = (np.clip(np.where(finite[..., None], canonical, -1.0), -1.0, 1.0) + 1.0) * 127.5
+    return np.rint(scaled).astype(np.uint8)
 
 
 def colorize_region(colorize: Callable[[np.ndarray], np.ndarray], values: np.ndarray,
-                    region: tuple[slice, slice]) -> np.ndarray:
-    """``(H, W, 3)`` uint8 RGB: ``colorize`` (e.g. ``colorize_depth``) of ``values[region]`` in a black image.
-
-    The same picture as ``colorize(values)`` when every finite value lies inside ``region`` (a
-    ``(rows, cols)`` slice pair, e.g. ``geometry.pointcloud.mask_region`` of the face mask), at the cost of the region only.
-    """
-    image = np.zeros(values.shape[:2] + (3,), dtype=np.uint8)
-    image[region] = colorize(values[region])
+                    region: tuple[slice, slice], image_size: tuple[int, int]) -> np.ndarray:
+    """``(H, W, 3)`` uint8 RGB of ``image_size`` (H, W): ``colorize`` (e.g. ``colorize_depth``) of ``values``,
+    the map inside ``region`` (a ``(rows, cols)`` slice pair, e.g. ``Reconstruction.in_region``), in a
+    black image: the picture ``colorize`` makes of the whole map when it is NaN outside ``region``, at
+    the region's cost."""
+    image = np.zeros(tuple(image_size) + (3,), dtype=np.uint8)
+    image[region] = colorize(values)
     return image
 
 
@@ -57,10 +54,16 @@ def track_colors(ids: np.ndarray) -> np.ndarray:
 
 def draw_tracks(image: np.ndarray, ids: np.ndarray, pixels: np.ndarray, visible: np.ndarray,
                 radius: int = 2) -> np.ndarray:
-    """Copy of ``image`` (H, W, 3) uint8 RGB with a dot per visible track at ``pixels`` (Q, 2) (u, v)."""
-    canvas = np.ascontiguousarray(image.copy())
-    colors = track_colors(ids)
-    for (u, v), color, shown in zip(pixels, colors, visible):
-        if shown and np.isfinite(u) and np.isfinite(v):
-            cv2.circle(canvas, (int(round(u)), int(round(v))), radius, tuple(int(c) for c in color), -1, cv2.LINE_AA)
+    """Copy of ``image`` (H, W, 3) uint8 RGB with a filled dot of ``radius`` pixels per visible track at
+    ``pixels`` (Q, 2) (u, v), in the track's ``track_colors`` colour (all dots stamped at once)."""
+    canvas = image.copy()
+    shown = np.asarray(visible, dtype=bool) & np.all(np.isfinite(pixels), axis=1)
+    centres = np.rint(np.asarray(pixels, dtype=np.float64)[shown]).astype(np.int64)
+    dv, du = np.mgrid[-radius:radius + 1, -radius:radius + 1]
+    disc = du * du + dv * dv <= radius * radius
+    u = (centres[:, :1] + du[disc]).ravel()
+    v = (centres[:, 1:] + dv[disc]).ravel()
+    colors = np.repeat(track_colors(np.asarray(ids)[shown]), int(disc.sum()), axis=0)
+    inside = (u >= 0) & (u < image.shape[1]) & (v >= 0) & (v < image.shape[0])
+    canvas[v[inside], u[inside]] = colors[inside]
     return canvas

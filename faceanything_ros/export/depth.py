@@ -57,7 +57,8 @@ def save_reconstruction_npz(path: str | Path, reconstruction: Reconstruction) ->
     np.savez(
         path, region=np.array([cols.start, rows.start, cols.stop, rows.stop], dtype=np.int32),
         image_size=np.array(reconstruction.image_size, dtype=np.int32),
-        **{key: getattr(reconstruction, key)[rows, cols] for key in MAP_KEYS},
+        **{key: reconstruction.in_region(key) for key in MAP_KEYS if key != "face_index"},
+        face_index=reconstruction.face_index[rows, cols],
         intrinsics=reconstruction.intrinsics, intrinsics_source=reconstruction.intrinsics_source, face_boxes=boxes,
         frame_index=reconstruction.frame_index,
     )

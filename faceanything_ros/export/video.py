@@ -17,14 +17,18 @@ def side_by_side(frame: np.ndarray, depth_rgb: np.ndarray, canonical_rgb: np.nda
     """``(H, W, 3)`` uint8 RGB frame -> ``(PANEL_HEIGHT, 4 * w, 3)`` uint8 RGB panel strip.
 
     depth_rgb, canonical_rgb: ``(H, W, 3)`` uint8 ``colorize_depth`` / ``colorize_canonical`` of the
-    frame's maps (coloured by the caller, which writes the canonical one to a PNG too).
+    frame's maps (coloured by the caller, which writes the canonical one to a PNG too). Tracks are
+    drawn on the resized input panel, at their pixels mapped to it.
     """
-    overlay = frame if tracks is None else draw_tracks(frame, tracks.ids, tracks.pixels, tracks.visible,
-                                                       radius=max(2, frame.shape[0] // 200))
-    panels = [frame, depth_rgb, canonical_rgb, overlay]
-    width = int(round(frame.shape[1] * PANEL_HEIGHT / frame.shape[0])) // 2 * 2
-    return np.concatenate([cv2.resize(p, (width, PANEL_HEIGHT), interpolation=cv2.INTER_AREA) for p in panels],
-                          axis=1)
+    height, width = frame.shape[:2]
+    size = (int(round(width * PANEL_HEIGHT / height)) // 2 * 2, PANEL_HEIGHT)
+    panels = [cv2.resize(p, size, interpolation=cv2.INTER_LINEAR) for p in (frame, depth_rgb, canonical_rgb)]
+    overlay = panels[0]
+    if tracks is not None:  # pixel centres map as cv2.resize maps them: (x + 0.5) * scale - 0.5
+        scale = np.array([size[0] / width, size[1] / height])
+        overlay = draw_tracks(overlay, tracks.ids, (tracks.pixels + 0.5) * scale - 0.5, tracks.visible,
+                              radius=max(2, PANEL_HEIGHT // 200))
+    return np.concatenate([*panels, overlay], axis=1)
 
 
 class SideBySideVideo:
@@ -42,7 +46,7 @@ class SideBySideVideo:
             self._writer = cv2.VideoWriter(str(self.path), cv2.VideoWriter_fourcc(*"mp4v"), self.fps, (width, height))
             if not self._writer.isOpened():
                 raise OSError(f"could not open video writer for {self.path}")
-        self._writer.write(np.ascontiguousarray(strip[:, :, ::-1]))
+        self._writer.write(cv2.cvtColor(strip, cv2.COLOR_RGB2BGR))
 
     def close(self) -> None:
         """Finish the file."""
