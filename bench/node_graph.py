@@ -6,11 +6,14 @@ Usage (repository root, the venv holding rclpy and colcon)::
     python -m bench.node_graph --method model --engine onnx --rate-hz 15   # the bundled model
     python -m bench.node_graph --method mesh --sizes 640x480 --frames 10000   # a soak: RSS over time
     python -m bench.node_graph --method mesh --before bench/results/node_graph_mesh_cpu.json --json new.json
+    python -m bench.node_graph --method mesh --content 640x480   # the same face pixels in both sizes
 
 Per image size, the installed ``faceanything_node`` runs in one process and
 ``bench/node_graph_client.py`` in a second (both from ``--workspace``, a colcon build of this
 repository; without it one is built in a temporary folder): the client publishes a shared face
-video (centre-cropped to the size's aspect and resized) with a CameraInfo at ``--rate-hz``, both
+video (centre-cropped to the size's aspect and resized, so the face grows with the image; with
+``--content WxH`` resized to that size and centred, black around it, in every image size, so only
+the frame grows) with a CameraInfo at ``--rate-hz``, both
 with ``--fastdds-profile`` (the package's large shared-memory profile unless told otherwise),
 subscribes to every private output and to ``/diagnostics``. After ``--warmup-frames`` the measured
 ``--frames`` are sent. Reported per size: images received by the node, processed and dropped (the
@@ -134,6 +137,7 @@ def run_size(args: argparse.Namespace, workspace: Path, size: str, folder: Path)
                                     "--warmup-frames", str(args.warmup_frames),
                                     "--video-frames", str(args.video_frames), "--node", f"/{NODE_NAME}",
                                     "--camera", CAMERA, "--connect-timeout-s", str(args.connect_timeout_s),
+                                    *(["--content", args.content] if args.content else []),
                                     "--outputs", *(f"{key}={kind}" for key, kind in OUTPUTS.items()),
                                     "--out", str(record_path)]),
                 cwd=folder, env=env, capture_output=True, text=True, check=False)
@@ -185,7 +189,7 @@ def summarise(record: dict, samples: list[tuple[float, float, float]], size: str
     node_cpu_ms = (rss[-1, 2] - rss[0, 2]) * 1e3 / max(frames_out * (rss[-1, 0] - rss[0, 0]) / record["send_s"], 1) \
         if len(rss) > 1 else float("nan")
     return {
-        "size": size, "sent": len(sent), "received": int(delta("frames_in")), "processed": int(frames_out),
+        "size": size, "content": args.content, "sent": len(sent), "received": int(delta("frames_in")), "processed": int(frames_out),
         "dropped": int(delta("dropped")), "errors": int(delta("errors")),
         "received_pct": 100.0 * delta("frames_in") / max(len(sent), 1), "fps": fps,
         "complete_outputs": len(complete),
@@ -209,6 +213,9 @@ def main() -> None:
     parser.add_argument("--model", help="checkpoint for --method model (default: the bundled one)")
     parser.add_argument("--engine", choices=ENGINES, default="auto", help="engine for --method model")
     parser.add_argument("--sizes", nargs="+", default=["640x480", "1280x720"], help="image sizes, WIDTHxHEIGHT")
+    parser.add_argument("--content", help="WIDTHxHEIGHT: the video resized to this, centred (black around) in "
+                                          "every size, so the face has the same pixels in each (default: the "
+                                          "video fills each size, the face growing with it)")
     parser.add_argument("--rate-hz", type=float, default=30.0, help="camera rate (default: 30)")
     parser.add_argument("--frames", type=int, default=300, help="measured frames per size (default: 300)")
     parser.add_argument("--warmup-frames", type=int, default=60, help="frames sent before measuring")

@@ -42,8 +42,12 @@ def message_class(type_name: str) -> type:
     return getattr(importlib.import_module(f"{package}.msg"), name)
 
 
-def video_frames(path: str, width: int, height: int, count: int) -> list[np.ndarray]:
-    """Up to ``count`` RGB frames of ``path``, centre-cropped to the ``width:height`` aspect and resized."""
+def video_frames(path: str, width: int, height: int, count: int, content: tuple[int, int] | None = None
+                 ) -> list[np.ndarray]:
+    """Up to ``count`` RGB frames of ``path``, centre-cropped to the ``width:height`` aspect and resized; with
+    ``content`` (w, h), cropped and resized to that size instead and centred in a black ``width x height``
+    frame (cut where larger), so that the face has the same pixels at every frame size."""
+    fill_width, fill_height = content or (width, height)
     capture = cv2.VideoCapture(path)
     frames = []
     while len(frames) < count:
@@ -51,15 +55,26 @@ def video_frames(path: str, width: int, height: int, count: int) -> list[np.ndar
         if not ok:
             break
         rows, cols = bgr.shape[:2]
-        keep_cols = min(cols, round(rows * width / height))
-        keep_rows = min(rows, round(cols * height / width))
+        keep_cols = min(cols, round(rows * fill_width / fill_height))
+        keep_rows = min(rows, round(cols * fill_height / fill_width))
         top, left = (rows - keep_rows) // 2, (cols - keep_cols) // 2
-        bgr = cv2.resize(bgr[top:top + keep_rows, left:left + keep_cols], (width, height), interpolation=cv2.INTER_AREA)
-        frames.append(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB))
+        rgb = cv2.cvtColor(cv2.resize(bgr[top:top + keep_rows, left:left + keep_cols], (fill_width, fill_height),
+                                      interpolation=cv2.INTER_AREA), cv2.COLOR_BGR2RGB)
+        frames.append(rgb if content is None else centred(rgb, width, height))
     capture.release()
     if not frames:
         raise SystemExit(f"no frames could be read from {path}")
     return frames
+
+
+def centred(rgb: np.ndarray, width: int, height: int) -> np.ndarray:
+    """``rgb`` in the middle of a black ``width x height`` image (its middle part where it is larger)."""
+    canvas = np.zeros((height, width, 3), dtype=np.uint8)
+    rows, cols = rgb.shape[:2]
+    (src_v, dst_v, n_v), (src_u, dst_u, n_u) = ((max(0, (a - b) // 2), max(0, (b - a) // 2), min(a, b))
+                                                for a, b in ((rows, height), (cols, width)))
+    canvas[dst_v:dst_v + n_v, dst_u:dst_u + n_u] = rgb[src_v:src_v + n_v, src_u:src_u + n_u]
+    return canvas
 
 
 def image_message(rgb: np.ndarray) -> Image:
@@ -152,6 +167,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--video", required=True)
     parser.add_argument("--size", required=True, help="WIDTHxHEIGHT of the published images")
+    parser.add_argument("--content", help="WIDTHxHEIGHT: the video at this size, centred in every image "
+                                          "(default: the video fills the image)")
     parser.add_argument("--rate-hz", type=float, required=True)
     parser.add_argument("--frames", type=int, required=True, help="measured frames")
     parser.add_argument("--warmup-frames", type=int, required=True)
@@ -165,7 +182,8 @@ def main() -> None:
     parser.add_argument("--out", type=Path, required=True, help="record JSON")
     args = parser.parse_args()
     width, height = (int(v) for v in args.size.split("x"))
-    images = [image_message(rgb) for rgb in video_frames(args.video, width, height, args.video_frames)]
+    content = tuple(int(v) for v in args.content.split("x")) if args.content else None
+    images = [image_message(rgb) for rgb in video_frames(args.video, width, height, args.video_frames, content)]
     info = camera_info_message(width, height)
     rclpy.init()
     camera = Camera(args.node, args.camera, dict(output.split("=", 1) for output in args.outputs))
@@ -173,7 +191,7 @@ def main() -> None:
     executor.add_node(camera.node)
     spinner = threading.Thread(target=executor.spin, daemon=True)
     spinner.start()
-    record: dict = {"size": [width, height], "video_frames": len(images)}
+    record: dict = {"size": [width, height], "content": content, "video_frames": len(images)}
     try:
         if not wait(camera.connected, args.connect_timeout_s):
             raise SystemExit(f"the node's topics did not match within {args.connect_timeout_s:g} s")
