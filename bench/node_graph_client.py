@@ -7,8 +7,9 @@ reads its record. It imports rclpy, the message packages, OpenCV and numpy only.
 It publishes ``sensor_msgs/Image`` (rgb8, built once per video frame, re-stamped per send) and a
 ``CameraInfo`` of the same stamp on ``<camera>/image`` and ``<camera>/camera_info`` with
 sensor-data QoS (best effort, as camera drivers do), subscribes to every output it is given
-(``--outputs``, from ``ros.outputs.OUTPUT_TYPES``; reliable, as the node publishes) and to
-``/diagnostics``. ``--warmup-frames`` are sent first and
+(``--outputs``, from ``ros.outputs.OUTPUT_TYPES``; reliable, as the node publishes; serialized, as a
+recorder does: the arrival time is taken before any deserialization, and only the stamp is read)
+and to ``/diagnostics``. ``--warmup-frames`` are sent first and
 not measured; the record (JSON) holds the send time of each measured stamp, the arrival time of
 each output message by stamp, and every diagnostics snapshot of the node with its arrival time.
 """
@@ -18,6 +19,7 @@ import argparse
 import array
 import importlib
 import json
+import struct
 import threading
 import time
 from pathlib import Path
@@ -29,11 +31,11 @@ from diagnostic_msgs.msg import DiagnosticArray
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.qos import QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
 from sensor_msgs.msg import CameraInfo, Image
-from visualization_msgs.msg import MarkerArray
 
 OUTPUT_QOS = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
 FRAME_ID = "camera_color_optical_frame"
 HORIZONTAL_FOV_DEG = 60.0  # the CameraInfo sent with every image
+SEQUENCE_OF_STAMPED = {"visualization_msgs/msg/MarkerArray"}  # no header of their own: their first element's
 
 
 def message_class(type_name: str) -> type:
@@ -77,6 +79,20 @@ def centred(rgb: np.ndarray, width: int, height: int) -> np.ndarray:
     return canvas
 
 
+def stamp_ns(rawdata: bytes, type_name: str) -> int | None:
+    """The header stamp (ns) of a serialized message (CDR) that starts with a ``std_msgs/Header``, or of the
+    first element of one in ``SEQUENCE_OF_STAMPED`` (None when that is empty)."""
+    order = "<" if rawdata[1] == 1 else ">"  # encapsulation: CDR little / big endian
+    offset = 4  # after the encapsulation header
+    if type_name in SEQUENCE_OF_STAMPED:
+        (count,) = struct.unpack_from(f"{order}I", rawdata, offset)
+        if not count:
+            return None
+        offset += 4
+    sec, nanosec = struct.unpack_from(f"{order}iI", rawdata, offset)
+    return sec * 1_000_000_000 + nanosec
+
+
 def image_message(rgb: np.ndarray) -> Image:
     """An rgb8 ``Image`` of ``rgb`` (its stamp is set per send)."""
     height, width = rgb.shape[:2]
@@ -104,8 +120,8 @@ class Camera:
         self.lock = threading.Lock()
         self.received: dict[str, dict[int, float]] = {name: {} for name in outputs}
         self.output_subscriptions = [
-            self.node.create_subscription(message_class(type_name), f"{node_name}/{name}", self._keeper(name),
-                                          OUTPUT_QOS)
+            self.node.create_subscription(message_class(type_name), f"{node_name}/{name}",
+                                          self._keeper(name, type_name), OUTPUT_QOS, raw=True)
             for name, type_name in outputs.items()]
         self.diagnostics: list[tuple[float, dict[str, str]]] = []
         self.status_name = f"{node_name.lstrip('/')}:"
@@ -113,16 +129,13 @@ class Camera:
         self.image_publisher = self.node.create_publisher(Image, f"{camera}/image", qos_profile_sensor_data)
         self.info_publisher = self.node.create_publisher(CameraInfo, f"{camera}/camera_info", qos_profile_sensor_data)
 
-    def _keeper(self, name: str):
-        def keep(message) -> None:
+    def _keeper(self, name: str, type_name: str):
+        def keep(rawdata: bytes) -> None:
             now = time.monotonic()
-            if isinstance(message, MarkerArray):  # no header of its own: its markers carry the image's
-                if not message.markers:
-                    return
-                message = message.markers[0]
-            stamp = message.header.stamp.sec * 1_000_000_000 + message.header.stamp.nanosec
-            with self.lock:
-                self.received[name][stamp] = now
+            stamp = stamp_ns(rawdata, type_name)
+            if stamp is not None:
+                with self.lock:
+                    self.received[name][stamp] = now
         return keep
 
     def _on_diagnostics(self, message: DiagnosticArray) -> None:
