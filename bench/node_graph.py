@@ -47,11 +47,12 @@ import numpy as np
 from bench.common import SHARED_DATA, report
 from faceanything_ros.config import ENGINES, METHODS, NodeConfig
 from faceanything_ros.ros.outputs import GLOBAL_TOPICS, OUTPUT_TYPES
+from faceanything_ros.ros.transport import PROFILE_NAME, profile_environment
 from faceanything_ros.stages import STAGES
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 CLIENT = REPO_ROOT / "bench" / "node_graph_client.py"
-FASTDDS_PROFILE = REPO_ROOT / "config" / "fastdds_large_data.xml"  # what faceanything.launch.py gives the node
+FASTDDS_PROFILE = REPO_ROOT / "config" / PROFILE_NAME  # what faceanything.launch.py gives the node
 DEFAULT_VIDEO = SHARED_DATA / "faces" / "videos" / "liveportrait_src_s18_woman_talking_720p.mp4"
 NODE_NAME = "faceanything_bench"
 CAMERA = "/bench_camera"
@@ -77,12 +78,10 @@ def graph_environment(fastdds_profile: str) -> dict[str, str]:
     """This environment with DDS on loopback in a domain of its own, this interpreter's ``bin`` first on
     PATH (the installed executables run ``python3`` from PATH), PYTHONPATH left to the install, and
     ``fastdds_profile`` as both processes' Fast DDS profile ("" = Fast DDS's defaults)."""
-    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "FASTRTPS_DEFAULT_PROFILES_FILE")}
+    env = profile_environment({k: v for k, v in os.environ.items() if k != "PYTHONPATH"}, fastdds_profile)
     env.update(PATH=f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}",
                ROS_AUTOMATIC_DISCOVERY_RANGE="LOCALHOST", ROS_DOMAIN_ID=str(101 + os.getpid() % 100),
                PYTHONUNBUFFERED="1")
-    if fastdds_profile:
-        env["FASTRTPS_DEFAULT_PROFILES_FILE"] = fastdds_profile
     return env
 
 

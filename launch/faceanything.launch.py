@@ -43,9 +43,11 @@ def generate_launch_description() -> LaunchDescription:
                               description="node parameters file"),
         DeclareLaunchArgument("fastdds_profile",
                               default_value=PathJoinSubstitution([SHARE, "config", "fastdds_large_data.xml"]),
-                              description="Fast DDS profile of the node (FASTRTPS_DEFAULT_PROFILES_FILE)"),
+                              description="Fast DDS profile of the node (FASTRTPS_ / FASTDDS_DEFAULT_PROFILES_FILE)"),
     ]
-    fastdds_profile = SetEnvironmentVariable("FASTRTPS_DEFAULT_PROFILES_FILE", LaunchConfiguration("fastdds_profile"))
+    # Fast DDS 2 (Jazzy) and 3 (Kilted) read the profile from differently named variables
+    fastdds_profile = [SetEnvironmentVariable("FASTRTPS_DEFAULT_PROFILES_FILE", LaunchConfiguration("fastdds_profile")),
+                       SetEnvironmentVariable("FASTDDS_DEFAULT_PROFILES_FILE", LaunchConfiguration("fastdds_profile"))]
     image = LaunchConfiguration("image")
     node = LifecycleNode(
         package="faceanything_ros",
@@ -78,4 +80,4 @@ def generate_launch_description() -> LaunchDescription:
         condition=IfCondition(LaunchConfiguration("use_rviz")),
         output="screen",
     )
-    return LaunchDescription([*arguments, fastdds_profile, activate_when_inactive, node, configure, rviz])
+    return LaunchDescription([*arguments, *fastdds_profile, activate_when_inactive, node, configure, rviz])

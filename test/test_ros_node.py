@@ -31,6 +31,7 @@ from ros_workspace import (
 from faceanything_ros.config import NODE_RANGES, NodeConfig
 from faceanything_ros.model.bundled import bundled_checkpoint
 from faceanything_ros.ros.outputs import OUTPUT_TYPES
+from faceanything_ros.ros.transport import PROFILE_VARIABLES
 
 pytestmark = [pytest.mark.slow, requires_ros_build_tools]
 
@@ -308,9 +309,10 @@ def test_launch_file_arguments_remappings_and_lifecycle_events() -> None:
     assert ast.literal_eval(keyword(handler, "goal_state")) == "inactive"
     used = {ast.literal_eval(call.args[0]) for call in calls["LaunchConfiguration"]}
     assert set(arguments) - {"params_file"} <= used | {"params_file"}
-    (environment,) = calls["SetEnvironmentVariable"]  # the Fast DDS profile for camera-sized messages
-    assert ast.literal_eval(environment.args[0]) == "FASTRTPS_DEFAULT_PROFILES_FILE"
-    assert ast.unparse(environment.args[1]) == "LaunchConfiguration('fastdds_profile')"
+    environments = calls["SetEnvironmentVariable"]  # the Fast DDS profile for camera-sized messages
+    assert {ast.literal_eval(environment.args[0]) for environment in environments} == set(PROFILE_VARIABLES)
+    profiles = {ast.unparse(environment.args[1]) for environment in environments}
+    assert profiles == {"LaunchConfiguration('fastdds_profile')"}
 
 
 def test_the_fast_dds_profile_holds_camera_images_in_shared_memory() -> None:
@@ -428,3 +430,13 @@ def test_deactivate_during_processing_and_reconfigure_with_new_values(mesh_run: 
     assert after["canonical/pixels"].shape[:2] == (round(height / 2), round(width / 2))
     np.testing.assert_array_equal(after["canonical/camera_info/k"], after["depth/camera_info/k"])
     assert len(after["tracks/ids"]) < len(before["tracks/ids"])  # num_tracks 16 instead of 64
+
+
+def test_both_fast_dds_versions_are_given_the_profile_and_an_empty_one_removes_it() -> None:
+    from faceanything_ros.ros.transport import profile_environment
+
+    before = {"PATH": "/bin", "FASTRTPS_DEFAULT_PROFILES_FILE": "/old.xml"}
+    given = profile_environment(before, "/profile.xml")
+    assert given == {"PATH": "/bin", **dict.fromkeys(PROFILE_VARIABLES, "/profile.xml")}
+    assert profile_environment(given, "") == {"PATH": "/bin"}
+    assert before["FASTRTPS_DEFAULT_PROFILES_FILE"] == "/old.xml"  # a copy is returned

@@ -46,6 +46,7 @@ from faceanything_ros.ros.node.message_types import rclpy_message_types
 from faceanything_ros.ros.outputs import (
     DEFAULT_NODE_NAME, DIAGNOSTICS_TOPIC, DIAGNOSTICS_TYPE, OUTPUT_TYPES, output_topic,
 )
+from faceanything_ros.ros.transport import PROFILE_VARIABLES, installed_profile, profile_environment
 from faceanything_ros.stream.stats import ProcessingStats
 
 log = logging.getLogger(__name__)
@@ -54,22 +55,6 @@ RELIABLE = QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE)
 STARTUP_TIMEOUT_S = 180.0  # model load (and an engine build) before the node subscribes
 IDLE_S = 5.0  # after the last image, stop once no output arrived for this long
 MATCH_SETTLE_S = 1.0  # wait after our side of the DDS matches before the first message
-PROFILE_VARIABLE = "FASTRTPS_DEFAULT_PROFILES_FILE"  # read by Fast DDS when a process creates its participant
-
-
-def package_fastdds_profile() -> str:
-    """Path of the installed ``config/fastdds_large_data.xml`` (needs the sourced colcon install)."""
-    from ament_index_python.packages import PackageNotFoundError, get_package_share_directory
-
-    try:
-        share = Path(get_package_share_directory("faceanything_ros"))
-    except PackageNotFoundError as error:
-        raise RuntimeError("faceanything_ros is not in AMENT_PREFIX_PATH: source the colcon install "
-                           "(install/setup.bash) to run the node") from error
-    profile = share / "config" / "fastdds_large_data.xml"
-    if not profile.is_file():
-        raise FileNotFoundError(f"the Fast DDS profile {profile} is missing from the install")
-    return str(profile)
 
 
 def replay_through_node(in_bag: str | Path, out_bag: str | Path, image_topic: str, config: NodeConfig,
@@ -88,8 +73,8 @@ def replay_through_node(in_bag: str | Path, out_bag: str | Path, image_topic: st
             reader.check_topic(camera_info_topic, (OUTPUT_TYPES["depth/camera_info"],))
         config = dataclasses.replace(config, input="compressed" if compressed else "raw")
         inputs = {topic: reader.topics[topic] for topic in (image_topic, camera_info_topic) if topic}
-        profile = package_fastdds_profile() if fastdds_profile is None else fastdds_profile
-        with _environment(PROFILE_VARIABLE, profile), \
+        profile = installed_profile() if fastdds_profile is None else fastdds_profile
+        with _fastdds_profile(profile), \
                 tempfile.TemporaryDirectory(prefix="faceanything_replay_") as folder, \
                 _NodeProcess(Path(folder), config, node_name, image_topic, camera_info_topic) as node, \
                 _Recorder(node_name, inputs) as recorder:
@@ -115,17 +100,17 @@ def replay_through_node(in_bag: str | Path, out_bag: str | Path, image_topic: st
 
 
 @contextlib.contextmanager
-def _environment(name: str, value: str) -> Iterator[None]:
-    """``name`` set to ``value`` (unset when empty) in this process and the processes it starts, then restored."""
-    before = os.environ.pop(name, None)
-    if value:
-        os.environ[name] = value
+def _fastdds_profile(profile: str) -> Iterator[None]:
+    """``profile`` as the Fast DDS profile of this process and of those it starts ("" = none), then the
+    environment as it was."""
+    before = {name: os.environ.pop(name) for name in PROFILE_VARIABLES if name in os.environ}
+    os.environ.update(profile_environment({}, profile))
     try:
         yield
     finally:
-        os.environ.pop(name, None)
-        if before is not None:
-            os.environ[name] = before
+        for name in PROFILE_VARIABLES:
+            os.environ.pop(name, None)
+        os.environ.update(before)
 
 
 class _NodeProcess:
