@@ -58,7 +58,7 @@ NODE_NAME = "faceanything_bench"
 CAMERA = "/bench_camera"
 OUTPUTS = {key: kind for key, kind in OUTPUT_TYPES.items() if key not in GLOBAL_TOPICS}  # all subscribed by the client
 RSS_PERIOD_S = 0.5
-BEFORE_KEYS = ("size", "received_pct", "fps", "p50_ms", "p99_ms", "node_p50_ms", "node_p99_ms", "node_cpu_ms_per_frame",
+BEFORE_KEYS = ("size", "content", "received_pct", "fps", "p50_ms", "p99_ms", "node_p50_ms", "node_p99_ms", "node_cpu_ms_per_frame",
                "stages_ms_per_frame", "stages_cpu_ms_per_frame")
 RSS_SERIES_POINTS = 100
 
@@ -250,7 +250,8 @@ def main() -> None:
                ("node CPU ms", "node_cpu_ms_per_frame", ".1f"), ("RSS MB", "rss_end_mb", ".0f"),
                ("MB/1k fr", "rss_growth_mb_per_1k", ".2f")]
     report("node_graph", f"node graph: --method {args.method} at {args.rate_hz:g} Hz, {args.frames} frames of "
-           f"{Path(args.video).name}, {args.num_tracks} tracks, every output subscribed", columns, rows, args,
+           f"{Path(args.video).name}" + (f" at {args.content} centred" if args.content else "")
+           + f", {args.num_tracks} tracks, every output subscribed", columns, rows, args,
            before=before)
     for row in rows:
         print(f"{row['size']} ms/frame, wall (thread CPU): " + ", ".join(

@@ -82,7 +82,7 @@ def centred(rgb: np.ndarray, width: int, height: int) -> np.ndarray:
 def stamp_ns(rawdata: bytes, type_name: str) -> int | None:
     """The header stamp (ns) of a serialized message (CDR) that starts with a ``std_msgs/Header``, or of the
     first element of one in ``SEQUENCE_OF_STAMPED`` (None when that is empty)."""
-    order = "<" if rawdata[1] == 1 else ">"  # encapsulation: CDR little / big endian
+    order = "<" if rawdata[1] & 1 else ">"  # encapsulation kind: odd = little endian
     offset = 4  # after the encapsulation header
     if type_name in SEQUENCE_OF_STAMPED:
         (count,) = struct.unpack_from(f"{order}I", rawdata, offset)

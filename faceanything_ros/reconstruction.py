@@ -118,6 +118,7 @@ class FaceReconstruction:
 
 
 MAP_NAMES = ("depth", "depth_confidence", "canonical", "canonical_confidence", "mask", "cloud_mask")
+REGION_MAP_NAMES = MAP_NAMES[:4]  # the float maps a Reconstruction merges (Reconstruction.in_region)
 
 
 @dataclass
@@ -239,6 +240,8 @@ class Reconstruction:
         ``canonical_confidence``) of the visible face at each pixel of ``region`` (``face_index``), NaN
         where none: the frame map's content at the cost of the faces' box. Computed once per name."""
         if name not in self._region_maps:
+            if name not in REGION_MAP_NAMES:
+                raise ValueError(f"no frame map {name!r}: one of {', '.join(REGION_MAP_NAMES)}")
             region = self.region
             index = self.face_index[region]
             values = np.full(index.shape + ((3,) if name == "canonical" else ()), np.nan, dtype=np.float32)

@@ -211,6 +211,9 @@ def test_corrupt_missing_and_existing_bags(tmp_path, tiny_checkpoint, evaluated)
         BagWriter(evaluated / "out")
     assert main(["bag-eval", str(corrupt), "--image-topic", "/image", "-o", str(tmp_path / "o"),
                  "--model", str(tiny_checkpoint)]) == 2
+    assert main(["bag-eval", str(evaluated / "in"), "--image-topic", "/image", "-o", str(tmp_path / "o"),
+                 "--model", str(tiny_checkpoint), "--fastdds-profile", ""]) == 2  # DDS options need --through-node
+    assert not (tmp_path / "o").exists()
 
 
 @requires_ros_build_tools

@@ -114,6 +114,8 @@ def test_colouring_the_face_region_equals_colouring_the_whole_map(mesh_reconstru
         assert np.isnan(full[outside]).all() and np.isfinite(full[reconstruction.mask]).all()
         np.testing.assert_array_equal(colorize_region(colorize, reconstruction.in_region(name), region, size),
                                       colorize(full))
+    with pytest.raises(ValueError, match="no frame map 'mask'"):
+        reconstruction.in_region("mask")
 
 
 def test_sequence_writer_writes_queued_frames_and_raises_its_thread_s_error(tmp_path):

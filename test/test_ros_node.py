@@ -431,12 +431,3 @@ def test_deactivate_during_processing_and_reconfigure_with_new_values(mesh_run: 
     np.testing.assert_array_equal(after["canonical/camera_info/k"], after["depth/camera_info/k"])
     assert len(after["tracks/ids"]) < len(before["tracks/ids"])  # num_tracks 16 instead of 64
 
-
-def test_both_fast_dds_versions_are_given_the_profile_and_an_empty_one_removes_it() -> None:
-    from faceanything_ros.ros.transport import profile_environment
-
-    before = {"PATH": "/bin", "FASTRTPS_DEFAULT_PROFILES_FILE": "/old.xml"}
-    given = profile_environment(before, "/profile.xml")
-    assert given == {"PATH": "/bin", **dict.fromkeys(PROFILE_VARIABLES, "/profile.xml")}
-    assert profile_environment(given, "") == {"PATH": "/bin"}
-    assert before["FASTRTPS_DEFAULT_PROFILES_FILE"] == "/old.xml"  # a copy is returned

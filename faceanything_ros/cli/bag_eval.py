@@ -49,6 +49,8 @@ def run(args: argparse.Namespace) -> int:
     config = load_yaml(NodeConfig, args.config) if args.config else NodeConfig()
     overrides = {name: getattr(args, name) for name in ("method", "model", "engine", "device") if getattr(args, name)}
     config = dataclasses.replace(config, **overrides)
+    if args.fastdds_profile is not None and not args.through_node:
+        raise ValueError("--fastdds-profile is for --through-node (the direct mode does not use DDS)")
     if args.through_node:
         from ..ros.node.bag_replay import replay_through_node
 

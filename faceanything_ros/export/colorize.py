@@ -58,7 +58,8 @@ def draw_tracks(image: np.ndarray, ids: np.ndarray, pixels: np.ndarray, visible:
     ``pixels`` (Q, 2) (u, v), in the track's ``track_colors`` colour (all dots stamped at once)."""
     canvas = image.copy()
     shown = np.asarray(visible, dtype=bool) & np.all(np.isfinite(pixels), axis=1)
-    centres = np.rint(np.asarray(pixels, dtype=np.float64)[shown]).astype(np.int64)
+    limit = max(image.shape[:2]) + radius  # farther dots are off the image anyway
+    centres = np.rint(np.clip(np.asarray(pixels, dtype=np.float64)[shown], -limit, limit)).astype(np.int64)
     dv, du = np.mgrid[-radius:radius + 1, -radius:radius + 1]
     disc = du * du + dv * dv <= radius * radius
     u = (centres[:, :1] + du[disc]).ravel()

@@ -10,6 +10,7 @@ from ..tracking import TrackState
 from .colorize import draw_tracks
 
 PANEL_HEIGHT = 360  # pixels; every panel is resized to this height to keep files small
+TRACK_RADIUS = 2  # pixels of a track's dot on the panel
 
 
 def side_by_side(frame: np.ndarray, depth_rgb: np.ndarray, canonical_rgb: np.ndarray,
@@ -22,12 +23,14 @@ def side_by_side(frame: np.ndarray, depth_rgb: np.ndarray, canonical_rgb: np.nda
     """
     height, width = frame.shape[:2]
     size = (int(round(width * PANEL_HEIGHT / height)) // 2 * 2, PANEL_HEIGHT)
-    panels = [cv2.resize(p, size, interpolation=cv2.INTER_LINEAR) for p in (frame, depth_rgb, canonical_rgb)]
+    # area averaging where a panel pixel covers 2 or more image pixels across, linear (cheaper) otherwise
+    interpolation = cv2.INTER_AREA if PANEL_HEIGHT * 2 <= height else cv2.INTER_LINEAR
+    panels = [cv2.resize(p, size, interpolation=interpolation) for p in (frame, depth_rgb, canonical_rgb)]
     overlay = panels[0]
     if tracks is not None:  # pixel centres map as cv2.resize maps them: (x + 0.5) * scale - 0.5
         scale = np.array([size[0] / width, size[1] / height])
         overlay = draw_tracks(overlay, tracks.ids, (tracks.pixels + 0.5) * scale - 0.5, tracks.visible,
-                              radius=max(2, PANEL_HEIGHT // 200))
+                              radius=TRACK_RADIUS)
     return np.concatenate([*panels, overlay], axis=1)
 
 

@@ -19,7 +19,7 @@ import numpy as np
 from scipy.spatial.transform import Rotation
 
 from faceanything_ros.canonical.space import CanonicalSpace
-from faceanything_ros.geometry.pointcloud import PointCloud, budget_stride
+from faceanything_ros.geometry.pointcloud import PointCloud
 from faceanything_ros.reconstruction import FaceReconstruction
 
 # face-frame axes (columns: x forward, y left, z up) in the template frame (x the subject's left,
@@ -48,9 +48,11 @@ class HeadPose:
 
 
 def face_head_pose(face: FaceReconstruction, space: CanonicalSpace) -> HeadPose | None:
-    """``fit_head_pose`` of a face's points on a pixel grid coarse enough for about ``MAX_POSE_POINTS`` of them
-    (``budget_stride``; sampled before unprojection: the fit's cost stays flat with the face's size)."""
-    return fit_head_pose(face.point_cloud(budget_stride(face.num_cloud_pixels, 1, MAX_POSE_POINTS)), space)
+    """``fit_head_pose`` of a face's points on the coarsest pixel grid that still holds at least about
+    ``MAX_POSE_POINTS`` of them (sampled before unprojection, so the fit's cost stays flat with the face's
+    size; ``fit_head_pose`` then takes ``MAX_POSE_POINTS`` evenly)."""
+    stride = max(1, int(np.sqrt(face.num_cloud_pixels / MAX_POSE_POINTS)))
+    return fit_head_pose(face.point_cloud(stride), space)
 
 
 def fit_head_pose(cloud: PointCloud, space: CanonicalSpace) -> HeadPose | None:

@@ -64,7 +64,8 @@ def replay_through_node(in_bag: str | Path, out_bag: str | Path, image_topic: st
     """Run the node on ``image_topic`` of ``in_bag`` over DDS, write ``out_bag``; returns the report dict.
 
     ``fastdds_profile``: the Fast DDS profile of both processes (None: the package's large-data
-    profile; "": Fast DDS's defaults). Raises ``BagError``/``FileNotFoundError`` for a bad bag or topic, ``RuntimeError`` (with the
+    profile; "": Fast DDS's defaults). Fast DDS reads it once per process, at its first participant:
+    a later call in the same process keeps the first call's profile on this side. Raises ``BagError``/``FileNotFoundError`` for a bad bag or topic, ``RuntimeError`` (with the
     node's log tail) when the node exits or does not subscribe within ``startup_timeout_s``.
     """
     with BagReader(in_bag) as reader:
@@ -74,6 +75,8 @@ def replay_through_node(in_bag: str | Path, out_bag: str | Path, image_topic: st
         config = dataclasses.replace(config, input="compressed" if compressed else "raw")
         inputs = {topic: reader.topics[topic] for topic in (image_topic, camera_info_topic) if topic}
         profile = installed_profile() if fastdds_profile is None else fastdds_profile
+        if profile and not Path(profile).is_file():
+            raise FileNotFoundError(f"Fast DDS profile {profile} not found")
         with _fastdds_profile(profile), \
                 tempfile.TemporaryDirectory(prefix="faceanything_replay_") as folder, \
                 _NodeProcess(Path(folder), config, node_name, image_topic, camera_info_topic) as node, \
