@@ -58,8 +58,8 @@ NODE_NAME = "faceanything_bench"
 CAMERA = "/bench_camera"
 OUTPUTS = {key: kind for key, kind in OUTPUT_TYPES.items() if key not in GLOBAL_TOPICS}  # all subscribed by the client
 RSS_PERIOD_S = 0.5
-BEFORE_KEYS = ("size", "content", "received_pct", "fps", "p50_ms", "p99_ms", "node_p50_ms", "node_p99_ms", "node_cpu_ms_per_frame",
-               "stages_ms_per_frame", "stages_cpu_ms_per_frame")
+BEFORE_KEYS = ("size", "content", "received_pct", "fps", "p50_ms", "p99_ms", "node_p50_ms", "node_p99_ms",
+               "node_cpu_ms_per_frame", "stages_ms_per_frame", "stages_cpu_ms_per_frame")
 RSS_SERIES_POINTS = 100
 
 

@@ -65,8 +65,10 @@ def replay_through_node(in_bag: str | Path, out_bag: str | Path, image_topic: st
 
     ``fastdds_profile``: the Fast DDS profile of both processes (None: the package's large-data
     profile; "": Fast DDS's defaults). Fast DDS reads it once per process, at its first participant:
-    a later call in the same process keeps the first call's profile on this side. Raises ``BagError``/``FileNotFoundError`` for a bad bag or topic, ``RuntimeError`` (with the
-    node's log tail) when the node exits or does not subscribe within ``startup_timeout_s``.
+    a later call in the same process keeps the first call's profile on this side.
+
+    Raises ``BagError``/``FileNotFoundError`` for a bad bag, topic or profile, ``RuntimeError`` (with
+    the node's log tail) when the node exits or does not subscribe within ``startup_timeout_s``.
     """
     with BagReader(in_bag) as reader:
         compressed = reader.check_topic(image_topic, IMAGE_TYPES) == IMAGE_TYPES[1]
@@ -98,7 +100,8 @@ def replay_through_node(in_bag: str | Path, out_bag: str | Path, image_topic: st
     return json_safe({
         "input_bag": str(in_bag), "output_bag": str(out_bag), "mode": "through_node", "image_topic": image_topic,
         "camera_info_topic": camera_info_topic, "model": config.model, "engine": config.engine,
-        "device": config.device, "fastdds_profile": profile, **summary, "output_messages": counts, "node_diagnostics": diagnostics,
+        "device": config.device, "fastdds_profile": profile, **summary, "output_messages": counts,
+        "node_diagnostics": diagnostics,
     })
 
 
