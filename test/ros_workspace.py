@@ -25,6 +25,8 @@ from pathlib import Path
 
 import pytest
 
+from faceanything_ros.ros.transport import PROFILE_NAME, profile_environment
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = "faceanything_ros"
 # VCS data, build outputs and caches (as in .gitignore): not part of the package sources.
@@ -68,12 +70,15 @@ def ros_domain_id() -> int:
 
 
 def build_environment(tmp_path: Path) -> dict[str, str]:
-    """Environment for colcon and for the built package: the ROS prefix first, DDS kept on loopback.
+    """Environment for colcon and for the built package: the ROS prefix first, DDS kept on loopback,
+    and the package's Fast DDS profile for camera-sized messages, as the launch file gives the node
+    (without it, reliable images over 0.5 MiB travel as UDP fragments and may arrive seconds late).
 
     PYTHONPATH is dropped so that imports can only resolve to the workspace's install/ tree.
     """
     colcon, ament_prefix = ROS_BUILD_TOOLS
-    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "AMENT_PREFIX_PATH")}
+    env = profile_environment({k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "AMENT_PREFIX_PATH")},
+                              str(REPO_ROOT / "config" / PROFILE_NAME))
     tool_dirs = [str(colcon.parent), str(ament_prefix / "bin")]
     env["PATH"] = os.pathsep.join([*tool_dirs, env.get("PATH", "")])
     env["AMENT_PREFIX_PATH"] = str(ament_prefix)
