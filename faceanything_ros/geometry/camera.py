@@ -81,3 +81,11 @@ def pixel_grid(height: int, width: int) -> np.ndarray:
     """``(H, W, 2)`` float64 pixel-centre coordinates ``(u, v)``: ``grid[v, u] == (u, v)``."""
     v, u = np.meshgrid(np.arange(height, dtype=np.float64), np.arange(width, dtype=np.float64), indexing="ij")
     return np.stack([u, v], axis=-1)
+
+
+def strided_grid(origin: tuple[int, int], stride: int) -> tuple[slice, slice]:
+    """``(rows, cols)`` slices of a map covering part of an image, whose pixel ``(0, 0)`` is image pixel
+    ``origin`` ``(u, v)``, that select the image's every ``stride``-th row and column (image rows and
+    columns 0, stride, 2 * stride, ...: one grid wherever the map starts)."""
+    u0, v0 = origin
+    return slice((-v0) % stride, None, stride), slice((-u0) % stride, None, stride)

@@ -7,6 +7,7 @@ from typing import Sequence
 
 import numpy as np
 
+from faceanything_ros.geometry.camera import strided_grid
 from faceanything_ros.geometry.projection import unproject_pixels
 from faceanything_ros.stages import timed
 
@@ -134,8 +135,7 @@ def point_cloud_from_depth(
     _check_map(image, "image", (height, width, 3), np.uint8)
     _check_map(canonical, "canonical", (height, width, 3), None)
     _check_map(confidence, "confidence", (height, width), None)
-    u0, v0 = origin
-    grid = (slice((-v0) % stride, height, stride), slice((-u0) % stride, width, stride))  # the image's grid
+    grid = strided_grid(origin, stride)
     sampled = depth[grid]
     keep = np.isfinite(sampled) & (sampled > 0)
     if valid is not None:
@@ -143,7 +143,7 @@ def point_cloud_from_depth(
     row, col = np.nonzero(keep)
     pixels = np.stack([col * stride + grid[1].start, row * stride + grid[0].start], axis=1)
     points = unproject_pixels(pixels, sampled[row, col], intrinsics)
-    pixels += np.array([u0, v0])
+    pixels += np.asarray(origin)
 
     def at_pixels(values: np.ndarray, dtype: type) -> np.ndarray:
         return np.asarray(values)[grid][row, col].astype(dtype, copy=False)

@@ -19,6 +19,7 @@ import numpy as np
 import torch
 
 from faceanything_ros.config import TRACK_QUERIES, TrackerConfig
+from faceanything_ros.geometry.camera import strided_grid
 from faceanything_ros.geometry.projection import sample_bilinear_or_nearest, unproject_pixels
 from faceanything_ros.tracking.frame import TrackingFrame
 from faceanything_ros.tracking.neighbour_search import BACKENDS, build_neighbour_index
@@ -277,8 +278,8 @@ class CanonicalTracker:
         if pending.any():
             stride = COARSE_STRIDE if radius else 1
             coarse = np.zeros_like(searchable)
-            grid = (slice((-frame.origin[1]) % stride, None, stride), slice((-frame.origin[0]) % stride, None, stride))
-            coarse[grid] = searchable[grid]  # every stride-th image row and column, wherever the frame starts
+            grid = strided_grid(frame.origin, stride)
+            coarse[grid] = searchable[grid]
             candidates = np.flatnonzero(coarse if coarse.any() else searchable)
             reference = np.take(frame.canonical.reshape(-1, 3), candidates, axis=0)
             # A coarse match may lie up to a stride away from the best pixel: a looser bound.

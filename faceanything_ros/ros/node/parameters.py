@@ -20,9 +20,9 @@ from faceanything_ros.config import NODE_CHOICES, NODE_RANGES, NodeConfig
 
 # Applied on the next processed frame; everything else is read when the node configures.
 RUNTIME_PARAMETERS = frozenset({
-    "max_rate_hz", "point_stride", "max_points", "frame_id", "depth_encoding", "canonical_scale", "canonical_region", "publish_depth",
-    "publish_points", "publish_canonical", "publish_tracks", "publish_markers", "publish_faces", "publish_tf",
-    "expected_rate_hz", "stale_after_s", "error_after_failures",
+    "max_rate_hz", "point_stride", "max_points", "frame_id", "depth_encoding", "canonical_scale", "canonical_region",
+    "publish_depth", "publish_points", "publish_canonical", "publish_tracks", "publish_markers", "publish_faces",
+    "publish_tf", "expected_rate_hz", "stale_after_s", "error_after_failures",
 })
 FLOAT_PARAMETERS = frozenset(f.name for f in dataclasses.fields(NodeConfig) if isinstance(f.default, float))
 
