@@ -84,18 +84,8 @@ class FaceReconstruction:
 
     def over(self, name: str, region: tuple[slice, slice]) -> np.ndarray:
         """Map ``name`` (one of ``MAP_NAMES``) on ``region`` of the image: its values where the two regions
-        overlap, NaN (False for the masks) elsewhere."""
-        values = getattr(self, name)
-        rows, cols = region
-        out = np.full((rows.stop - rows.start, cols.stop - cols.start) + values.shape[2:],
-                      False if values.dtype == np.bool_ else np.nan, dtype=values.dtype)
-        (own_rows, own_cols), (u0, v0) = self.region, self.origin
-        top, bottom = max(rows.start, own_rows.start), min(rows.stop, own_rows.stop)
-        left, right = max(cols.start, own_cols.start), min(cols.stop, own_cols.stop)
-        if top < bottom and left < right:
-            out[top - rows.start:bottom - rows.start, left - cols.start:right - cols.start] = \
-                values[top - v0:bottom - v0, left - u0:right - u0]
-        return out
+        overlap, NaN (False for the masks) elsewhere (a new array)."""
+        return placed(getattr(self, name), self.region, region)
 
     def full(self, name: str) -> np.ndarray:
         """Map ``name`` on the whole image grid, ``(H, W[, 3])`` (``over`` the image)."""
@@ -119,6 +109,20 @@ class FaceReconstruction:
 
 MAP_NAMES = ("depth", "depth_confidence", "canonical", "canonical_confidence", "mask", "cloud_mask")
 REGION_MAP_NAMES = MAP_NAMES[:4]  # the float maps a Reconstruction merges (Reconstruction.in_region)
+
+
+def placed(values: np.ndarray, source: tuple[slice, slice], region: tuple[slice, slice]) -> np.ndarray:
+    """``values``, a map over the image's ``source`` ``(rows, cols)``, on the image's ``region``: a new
+    array holding them where the two overlap, NaN (False for a bool map) elsewhere."""
+    rows, cols = region
+    out = np.full((rows.stop - rows.start, cols.stop - cols.start) + values.shape[2:],
+                  False if values.dtype == np.bool_ else np.nan, dtype=values.dtype)
+    top, bottom = max(rows.start, source[0].start), min(rows.stop, source[0].stop)
+    left, right = max(cols.start, source[1].start), min(cols.stop, source[1].stop)
+    if top < bottom and left < right:
+        out[top - rows.start:bottom - rows.start, left - cols.start:right - cols.start] = \
+            values[top - source[0].start:bottom - source[0].start, left - source[1].start:right - source[1].start]
+    return out
 
 
 @dataclass
@@ -252,10 +256,18 @@ class Reconstruction:
             self._region_maps[name] = values
         return self._region_maps[name]
 
-    def _merged(self, name: str) -> np.ndarray:
-        """Read-only (H, W[, 3]) float32 frame map ``name``: ``in_region(name)`` in an image of NaN."""
+    def over(self, name: str, region: tuple[slice, slice]) -> np.ndarray:
+        """Read-only float32 frame map ``name`` (as ``in_region``) on ``region`` ``(rows, cols)`` of the image,
+        NaN outside the faces' ``region``: the cached ``in_region`` map itself when ``region`` is that box,
+        else made at ``region``'s size (never a whole-image map unless ``region`` is the image)."""
         inside = self.in_region(name)
-        merged = np.full(self.image_size + inside.shape[2:], np.nan, dtype=np.float32)
-        merged[self.region] = inside
-        merged.flags.writeable = False
-        return merged
+        if region == self.region:
+            return inside
+        values = placed(inside, self.region, region)
+        values.flags.writeable = False
+        return values
+
+    def _merged(self, name: str) -> np.ndarray:
+        """Read-only (H, W[, 3]) float32 frame map ``name``: ``over`` the whole image."""
+        height, width = self.image_size
+        return self.over(name, (slice(0, height), slice(0, width)))

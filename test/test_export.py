@@ -118,6 +118,23 @@ def test_colouring_the_face_region_equals_colouring_the_whole_map(mesh_reconstru
         reconstruction.in_region("mask")
 
 
+def test_a_frame_map_over_any_region_equals_the_whole_map_cut_there(mesh_reconstruction):
+    _, reconstruction = mesh_reconstruction
+    (rows, cols), (height, width) = reconstruction.region, reconstruction.image_size
+    assert reconstruction.over("canonical", (rows, cols)) is reconstruction.in_region("canonical")
+    straddling = (slice(rows.start + 7, min(height, rows.stop + 20)), slice(max(0, cols.start - 13), cols.stop - 5))
+    apart = (slice(0, 3), slice(0, 4)) if rows.start >= 3 and cols.start >= 4 else (slice(height - 3, height),
+                                                                                      slice(width - 4, width))
+    for name in ("depth", "canonical"):
+        full = getattr(reconstruction, name)
+        for region in (straddling, apart):
+            over = reconstruction.over(name, region)
+            np.testing.assert_array_equal(over, full[region], err_msg=f"{name} over {region}")
+            assert over.dtype == np.float32 and not over.flags.writeable
+    assert np.isfinite(reconstruction.over("depth", straddling)).any()
+    assert np.isnan(reconstruction.over("depth", apart)).all()
+
+
 def test_sequence_writer_writes_queued_frames_and_raises_its_thread_s_error(tmp_path):
     import shutil
 

@@ -81,7 +81,7 @@ def output_messages(types: Types, frame: ProcessedFrame, config: NodeConfig, key
         "depth/camera_info": lambda: _camera_info(types, header, frame),
         "points": lambda: point_cloud2(types, header, reconstruction.point_cloud(config.point_stride, config.max_points)),
         "canonical": lambda: canonical_image(types, header, _scaled(
-            _canonical_over(reconstruction, region), config.canonical_scale)),
+            reconstruction.over("canonical", _slices(region)), config.canonical_scale)),
         "canonical/camera_info": lambda: _camera_info(types, header, frame, region),
         "tracks": lambda: track_array(types, header, frame.tracks, config.track_max_distance, frame.track_face_ids,
                                       frame.canonical_space),
@@ -131,14 +131,10 @@ def canonical_region(reconstruction: Reconstruction, region: str) -> tuple[int, 
     return columns.start, rows.start, columns.stop - columns.start, rows.stop - rows.start
 
 
-def _canonical_over(reconstruction: Reconstruction, roi: tuple[int, int, int, int]) -> np.ndarray:
-    """The reconstruction's canonical map over ``(x, y, width, height)`` pixels: its faces' box map
-    itself when ``roi`` is that box (no whole-image map is made), else a view of the whole-image map."""
+def _slices(roi: tuple[int, int, int, int]) -> tuple[slice, slice]:
+    """``(x, y, width, height)`` pixels -> ``(rows, cols)`` slices."""
     x, y, width, height = roi
-    rows, columns = reconstruction.region
-    if (x, y, x + width, y + height) == (columns.start, rows.start, columns.stop, rows.stop):
-        return reconstruction.in_region("canonical")
-    return reconstruction.canonical[y:y + height, x:x + width]
+    return slice(y, y + height), slice(x, x + width)
 
 
 def _scaled(image: np.ndarray, scale: float) -> np.ndarray:
