@@ -253,3 +253,28 @@ def test_a_lost_face_is_detected_again_at_once():
 def test_redetect_every_must_be_positive():
     with pytest.raises(ValueError, match="redetect_every must be >= 1"):
         FaceDetector(DetectorConfig(redetect_every=0))
+
+
+def test_box_tracking_reads_around_the_face_only_so_a_larger_frame_changes_nothing():
+    from faceanything_ros.io.face_detector import track_face
+
+    first, second = video_frames("liveportrait_d3_woman_headturns.mp4", 6)[::5]  # 512x512, head turning
+    with FaceDetector(DetectorConfig()) as detector:
+        (face,) = detector.detect(first)
+    moved = track_face(first, second, face)
+    offset = np.array([403.0, 97.0])  # the same pictures inside a 1280x720 frame
+
+    def framed(image: np.ndarray) -> np.ndarray:
+        canvas = np.zeros((720, 1280, 3), np.uint8)
+        canvas[97:97 + 512, 403:403 + 512] = image
+        return canvas
+
+    shifted = FaceBox(face.x0 + offset[0], face.y0 + offset[1], face.x1 + offset[0], face.y1 + offset[1], face.score,
+                      face.keypoints + offset)
+    moved_in_frame = track_face(framed(first), framed(second), shifted)
+    assert moved is not None and moved_in_frame is not None
+    assert abs(moved.center[0] - face.center[0]) + abs(moved.center[1] - face.center[1]) > 2.0  # the head moved
+    np.testing.assert_allclose([moved_in_frame.x0, moved_in_frame.y0, moved_in_frame.x1, moved_in_frame.y1],
+                               [moved.x0 + offset[0], moved.y0 + offset[1], moved.x1 + offset[0], moved.y1 + offset[1]],
+                               atol=1e-3)
+    np.testing.assert_allclose(moved_in_frame.keypoints, moved.keypoints + offset, atol=1e-3)

@@ -12,7 +12,8 @@ find all 49. A frame without any face therefore costs three detector runs instea
 
 In a stream (``DetectorConfig.redetect_every = N > 1``) the detector runs on every N-th frame only;
 in between, each face's box is carried to the next frame by sparse optical flow (``track_face``:
-corners inside the box followed with pyramidal Lucas-Kanade there and back; corners that do not
+corners inside the box followed with pyramidal Lucas-Kanade there and back, within the box grown by
+``FLOW_MARGIN`` of its side in both frames, so the cost follows the face, not the frame; corners that do not
 return within ``MAX_FORWARD_BACKWARD_PX`` are dropped; the box moves by the median displacement
 and scales by the median change of the corners' spread), and a face that cannot be tracked
 (fewer than ``MIN_TRACKED_POINTS`` consistent corners: a cut, the face leaving), a frame of another
@@ -40,6 +41,7 @@ MIN_TRACKED_POINTS = 8  # consistent corners needed to keep a face
 MAX_FORWARD_BACKWARD_PX = 1.0  # a corner must come back this close to where it started
 FLOW_WINDOW_PX = 15  # Lucas-Kanade window side, pixels (per pyramid level)
 FLOW_LEVELS = 2  # pyramid levels above the full image
+FLOW_MARGIN = 0.5  # the flow's window: the box grown by this fraction of its longer side on every side
 KEYPOINT_NAMES = ("right_eye", "left_eye", "nose_tip", "mouth_center", "right_ear_tragion", "left_ear_tragion")
 
 
@@ -101,7 +103,7 @@ class FaceDetector:
             raise ValueError(f"DetectorConfig.max_faces must be >= 1, got {config.max_faces}")
         if config.redetect_every < 1:
             raise ValueError(f"DetectorConfig.redetect_every must be >= 1, got {config.redetect_every}")
-        self._previous: tuple[np.ndarray, list[FaceBox]] | None = None  # grey image and faces of the last frame
+        self._previous: tuple[np.ndarray, list[FaceBox]] | None = None  # RGB image and faces of the last frame
         self._frames_since_detection = 0
         face_detection = import_mediapipe_solution("face_detection", "face detection")
         self._detector: Any = face_detection.FaceDetection(
@@ -114,29 +116,29 @@ class FaceDetector:
 
         Only faces with ``score >= config.min_confidence`` are returned; an image without a face
         (e.g. a blank one) gives ``[]``. See the module docstring for the padded retry and for the
-        tracking between detections (``config.redetect_every > 1``).
+        tracking between detections (``config.redetect_every > 1``; the detector then keeps the image
+        until the next call, to follow the faces from it: do not write into it).
         """
         if self._detector is None:
             raise RuntimeError("FaceDetector.detect called after close()")
         rgb = validate_rgb(rgb)
         if self.config.redetect_every == 1:
             return self._detect(rgb)
-        grey = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
-        faces = self._tracked(grey)
+        faces = self._tracked(rgb)
         if faces is None:
             faces, self._frames_since_detection = self._detect(rgb), 0
         self._frames_since_detection += 1
-        self._previous = (grey, faces)
+        self._previous = (rgb, faces)
         return faces
 
-    def _tracked(self, grey: np.ndarray) -> list[FaceBox] | None:
-        """The last frame's faces tracked into ``grey``, or None when a detection is due (see ``detect``)."""
+    def _tracked(self, rgb: np.ndarray) -> list[FaceBox] | None:
+        """The last frame's faces tracked into ``rgb``, or None when a detection is due (see ``detect``)."""
         if self._previous is None or self._frames_since_detection >= self.config.redetect_every:
             return None
         previous, faces = self._previous
-        if previous.shape != grey.shape or not faces:
+        if previous.shape != rgb.shape or not faces:
             return None
-        tracked = [track_face(previous, grey, face) for face in faces]
+        tracked = [track_face(previous, rgb, face) for face in faces]
         return None if any(face is None for face in tracked) else tracked
 
     def _detect(self, rgb: np.ndarray) -> list[FaceBox]:
@@ -214,23 +216,27 @@ def import_mediapipe_solution(name: str, purpose: str) -> Any:
         ) from error
 
 
-def track_face(previous_grey: np.ndarray, grey: np.ndarray, face: FaceBox) -> FaceBox | None:
-    """``face`` of ``previous_grey`` moved into ``grey`` (both ``(H, W)`` uint8), or None when it is lost
-    (module docstring).
+def track_face(previous_rgb: np.ndarray, rgb: np.ndarray, face: FaceBox) -> FaceBox | None:
+    """``face`` of ``previous_rgb`` moved into ``rgb`` (both ``(H, W, 3)`` uint8), or None when it is lost
+    (module docstring). Only the box grown by ``FLOW_MARGIN`` is read, in grey, of either frame.
 
     The new box is clipped to the image like a detection; score and keypoints follow the box
     (keypoints moved and scaled with it).
     """
-    height, width = grey.shape
+    height, width = rgb.shape[:2]
     x0, y0 = max(int(np.floor(face.x0 + 0.5)), 0), max(int(np.floor(face.y0 + 0.5)), 0)
     x1, y1 = min(int(np.ceil(face.x1 + 0.5)), width), min(int(np.ceil(face.y1 + 0.5)), height)
     if x1 - x0 < 2 or y1 - y0 < 2:
         return None
+    margin = int(np.ceil(FLOW_MARGIN * max(x1 - x0, y1 - y0)))
+    wx0, wy0, wx1, wy1 = max(x0 - margin, 0), max(y0 - margin, 0), min(x1 + margin, width), min(y1 + margin, height)
+    previous_grey, grey = (cv2.cvtColor(image[wy0:wy1, wx0:wx1], cv2.COLOR_RGB2GRAY) for image in (previous_rgb, rgb))
     min_distance = max(2.0, min(x1 - x0, y1 - y0) / 16.0)
-    corners = cv2.goodFeaturesToTrack(previous_grey[y0:y1, x0:x1], MAX_CORNERS, 0.01, min_distance)
+    corners = cv2.goodFeaturesToTrack(previous_grey[y0 - wy0:y1 - wy0, x0 - wx0:x1 - wx0], MAX_CORNERS, 0.01,
+                                      min_distance)
     if corners is None or len(corners) < MIN_TRACKED_POINTS:
         return None
-    start = (corners.reshape(-1, 2) + np.array([x0, y0], np.float32)).astype(np.float32)
+    start = (corners.reshape(-1, 2) + np.array([x0 - wx0, y0 - wy0], np.float32)).astype(np.float32)
     flow = dict(winSize=(FLOW_WINDOW_PX, FLOW_WINDOW_PX), maxLevel=FLOW_LEVELS)
     forward, found, _ = cv2.calcOpticalFlowPyrLK(previous_grey, grey, start, None, **flow)
     back, found_back, _ = cv2.calcOpticalFlowPyrLK(grey, previous_grey, forward, None, **flow)
