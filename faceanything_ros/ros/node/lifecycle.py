@@ -4,8 +4,10 @@
 
 - configure: reads the parameters (``NodeConfig``), builds the ``FrameProcessor`` (the method:
   model, face-mesh or auto) and does all slow work there (model, every engine shape, one warm-up
-  reconstruction), then creates the publishers. Any failure is logged with its cause and the
-  transition fails; ``cleanup`` then ``configure`` applies new parameter values.
+  reconstruction), then creates the publishers and exempts every object alive from the garbage
+  collector (``stream.collector``: no full collection over the model stalls a frame; cleanup hands
+  them back). Any failure is logged with its cause and the transition fails; ``cleanup`` then
+  ``configure`` applies new parameter values.
 - activate: subscribes to ``image`` (or ``image/compressed``) and ``camera_info`` (P for a rectified
   image, K for a raw one: ``camera_matrix``; an ignored distortion or an estimated K is logged
   once and shown as ``intrinsics`` in ``/diagnostics``) and starts the
@@ -43,6 +45,7 @@ from faceanything_ros.ros.outputs import (
 from faceanything_ros.geometry.camera_info import CameraIntrinsics, rectified_image
 from faceanything_ros.stages import STAGE_TIMES
 from faceanything_ros.stream.camera_info import CameraInfoCache, intrinsics_note
+from faceanything_ros.stream.collector import CollectorPauses, freeze_long_lived, thaw
 from faceanything_ros.stream.health import stream_health
 from faceanything_ros.stream.processing import FrameProcessor
 from faceanything_ros.stream.stats import ProcessingStats
@@ -88,6 +91,7 @@ class FaceAnythingNode(LifecycleNode):
         self._generation = 0  # bumped by deactivate: a frame of an older generation publishes nothing
         self._diagnostics_timer = None
         self._last_report: tuple[float, int, int] = (time.monotonic(), 0, 0)  # time, frames out, errors
+        self._collector_pauses = CollectorPauses()
 
     # lifecycle transitions
 
@@ -109,6 +113,8 @@ class FaceAnythingNode(LifecycleNode):
         if self._config.publish_tf and TF_TYPE not in self._types:
             self.get_logger().warning("TF is off: tf2_msgs is not installed, so face_<id> frames are not "
                                       "published on /tf (the head poses are still on ~/faces)")
+        freeze_long_lived()  # no full garbage collection over the model and the graphs during a frame
+        self._collector_pauses.install()
         return super().on_configure(state)
 
     def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
@@ -161,6 +167,7 @@ class FaceAnythingNode(LifecycleNode):
         """Stop processing and release the processor and publishers (idempotent; also used at exit)."""
         self._stop_processing()
         self._release_model()
+        self._collector_pauses.remove()
 
     def _stop_processing(self) -> None:
         for subscription in self._subscriptions_active:
@@ -192,6 +199,7 @@ class FaceAnythingNode(LifecycleNode):
                 processor.close()
         self._busy_worker = None
         self._camera_infos.clear()
+        thaw()  # the released processor's objects can be collected
 
     # streaming
 
@@ -275,7 +283,8 @@ class FaceAnythingNode(LifecycleNode):
 
     def _publish_diagnostics(self) -> None:
         """Publish level, rate, latency, frames in/out/pending (waiting or in flight), drops, errors by kind,
-        skipped outputs, method, engine and the time of each pipeline stage (``stages.STAGE_TIMES``)."""
+        skipped outputs, method, engine, the time of each pipeline stage (``stages.STAGE_TIMES``) and the
+        garbage collector's pauses (``gc.*``)."""
         now = time.monotonic()
         config = runtime_config(self, self._config)
         with self._stats_lock:
@@ -297,5 +306,5 @@ class FaceAnythingNode(LifecycleNode):
             frames_without_face=frames_without_face, rate_hz=rate_hz,
             frames_pending=0 if worker is None else worker.frames_pending, intrinsics=note, method=processor.method.method,
             engine=processor.engine, tf="on" if TF_TYPE in self._types else "off (tf2_msgs not installed)",
-            skipped=dict(self._outputs.skipped), stages=STAGE_TIMES.summary())
+            skipped=dict(self._outputs.skipped), stages=STAGE_TIMES.summary(), gc=self._collector_pauses.summary())
         self._diagnostics_publisher.publish(message)

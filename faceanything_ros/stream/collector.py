@@ -1,0 +1,68 @@
+"""Python's cyclic garbage collector kept off a long-running stream's frames, and its pauses measured.
+
+Once configured, the node's process holds a few hundred thousand long-lived objects (modules, the
+model and its engine, mediapipe's graphs, rclpy). A full (generation 2) collection visits every one
+of them and stops every Python thread meanwhile: 0.3-3 s on a 2-core CPU, far beyond a frame's
+budget. It comes rarely (when enough objects have survived the younger collections), so it shows
+as a rare frame seconds late and a burst of dropped frames. ``freeze_long_lived`` collects once and
+then moves every object alive into the permanent generation (``gc.freeze``), so later collections
+visit only what the stream itself made since; ``thaw`` hands them back (a released processor's
+objects can then be collected). ``CollectorPauses`` records every collection's pause for
+``/diagnostics``.
+"""
+from __future__ import annotations
+
+import gc
+import time
+from typing import Any
+
+GENERATIONS = (0, 1, 2)
+
+
+def freeze_long_lived() -> int:
+    """Collect, then exempt every object alive now from later collections; the number exempted."""
+    gc.collect()
+    gc.freeze()
+    return gc.get_freeze_count()
+
+
+def thaw() -> None:
+    """Let the collector visit the objects ``freeze_long_lived`` exempted again."""
+    gc.unfreeze()
+
+
+class CollectorPauses:
+    """The garbage collector's pauses while installed (``gc.callbacks``): calls and longest pause per generation.
+
+    A collection runs in whichever thread triggered it, holding the GIL, so collections never overlap
+    and the callbacks need no lock.
+    """
+
+    def __init__(self) -> None:
+        self._started_s: float | None = None
+        self._calls = dict.fromkeys(GENERATIONS, 0)
+        self._max_ms = dict.fromkeys(GENERATIONS, 0.0)
+
+    def install(self) -> None:
+        """Start recording (idempotent)."""
+        if self._callback not in gc.callbacks:
+            gc.callbacks.append(self._callback)
+
+    def remove(self) -> None:
+        """Stop recording (idempotent); what was recorded is kept."""
+        if self._callback in gc.callbacks:
+            gc.callbacks.remove(self._callback)
+
+    def _callback(self, phase: str, info: dict[str, Any]) -> None:
+        if phase == "start":
+            self._started_s = time.perf_counter()
+        elif self._started_s is not None:
+            generation = info["generation"]
+            self._calls[generation] += 1
+            self._max_ms[generation] = max(self._max_ms[generation], (time.perf_counter() - self._started_s) * 1e3)
+            self._started_s = None
+
+    def summary(self) -> dict[str, Any]:
+        """``{frozen_objects, gen<N>: {calls, max_pause_ms}}`` of the collections recorded so far."""
+        return {"frozen_objects": gc.get_freeze_count(),
+                **{f"gen{g}": {"calls": self._calls[g], "max_pause_ms": round(self._max_ms[g], 3)} for g in GENERATIONS}}
