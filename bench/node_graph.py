@@ -19,8 +19,9 @@ subscribes to every private output and to ``/diagnostics``. After ``--warmup-fra
 ``--frames`` are sent. Reported per size: images received by the node, processed and dropped (the
 node's own diagnostics counters over the measured frames), frames/s processed, latency from the
 send to the last output of a frame (client clock; p50/p99 over frames whose outputs all
-arrived) and the node's own latency percentiles (its window includes the warm-up), the per-frame
-time of every pipeline stage (``faceanything_ros.stages``, from the node's diagnostics), and the
+arrived, and the longest) and the node's own latency percentiles (its window includes the warm-up),
+the per-frame time of every pipeline stage (``faceanything_ros.stages``, from the node's
+diagnostics), the garbage collections during the measurement and the longest pauses, and the
 node's resident memory (RSS) over the measured frames with its growth per 1000 processed frames
 and the RSS series itself (at most ``RSS_SERIES_POINTS`` samples: a long run is a soak),
 and the node's CPU time per processed frame (all its threads: on a machine shared with other work,
@@ -194,9 +195,13 @@ def summarise(record: dict, samples: list[tuple[float, float, float]], size: str
         "complete_outputs": len(complete),
         "p50_ms": float(np.percentile(latency_ms, 50)) if latency_ms.size else float("nan"),
         "p99_ms": float(np.percentile(latency_ms, 99)) if latency_ms.size else float("nan"),
+        "max_ms": float(latency_ms.max()) if latency_ms.size else float("nan"),
         "node_p50_ms": diagnostic_number(after, "latency.p50_ms"),
         "node_p99_ms": diagnostic_number(after, "latency.p99_ms"),
         "stages_ms_per_frame": stages, "stages_cpu_ms_per_frame": stages_cpu, "engine": after.get("engine", ""),
+        "gc_frozen_objects": int(diagnostic_number(after, "gc.frozen_objects")),
+        "gc_collections": {f"gen{g}": int(delta(f"gc.gen{g}.calls")) for g in range(3)},
+        "gc_max_pause_ms": {f"gen{g}": diagnostic_number(after, f"gc.gen{g}.max_pause_ms") for g in range(3)},
         "rss_start_mb": float(rss[0, 1]) if len(rss) else float("nan"),
         "rss_end_mb": float(rss[-1, 1]) if len(rss) else float("nan"),
         "rss_growth_mb_per_1k": growth, "node_cpu_ms_per_frame": node_cpu_ms, "load_average": os.getloadavg(),
@@ -246,7 +251,8 @@ def main() -> None:
         shutil.rmtree(folder, ignore_errors=True)
     columns = [("size", "size", "s"), ("sent", "sent", "d"), ("recv %", "received_pct", ".1f"),
                ("processed", "processed", "d"), ("dropped", "dropped", "d"), ("fps", "fps", ".1f"),
-               ("p50 ms", "p50_ms", ".1f"), ("p99 ms", "p99_ms", ".1f"), ("node p99", "node_p99_ms", ".1f"),
+               ("p50 ms", "p50_ms", ".1f"), ("p99 ms", "p99_ms", ".1f"), ("max ms", "max_ms", ".0f"),
+               ("node p99", "node_p99_ms", ".1f"),
                ("node CPU ms", "node_cpu_ms_per_frame", ".1f"), ("RSS MB", "rss_end_mb", ".0f"),
                ("MB/1k fr", "rss_growth_mb_per_1k", ".2f")]
     report("node_graph", f"node graph: --method {args.method} at {args.rate_hz:g} Hz, {args.frames} frames of "
@@ -257,6 +263,9 @@ def main() -> None:
         print(f"{row['size']} ms/frame, wall (thread CPU): " + ", ".join(
             f"{name} {ms:.1f} ({row['stages_cpu_ms_per_frame'][name]:.1f})" for name, ms in
             row["stages_ms_per_frame"].items()))
+        print(f"{row['size']} garbage collections (longest pause ms): " + ", ".join(
+            f"{gen} {calls} ({row['gc_max_pause_ms'][gen]:.1f})" for gen, calls in row["gc_collections"].items())
+            + f"; {row['gc_frozen_objects']} objects frozen")
 
 
 if __name__ == "__main__":
