@@ -21,7 +21,8 @@ node's own diagnostics counters over the measured frames), frames/s processed, l
 send to the last output of a frame (client clock; p50/p99 over frames whose outputs all
 arrived, and the longest) and the node's own latency percentiles (its window includes the warm-up),
 the per-frame time of every pipeline stage (``faceanything_ros.stages``, from the node's
-diagnostics), the garbage collections during the measurement and the longest pauses, and the
+diagnostics), the garbage collections during the measurement and the longest pauses since the
+node was configured, and the
 node's resident memory (RSS) over the measured frames with its growth per 1000 processed frames
 and the RSS series itself (at most ``RSS_SERIES_POINTS`` samples: a long run is a soak),
 and the node's CPU time per processed frame (all its threads: on a machine shared with other work,

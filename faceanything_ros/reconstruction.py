@@ -84,8 +84,8 @@ class FaceReconstruction:
 
     def over(self, name: str, region: tuple[slice, slice]) -> np.ndarray:
         """Map ``name`` (one of ``MAP_NAMES``) on ``region`` of the image: its values where the two regions
-        overlap, NaN (False for the masks) elsewhere (a new array)."""
-        return placed(getattr(self, name), self.region, region)
+        overlap, NaN (False for the masks) elsewhere (a new array; ``region`` as ``image_region`` reads it)."""
+        return placed(getattr(self, name), self.region, image_region(region, self.image.shape[:2]))
 
     def full(self, name: str) -> np.ndarray:
         """Map ``name`` on the whole image grid, ``(H, W[, 3])`` (``over`` the image)."""
@@ -109,6 +109,19 @@ class FaceReconstruction:
 
 MAP_NAMES = ("depth", "depth_confidence", "canonical", "canonical_confidence", "mask", "cloud_mask")
 REGION_MAP_NAMES = MAP_NAMES[:4]  # the float maps a Reconstruction merges (Reconstruction.in_region)
+
+
+def image_region(region: tuple[slice, slice], image_size: tuple[int, int]) -> tuple[slice, slice]:
+    """``(rows, cols)`` slices as plain ``start:stop`` slices inside an ``(H, W)`` image, read as numpy
+    indexing reads them (None = the image's edge, negative = from the end, clipped to the image);
+    ``ValueError`` for a step other than 1."""
+    plain = []
+    for axis, length in zip(region, image_size):
+        start, stop, step = axis.indices(length)
+        if step != 1:
+            raise ValueError(f"a region's slices have step 1, got {region}")
+        plain.append(slice(start, max(start, stop)))
+    return plain[0], plain[1]
 
 
 def placed(values: np.ndarray, source: tuple[slice, slice], region: tuple[slice, slice]) -> np.ndarray:
@@ -259,8 +272,10 @@ class Reconstruction:
     def over(self, name: str, region: tuple[slice, slice]) -> np.ndarray:
         """Read-only float32 frame map ``name`` (as ``in_region``) on ``region`` ``(rows, cols)`` of the image,
         NaN outside the faces' ``region``: the cached ``in_region`` map itself when ``region`` is that box,
-        else made at ``region``'s size (never a whole-image map unless ``region`` is the image)."""
+        else made at ``region``'s size (never a whole-image map unless ``region`` is the image); ``region``
+        as ``image_region`` reads it."""
         inside = self.in_region(name)
+        region = image_region(region, self.image_size)
         if region == self.region:
             return inside
         values = placed(inside, self.region, region)

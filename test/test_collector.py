@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import gc
+import weakref
 
 from faceanything_ros.stream.collector import CollectorPauses, freeze_long_lived, thaw
 
@@ -11,18 +12,26 @@ class Cycle:
         self.me = self
 
 
-def test_frozen_objects_are_exempt_until_thawed_and_new_garbage_is_still_collected():
+def test_frozen_cycles_survive_collections_until_every_freeze_is_thawed():
+    cycle = Cycle()
+    alive = weakref.ref(cycle)
     try:
-        frozen = freeze_long_lived()
-        assert frozen == gc.get_freeze_count() > 1000  # this process's modules and test objects
+        assert freeze_long_lived() == gc.get_freeze_count() > 1000  # this process's modules and test objects
+        freeze_long_lived()  # a second stream of the same process
+        del cycle
         gc.collect()
-        assert gc.get_freeze_count() == frozen  # a full collection leaves the frozen objects alone
-        for _ in range(50):
-            Cycle()
-        assert gc.collect() >= 50  # cycles made after the freeze are still collected
+        assert alive() is not None  # frozen: the full collection did not visit it
+        later = weakref.ref(Cycle())
+        gc.collect()
+        assert later() is None  # garbage made after the freeze is still collected
+        thaw()
+        gc.collect()
+        assert alive() is not None and gc.get_freeze_count() > 0  # the other stream's freeze still holds
     finally:
         thaw()
     assert gc.get_freeze_count() == 0
+    gc.collect()
+    assert alive() is None
 
 
 def test_collector_pauses_count_each_collection_per_generation():
@@ -37,5 +46,5 @@ def test_collector_pauses_count_each_collection_per_generation():
         pauses.remove()
     gc.collect(2)  # not recorded
     summary = pauses.summary()
-    assert summary["gen0"]["calls"] >= 1 and summary["gen2"]["calls"] == 2
+    assert summary["gen0"]["calls"] >= 1 and summary["gen2"]["calls"] == 2  # not the one after remove()
     assert summary["gen2"]["max_pause_ms"] > 0 and summary["frozen_objects"] == gc.get_freeze_count()

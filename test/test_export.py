@@ -123,16 +123,19 @@ def test_a_frame_map_over_any_region_equals_the_whole_map_cut_there(mesh_reconst
     (rows, cols), (height, width) = reconstruction.region, reconstruction.image_size
     assert reconstruction.over("canonical", (rows, cols)) is reconstruction.in_region("canonical")
     straddling = (slice(rows.start + 7, min(height, rows.stop + 20)), slice(max(0, cols.start - 13), cols.stop - 5))
-    apart = (slice(0, 3), slice(0, 4)) if rows.start >= 3 and cols.start >= 4 else (slice(height - 3, height),
-                                                                                      slice(width - 4, width))
+    corners = [(slice(top, top + 3), slice(left, left + 4)) for top in (0, height - 3) for left in (0, width - 4)]
+    apart = next(corner for corner in corners if corner[0].stop <= rows.start or corner[0].start >= rows.stop
+                 or corner[1].stop <= cols.start or corner[1].start >= cols.stop)
     for name in ("depth", "canonical"):
         full = getattr(reconstruction, name)
-        for region in (straddling, apart):
+        for region in (straddling, apart, (slice(None), slice(-50, None))):
             over = reconstruction.over(name, region)
             np.testing.assert_array_equal(over, full[region], err_msg=f"{name} over {region}")
             assert over.dtype == np.float32 and not over.flags.writeable
     assert np.isfinite(reconstruction.over("depth", straddling)).any()
     assert np.isnan(reconstruction.over("depth", apart)).all()
+    with pytest.raises(ValueError, match="step 1"):
+        reconstruction.over("depth", (slice(0, height, 2), slice(None)))
 
 
 def test_sequence_writer_writes_queued_frames_and_raises_its_thread_s_error(tmp_path):

@@ -256,12 +256,12 @@ def test_redetect_every_must_be_positive():
 
 
 def test_box_tracking_reads_around_the_face_only_so_a_larger_frame_changes_nothing():
-    from faceanything_ros.io.face_detector import track_face
+    from faceanything_ros.io.face_detector import FacePatch, track_face
 
     first, second = video_frames("liveportrait_d3_woman_headturns.mp4", 6)[::5]  # 512x512, head turning
     with FaceDetector(DetectorConfig()) as detector:
         (face,) = detector.detect(first)
-    moved = track_face(first, second, face)
+    moved = track_face(FacePatch.of(face, first), second)
     offset = np.array([403.0, 97.0])  # the same pictures inside a 1280x720 frame
 
     def framed(image: np.ndarray) -> np.ndarray:
@@ -271,7 +271,10 @@ def test_box_tracking_reads_around_the_face_only_so_a_larger_frame_changes_nothi
 
     shifted = FaceBox(face.x0 + offset[0], face.y0 + offset[1], face.x1 + offset[0], face.y1 + offset[1], face.score,
                       face.keypoints + offset)
-    moved_in_frame = track_face(framed(first), framed(second), shifted)
+    patch = FacePatch.of(shifted, framed(first))
+    x0, y0, x1, y1 = patch.window  # the face's window is all that is kept of the frame
+    assert patch.grey.shape == (y1 - y0, x1 - x0) and x1 - x0 < 1280 and y1 - y0 < 720
+    moved_in_frame = track_face(patch, framed(second))
     assert moved is not None and moved_in_frame is not None
     assert abs(moved.center[0] - face.center[0]) + abs(moved.center[1] - face.center[1]) > 2.0  # the head moved
     np.testing.assert_allclose([moved_in_frame.x0, moved_in_frame.y0, moved_in_frame.x1, moved_in_frame.y1],

@@ -194,8 +194,7 @@ def test_face_frames_give_consistent_outputs_with_stamps_and_camera_info(lifecyc
     assert diagnostics["engine"].startswith("torch on cpu")
     assert diagnostics["intrinsics"] == "given: raw image without distortion: K"  # the CameraInfo's K, no D
     assert int(diagnostics["gc.frozen_objects"]) > 10_000  # the configured model and graphs: out of the collector's way
-    for generation in (0, 1, 2):
-        assert float(diagnostics[f"gc.gen{generation}.max_pause_ms"]) >= 0 and int(diagnostics[f"gc.gen{generation}.calls"]) >= 0
+    assert int(diagnostics["gc.gen0.calls"]) > 0 and float(diagnostics["gc.gen0.max_pause_ms"]) > 0  # frames' garbage
 
 
 def test_bad_frames_are_counted_and_the_node_keeps_publishing(lifecycle_run: NodeRun) -> None:

@@ -59,7 +59,7 @@ def run(args: argparse.Namespace) -> int:
     """Reconstruct and track every frame, writing the files listed in ``export.writer``."""
     from ..export.writer import SequenceWriter
     from ..io.frames import open_frames
-    from ..stream.collector import freeze_long_lived
+    from ..stream.collector import freeze_long_lived, thaw
     from ..tracking import MultiFaceTracker, Tracks
 
     if args.window < 1 or args.stride < 1 or args.num_tracks < 1:
@@ -73,7 +73,7 @@ def run(args: argparse.Namespace) -> int:
     tracker = MultiFaceTracker(TrackerConfig(num_tracks=args.num_tracks, queries=args.track_queries),
                                device=args.device)
     writer = SequenceWriter(args.out, fps=source.fps, ply_every=args.ply_every, point_stride=args.point_stride)
-    freeze_long_lived()  # the model and graphs stay out of every later garbage collection (stream.collector)
+    freeze_long_lived()  # the model and graphs stay out of the later garbage collections (stream.collector)
     started = time.perf_counter()
     try:
         with source, predictor:
@@ -81,6 +81,8 @@ def run(args: argparse.Namespace) -> int:
     except BaseException:
         writer.close(None)  # the frames written so far stay complete
         raise
+    finally:
+        thaw()
     writer.close(Tracks.from_states(states) if states else None)
     elapsed = time.perf_counter() - started
     log.info("%d frames (%d with a face) in %.1f s (%.2f frames/s, files included) -> %s", len(states), faces_found,

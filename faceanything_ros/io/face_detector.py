@@ -13,7 +13,8 @@ find all 49. A frame without any face therefore costs three detector runs instea
 In a stream (``DetectorConfig.redetect_every = N > 1``) the detector runs on every N-th frame only;
 in between, each face's box is carried to the next frame by sparse optical flow (``track_face``:
 corners inside the box followed with pyramidal Lucas-Kanade there and back, within the box grown by
-``FLOW_MARGIN`` of its side in both frames, so the cost follows the face, not the frame; corners that do not
+``FLOW_MARGIN`` of its longer side (``FacePatch``: that window of the frame, in grey, is all the
+detector keeps of a frame), so the cost follows the face, not the frame; corners that do not
 return within ``MAX_FORWARD_BACKWARD_PX`` are dropped; the box moves by the median displacement
 and scales by the median change of the corners' spread), and a face that cannot be tracked
 (fewer than ``MIN_TRACKED_POINTS`` consistent corners: a cut, the face leaving), a frame of another
@@ -103,7 +104,7 @@ class FaceDetector:
             raise ValueError(f"DetectorConfig.max_faces must be >= 1, got {config.max_faces}")
         if config.redetect_every < 1:
             raise ValueError(f"DetectorConfig.redetect_every must be >= 1, got {config.redetect_every}")
-        self._previous: tuple[np.ndarray, list[FaceBox]] | None = None  # RGB image and faces of the last frame
+        self._previous: tuple[tuple[int, ...], list[FacePatch]] | None = None  # the last frame's shape and faces
         self._frames_since_detection = 0
         face_detection = import_mediapipe_solution("face_detection", "face detection")
         self._detector: Any = face_detection.FaceDetection(
@@ -116,8 +117,7 @@ class FaceDetector:
 
         Only faces with ``score >= config.min_confidence`` are returned; an image without a face
         (e.g. a blank one) gives ``[]``. See the module docstring for the padded retry and for the
-        tracking between detections (``config.redetect_every > 1``; the detector then keeps the image
-        until the next call, to follow the faces from it: do not write into it).
+        tracking between detections (``config.redetect_every > 1``).
         """
         if self._detector is None:
             raise RuntimeError("FaceDetector.detect called after close()")
@@ -128,17 +128,17 @@ class FaceDetector:
         if faces is None:
             faces, self._frames_since_detection = self._detect(rgb), 0
         self._frames_since_detection += 1
-        self._previous = (rgb, faces)
+        self._previous = (rgb.shape, [FacePatch.of(face, rgb) for face in faces])
         return faces
 
     def _tracked(self, rgb: np.ndarray) -> list[FaceBox] | None:
         """The last frame's faces tracked into ``rgb``, or None when a detection is due (see ``detect``)."""
         if self._previous is None or self._frames_since_detection >= self.config.redetect_every:
             return None
-        previous, faces = self._previous
-        if previous.shape != rgb.shape or not faces:
+        shape, patches = self._previous
+        if shape != rgb.shape or not patches:
             return None
-        tracked = [track_face(previous, rgb, face) for face in faces]
+        tracked = [track_face(patch, rgb) for patch in patches]
         return None if any(face is None for face in tracked) else tracked
 
     def _detect(self, rgb: np.ndarray) -> list[FaceBox]:
@@ -216,21 +216,48 @@ def import_mediapipe_solution(name: str, purpose: str) -> Any:
         ) from error
 
 
-def track_face(previous_rgb: np.ndarray, rgb: np.ndarray, face: FaceBox) -> FaceBox | None:
-    """``face`` of ``previous_rgb`` moved into ``rgb`` (both ``(H, W, 3)`` uint8), or None when it is lost
-    (module docstring). Only the box grown by ``FLOW_MARGIN`` is read, in grey, of either frame.
+@dataclass(frozen=True)
+class FacePatch:
+    """A face of one frame with what box tracking needs of that frame: the grey pixels of ``window``
+    ``(x0, y0, x1, y1)`` (integer image pixels, end exclusive), the face's box grown by ``FLOW_MARGIN``
+    of its longer side on every side and clipped to the image. ``box``: the box's own pixels, as a
+    window. Nothing else of the frame is kept."""
+
+    face: FaceBox
+    window: tuple[int, int, int, int]
+    box: tuple[int, int, int, int]
+    grey: np.ndarray  # (y1 - y0, x1 - x0) uint8
+
+    @classmethod
+    def of(cls, face: FaceBox, rgb: np.ndarray) -> "FacePatch":
+        """The patch of ``face`` in the ``(H, W, 3)`` uint8 RGB frame it was found in."""
+        height, width = rgb.shape[:2]
+        x0, y0 = max(int(np.floor(face.x0 + 0.5)), 0), max(int(np.floor(face.y0 + 0.5)), 0)
+        x1, y1 = min(int(np.ceil(face.x1 + 0.5)), width), min(int(np.ceil(face.y1 + 0.5)), height)
+        margin = int(np.ceil(FLOW_MARGIN * max(x1 - x0, y1 - y0, 0)))
+        window = max(x0 - margin, 0), max(y0 - margin, 0), min(x1 + margin, width), min(y1 + margin, height)
+        return cls(face, window, (x0, y0, x1, y1), grey_window(rgb, window))
+
+
+def grey_window(rgb: np.ndarray, window: tuple[int, int, int, int]) -> np.ndarray:
+    """The ``(x0, y0, x1, y1)`` window of an RGB frame in grey (uint8)."""
+    x0, y0, x1, y1 = window
+    return cv2.cvtColor(np.ascontiguousarray(rgb[y0:y1, x0:x1]), cv2.COLOR_RGB2GRAY)
+
+
+def track_face(patch: FacePatch, rgb: np.ndarray) -> FaceBox | None:
+    """The face of ``patch`` (a ``FacePatch`` of the previous frame) moved into the ``(H, W, 3)`` uint8
+    RGB frame ``rgb``, or None when it is lost (module docstring). Only the patch's window of ``rgb``
+    is read.
 
     The new box is clipped to the image like a detection; score and keypoints follow the box
     (keypoints moved and scaled with it).
     """
+    face, (wx0, wy0, _, _), (x0, y0, x1, y1) = patch.face, patch.window, patch.box
     height, width = rgb.shape[:2]
-    x0, y0 = max(int(np.floor(face.x0 + 0.5)), 0), max(int(np.floor(face.y0 + 0.5)), 0)
-    x1, y1 = min(int(np.ceil(face.x1 + 0.5)), width), min(int(np.ceil(face.y1 + 0.5)), height)
     if x1 - x0 < 2 or y1 - y0 < 2:
         return None
-    margin = int(np.ceil(FLOW_MARGIN * max(x1 - x0, y1 - y0)))
-    wx0, wy0, wx1, wy1 = max(x0 - margin, 0), max(y0 - margin, 0), min(x1 + margin, width), min(y1 + margin, height)
-    previous_grey, grey = (cv2.cvtColor(image[wy0:wy1, wx0:wx1], cv2.COLOR_RGB2GRAY) for image in (previous_rgb, rgb))
+    previous_grey, grey = patch.grey, grey_window(rgb, patch.window)
     min_distance = max(2.0, min(x1 - x0, y1 - y0) / 16.0)
     corners = cv2.goodFeaturesToTrack(previous_grey[y0 - wy0:y1 - wy0, x0 - wx0:x1 - wx0], MAX_CORNERS, 0.01,
                                       min_distance)

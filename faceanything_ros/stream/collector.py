@@ -8,7 +8,7 @@ enough objects have survived the younger collections), so it shows as a rare fra
 in the node, a burst of dropped frames. ``freeze_long_lived`` collects once and then moves every
 object alive into the permanent generation (``gc.freeze``), so later collections visit only what
 the stream itself made since; ``thaw`` hands them back (a released processor's objects can then be
-collected). ``CollectorPauses`` records every collection's pause for ``/diagnostics``.
+collected) once every freeze of the process is undone. ``CollectorPauses`` records every collection's pause for ``/diagnostics``.
 """
 from __future__ import annotations
 
@@ -17,18 +17,26 @@ import time
 from typing import Any
 
 GENERATIONS = (0, 1, 2)
+_active_freezes = 0  # freeze_long_lived calls not yet undone by thaw (one process may run several streams)
 
 
 def freeze_long_lived() -> int:
-    """Collect, then exempt every object alive now from later collections; the number exempted."""
+    """Collect, then exempt every object alive now from later collections; the number exempted (all
+    frozen so far in this process). Undo with ``thaw``."""
+    global _active_freezes
     gc.collect()
     gc.freeze()
+    _active_freezes += 1
     return gc.get_freeze_count()
 
 
 def thaw() -> None:
-    """Let the collector visit the objects ``freeze_long_lived`` exempted again."""
-    gc.unfreeze()
+    """Undo one ``freeze_long_lived``: the frozen objects are handed back to the collector when every
+    freeze of the process has been undone (another stream's stay exempt until then)."""
+    global _active_freezes
+    _active_freezes = max(_active_freezes - 1, 0)
+    if _active_freezes == 0:
+        gc.unfreeze()
 
 
 class CollectorPauses:

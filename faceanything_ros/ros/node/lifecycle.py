@@ -92,6 +92,7 @@ class FaceAnythingNode(LifecycleNode):
         self._diagnostics_timer = None
         self._last_report: tuple[float, int, int] = (time.monotonic(), 0, 0)  # time, frames out, errors
         self._collector_pauses = CollectorPauses()
+        self._frozen = False  # this node's configure froze the objects alive then (stream.collector)
 
     # lifecycle transitions
 
@@ -114,7 +115,8 @@ class FaceAnythingNode(LifecycleNode):
             self.get_logger().warning("TF is off: tf2_msgs is not installed, so face_<id> frames are not "
                                       "published on /tf (the head poses are still on ~/faces)")
         freeze_long_lived()  # no full garbage collection over the model and the graphs during a frame
-        self._collector_pauses.install()
+        self._frozen = True
+        self._collector_pauses.install()  # after the freeze's own collection: the frames' collections only
         return super().on_configure(state)
 
     def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
@@ -167,7 +169,6 @@ class FaceAnythingNode(LifecycleNode):
         """Stop processing and release the processor and publishers (idempotent; also used at exit)."""
         self._stop_processing()
         self._release_model()
-        self._collector_pauses.remove()
 
     def _stop_processing(self) -> None:
         for subscription in self._subscriptions_active:
@@ -199,7 +200,10 @@ class FaceAnythingNode(LifecycleNode):
                 processor.close()
         self._busy_worker = None
         self._camera_infos.clear()
-        thaw()  # the released processor's objects can be collected
+        self._collector_pauses.remove()
+        if self._frozen:  # the released processor's objects can be collected
+            thaw()
+            self._frozen = False
 
     # streaming
 
