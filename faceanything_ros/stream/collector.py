@@ -9,7 +9,8 @@ younger collections), so it shows as a rare frame that late and, in the node, a 
 frames. ``freeze_long_lived`` collects once and then moves every object alive into the permanent
 generation (``gc.freeze``), so later collections visit only what the stream itself made since;
 ``thaw`` hands them back (a released processor's objects can then be collected) once every freeze
-of the process is undone. ``CollectorPauses`` records every collection's pause for ``/diagnostics``.
+of the process is undone. ``CollectorPauses`` does both for a stream and records every later
+collection's pause for ``/diagnostics``.
 """
 from __future__ import annotations
 
@@ -41,7 +42,9 @@ def thaw() -> None:
 
 
 class CollectorPauses:
-    """The garbage collector's pauses while installed (``gc.callbacks``): calls and longest pause per generation.
+    """A stream's frozen objects and the garbage collector's pauses after them: ``install`` freezes
+    (``freeze_long_lived``) and starts recording (``gc.callbacks``) calls and longest pause per
+    generation; ``remove`` stops and thaws that freeze.
 
     A collection runs in whichever thread triggered it, holding the GIL, so collections never overlap
     and the callbacks need no lock.
@@ -53,14 +56,17 @@ class CollectorPauses:
         self._max_ms = dict.fromkeys(GENERATIONS, 0.0)
 
     def install(self) -> None:
-        """Start recording (idempotent)."""
+        """Freeze the objects alive now, then record every later collection (idempotent; the freeze's
+        own collection is not recorded)."""
         if self._callback not in gc.callbacks:
+            freeze_long_lived()
             gc.callbacks.append(self._callback)
 
     def remove(self) -> None:
-        """Stop recording (idempotent); what was recorded is kept."""
+        """Stop recording and undo this object's freeze (idempotent); what was recorded is kept."""
         if self._callback in gc.callbacks:
             gc.callbacks.remove(self._callback)
+            thaw()
 
     def _callback(self, phase: str, info: dict[str, Any]) -> None:
         if phase == "start":

@@ -45,7 +45,7 @@ from faceanything_ros.ros.outputs import (
 from faceanything_ros.geometry.camera_info import CameraIntrinsics, rectified_image
 from faceanything_ros.stages import STAGE_TIMES
 from faceanything_ros.stream.camera_info import CameraInfoCache, intrinsics_note
-from faceanything_ros.stream.collector import CollectorPauses, freeze_long_lived, thaw
+from faceanything_ros.stream.collector import CollectorPauses
 from faceanything_ros.stream.health import stream_health
 from faceanything_ros.stream.processing import FrameProcessor
 from faceanything_ros.stream.stats import ProcessingStats
@@ -92,7 +92,6 @@ class FaceAnythingNode(LifecycleNode):
         self._diagnostics_timer = None
         self._last_report: tuple[float, int, int] = (time.monotonic(), 0, 0)  # time, frames out, errors
         self._collector_pauses = CollectorPauses()
-        self._frozen = False  # this node's configure froze the objects alive then (stream.collector)
 
     # lifecycle transitions
 
@@ -114,9 +113,7 @@ class FaceAnythingNode(LifecycleNode):
         if self._config.publish_tf and TF_TYPE not in self._types:
             self.get_logger().warning("TF is off: tf2_msgs is not installed, so face_<id> frames are not "
                                       "published on /tf (the head poses are still on ~/faces)")
-        freeze_long_lived()  # no full garbage collection over the model and the graphs during a frame
-        self._frozen = True
-        self._collector_pauses.install()  # after the freeze's own collection: the frames' collections only
+        self._collector_pauses.install()  # frozen: no full garbage collection over the model and graphs in a frame
         return super().on_configure(state)
 
     def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
@@ -200,10 +197,7 @@ class FaceAnythingNode(LifecycleNode):
                 processor.close()
         self._busy_worker = None
         self._camera_infos.clear()
-        self._collector_pauses.remove()
-        if self._frozen:  # the released processor's objects can be collected
-            thaw()
-            self._frozen = False
+        self._collector_pauses.remove()  # thawed: the released processor's objects can be collected
 
     # streaming
 
