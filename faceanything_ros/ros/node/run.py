@@ -9,6 +9,7 @@ import argparse
 import sys
 
 import rclpy
+from rclpy._rclpy_pybind11 import RCLError
 from rclpy.executors import ExternalShutdownException
 from rclpy.lifecycle import TransitionCallbackReturn
 from rclpy.utilities import remove_ros_args
@@ -39,6 +40,10 @@ def run(args: list[str] | None, activate: bool) -> int:
         rclpy.spin(node)
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
+    except RCLError:
+        if rclpy.ok():
+            raise
+        # a callback (e.g. the diagnostics timer) ran while Ctrl-C shut the context down: a clean exit
     finally:
         if node is not None:
             node.release()
