@@ -223,11 +223,12 @@ def main() -> None:
             record["sent"] = {str(stamp): t for stamp, t in sent.items()}
             record["received"] = {name: {str(s): t for s, t in times.items() if s in sent}
                                   for name, times in camera.received.items()}
+        args.out.write_text(json.dumps(record))  # before the shutdown: the record is complete here
     finally:
         executor.shutdown()
+        spinner.join(timeout=5.0)  # no callback runs while the node is destroyed
         camera.node.destroy_node()
         rclpy.try_shutdown()
-    args.out.write_text(json.dumps(record))
 
 
 if __name__ == "__main__":

@@ -3,7 +3,7 @@
 Usage (repository root): ``python -m bench.soak [--frames 10000] [--input-rate-hz 0] [--json PATH]``.
 A shared face video (decoded once, looped) feeds ``FrameProcessor`` as the node does: with
 ``--input-rate-hz R > 0`` a feeder thread submits frames at R Hz to the node's newest-only worker
-(``stream.worker.NewestOnlyWorker``), so frames arriving while the model runs are dropped and
+(``stream.worker.FrameWorker``), so frames arriving while the model runs are dropped and
 counted; with 0 every frame is processed in lock step (no drops). Without ``--model`` a tiny
 untrained model is used (mask threshold 0, so tracking works on every face pixel).
 Reports resident memory (RSS) after warm-up and at the end, its growth per 1000 frames (least
@@ -23,7 +23,7 @@ from bench.common import report
 from bench.engines import DEFAULT_VIDEO, VIDEOS
 from faceanything_ros.config import ENGINES, NodeConfig
 from faceanything_ros.io.frames import open_frames
-from faceanything_ros.stream.worker import NewestOnlyWorker
+from faceanything_ros.stream.worker import FrameWorker
 from faceanything_ros.stream.processing import FrameProcessor
 from faceanything_ros.stream.stats import ProcessingStats
 
@@ -58,7 +58,7 @@ def soak(config: NodeConfig, frames: list[np.ndarray], count: int, input_rate_hz
         start_mb, start = rss_mb(), time.monotonic()
         samples.append((0, start_mb))
         if input_rate_hz > 0:
-            worker = NewestOnlyWorker(handle, on_drop=lambda item: stats.record_drop(), max_rate_hz=lambda: 0.0)
+            worker = FrameWorker(handle, on_drop=lambda item: stats.record_drop())
             worker.start()
             for index in range(count):
                 time.sleep(max(0.0, start + index / input_rate_hz - time.monotonic()))

@@ -9,7 +9,7 @@ import pytest
 
 from faceanything_ros.stream.camera_info import CameraInfoCache
 from faceanything_ros.stream.health import stream_health
-from faceanything_ros.stream.worker import NewestOnlyWorker
+from faceanything_ros.stream.worker import FrameWorker
 
 
 def info(stamp_ns: int, frame_id: str = "cam", width: int = 640) -> SimpleNamespace:
@@ -27,7 +27,7 @@ def test_worker_handles_only_the_newest_item_and_drops_the_waiting_ones() -> Non
         if item == 0:
             release.wait(5.0)  # the model is busy with frame 0 while 1..9 arrive
 
-    worker = NewestOnlyWorker(handle, dropped.append, lambda: 0.0)
+    worker = FrameWorker(handle, dropped.append, lambda: 0.0)
     worker.start()
     assert worker.frames_pending == 0
     worker.submit(0)
@@ -49,7 +49,7 @@ def test_worker_handles_only_the_newest_item_and_drops_the_waiting_ones() -> Non
 
 def test_worker_rate_limit_spaces_items_and_stop_drops_the_waiting_one() -> None:
     starts, dropped = [], []
-    worker = NewestOnlyWorker(lambda item: starts.append((item, time.monotonic())), dropped.append, lambda: 10.0)
+    worker = FrameWorker(lambda item: starts.append((item, time.monotonic())), dropped.append, lambda: 10.0)
     worker.start()
     worker.submit("a")
     while not starts:
@@ -66,7 +66,7 @@ def test_worker_rate_limit_spaces_items_and_stop_drops_the_waiting_one() -> None
 
 def test_worker_stop_is_bounded_while_an_item_is_in_flight_and_releases_after_it() -> None:
     release, handled, released = threading.Event(), [], []
-    worker = NewestOnlyWorker(lambda item: (release.wait(5.0), handled.append(item)), lambda item: None, lambda: 0.0)
+    worker = FrameWorker(lambda item: (release.wait(5.0), handled.append(item)), lambda item: None, lambda: 0.0)
     worker.start()
     worker.submit(1)
     time.sleep(0.05)
@@ -84,6 +84,53 @@ def test_worker_stop_is_bounded_while_an_item_is_in_flight_and_releases_after_it
     late = []
     worker.after_exit(lambda: late.append(True))  # the thread has ended: runs at once
     assert late == [True]
+
+
+def wait_until(condition, timeout_s: float = 5.0) -> bool:
+    deadline = time.monotonic() + timeout_s
+    while not condition() and time.monotonic() < deadline:
+        time.sleep(0.001)
+    return condition()
+
+
+def test_in_order_worker_blocks_the_submitter_instead_of_dropping() -> None:
+    handled, dropped, started = [], [], []
+    release = threading.Event()
+    worker = FrameWorker(lambda item: (started.append(item), release.wait(5.0), handled.append(item)),
+                         dropped.append, name="publish", newest_only=False)
+    worker.start()
+    worker.submit(0)
+    assert wait_until(lambda: started == [0])  # 0 in flight
+    worker.submit(1)  # waits in the one slot
+    third = threading.Thread(target=worker.submit, args=(2,))
+    third.start()
+    third.join(0.1)
+    assert third.is_alive() and worker.frames_pending == 2  # blocked: 0 in flight, 1 waiting
+    release.set()
+    third.join(5.0)
+    assert not third.is_alive() and wait_until(lambda: worker.frames_pending == 0)
+    worker.stop()
+    assert handled == [0, 1, 2] and dropped == []
+
+
+def test_in_order_worker_stop_releases_a_blocked_submitter_and_drops_what_waits() -> None:
+    release, handled, dropped, started = threading.Event(), [], [], []
+    worker = FrameWorker(lambda item: (started.append(item), release.wait(5.0), handled.append(item)),
+                         dropped.append, newest_only=False)
+    worker.start()
+    worker.submit("a")
+    assert wait_until(lambda: started == ["a"])
+    worker.submit("b")
+    blocked = threading.Thread(target=worker.submit, args=("c",))
+    blocked.start()
+    blocked.join(0.05)
+    assert blocked.is_alive()
+    assert worker.stop(timeout_s=0.05) is False  # "a" still in flight
+    blocked.join(1.0)
+    assert not blocked.is_alive()  # stop let the submitter go on
+    release.set()
+    assert wait_until(lambda: handled == ["a"])
+    assert sorted(dropped) == ["b", "c"]  # the waiting one and the one submitted as it stopped
 
 
 def test_camera_info_matches_by_stamp_then_latest_earlier_of_the_same_frame() -> None:

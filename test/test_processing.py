@@ -195,6 +195,31 @@ def test_mesh_method_needs_no_model_and_gives_stable_faces_with_head_poses(frame
     np.testing.assert_array_equal(np.sort(other_camera.tracks.ids), np.sort(results[-1].tracks.ids))
 
 
+def test_reconstruct_and_track_one_frame_apart_give_what_process_gives(frames):
+    """The node reconstructs frame i + 1 on one thread while it tracks frame i on another: the same
+    faces, ids and tracks as ``process`` frame by frame, and a camera change restarts the tracks with
+    its own frame, not with the frame reconstructed before it."""
+    cfg = NodeConfig(method="mesh", num_tracks=32)
+    stream = [(rgb, 1_000 + i, "cam") for i, rgb in enumerate(frames)] + [(frames[0], 2_000, "other_cam")]
+    with FrameProcessor(cfg) as processor:
+        expected = [processor.process(*item) for item in stream]
+    with FrameProcessor(cfg) as processor:
+        waiting = [processor.reconstruct(*stream[0])]
+        results = []
+        for item in stream[1:]:
+            waiting.append(processor.reconstruct(*item))  # the next frame is reconstructed first
+            results.append(processor.track(waiting.pop(0)))
+        results.append(processor.track(waiting.pop(0)))
+    assert [result.faces[0].id for result in results] == [1] * len(frames) + [2]
+    for got, want in zip(results, expected):
+        assert (got.stamp_ns, got.frame_id) == (want.stamp_ns, want.frame_id)
+        assert [face.id for face in got.faces] == [face.id for face in want.faces]
+        np.testing.assert_array_equal(got.tracks.ids, want.tracks.ids)
+        np.testing.assert_array_equal(got.track_face_ids, want.track_face_ids)
+        np.testing.assert_allclose(got.tracks.pixels, want.tracks.pixels, atol=1e-3)
+        assert got.tracks.visible.sum() > 16
+
+
 def test_outputs_follow_the_switches_encoding_scale_and_frame_id(frames):
     from faceanything_ros.export.depth import millimetres_to_metres
     from faceanything_ros.ros.conversions import image_to_array

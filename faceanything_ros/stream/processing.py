@@ -7,6 +7,11 @@ Streaming windows (the model only): with ``NodeConfig.window = T > 1`` each call
 on the last ``T - 1`` processed frames (context) plus the new one, jointly, and keeps only the
 new frame's result. ``T = 1`` runs frame by frame; the face-mesh method always does. The stream's
 context (window, tracks, face ids) restarts when the frame_id or the image size changes.
+
+``process`` = ``track(reconstruct(...))``: the two halves touch disjoint state (the reconstructor
+and its window; the tracker, face ids and re-seeding), so the node runs them on two threads, in
+frame order, one frame apart (``stream.worker``). A restart decided by ``reconstruct`` reaches
+the tracker with the frame (``ReconstructedFrame.restarted``).
 """
 from __future__ import annotations
 
@@ -53,7 +58,7 @@ class ProcessedFrame:
     track_face_ids: ``(Q,)`` uint32 id of the face each track belongs to (``faces``' ids).
     canonical_space: id of the canonical space of the canonical coordinates.
     camera_info: the CameraInfo message whose K was given (duck-typed), or None.
-    latency_s: seconds ``process`` took.
+    latency_s: seconds from the start of ``reconstruct`` to the end of ``track`` (``process``).
     """
 
     stamp_ns: int
@@ -75,6 +80,23 @@ class ProcessedFrame:
     def intrinsics_estimated(self) -> bool:
         """True when no K was given (it was estimated)."""
         return self.reconstruction.intrinsics_source != "given"
+
+
+@dataclass
+class ReconstructedFrame:
+    """The first half of a processed frame (``FrameProcessor.reconstruct``), for ``FrameProcessor.track``.
+
+    stamp_ns, frame_id, reconstruction, camera_info: as in ``ProcessedFrame``.
+    restarted: the stream restarted with this frame (new frame_id or image size): tracks and
+        face ids start over. started_s: ``time.perf_counter()`` when its processing began.
+    """
+
+    stamp_ns: int
+    frame_id: str
+    reconstruction: Reconstruction
+    camera_info: Any | None
+    restarted: bool
+    started_s: float
 
 
 class FrameProcessor:
@@ -123,12 +145,18 @@ class FrameProcessor:
 
     def reset(self) -> None:
         """Restart the stream's context: window, tracks and face ids (ids are never reused)."""
+        self._reset_reconstruction()
+        self._reset_tracking()
+
+    def _reset_reconstruction(self) -> None:
         self._context.clear()
         self.reconstructor.reset()
+        self._stream = None
+
+    def _reset_tracking(self) -> None:
         self.tracker.reset()
         self._frames_since_seed = 0
         self._visible_fraction = 1.0
-        self._stream = None
 
     def close(self) -> None:
         """Release the reconstructor (face detector / face mesh); the processor cannot be used afterwards."""
@@ -148,14 +176,29 @@ class FrameProcessor:
         the whole window; None estimates K. An image of another frame_id or size restarts the
         context first. Raises ``ValueError``/``TypeError`` for an invalid image or K.
         """
+        return self.track(self.reconstruct(rgb, stamp_ns, frame_id, intrinsics, camera_info))
+
+    def reconstruct(self, rgb: np.ndarray, stamp_ns: int, frame_id: str, intrinsics: np.ndarray | None = None,
+                    camera_info: Any | None = None) -> ReconstructedFrame:
+        """The first half of ``process``: the image's reconstruction (arguments as there)."""
         start = time.perf_counter()
         stream = (str(frame_id), np.shape(rgb))
-        if self._stream is not None and stream != self._stream:
-            self.reset()
+        restarted = self._stream is not None and stream != self._stream
+        if restarted:
+            self._reset_reconstruction()
         with STAGE_TIMES.stage("reconstruct"):
             reconstruction = self._reconstruct(rgb, intrinsics, str(frame_id))
         self._stream = stream
         self._frames_processed += 1
+        return ReconstructedFrame(int(stamp_ns), str(frame_id), reconstruction,
+                                  camera_info if intrinsics is not None else None, restarted, start)
+
+    def track(self, frame: ReconstructedFrame) -> ProcessedFrame:
+        """The second half of ``process``: tracks, face ids and head poses of a reconstructed frame
+        (the frames of a stream in order)."""
+        if frame.restarted:
+            self._reset_tracking()
+        reconstruction = frame.reconstruction
         with STAGE_TIMES.stage("tracking"):
             tracks = self._track(reconstruction.tracking_frames())
         # message ids count from 1 (0 = no face); the tracker's face ids count from 0
@@ -164,10 +207,10 @@ class FrameProcessor:
             faces = [FaceResult(face_id, face.face, float(face.face.score), face_head_pose(face, self.space),
                                 face.num_pixels) for face_id, face in zip(ids, reconstruction.faces)]
         return ProcessedFrame(
-            stamp_ns=int(stamp_ns), frame_id=str(frame_id), reconstruction=reconstruction, faces=faces,
+            stamp_ns=frame.stamp_ns, frame_id=frame.frame_id, reconstruction=reconstruction, faces=faces,
             tracks=tracks, track_face_ids=(tracks.face + 1).astype(np.uint32),
-            canonical_space=self.space.id, camera_info=camera_info if intrinsics is not None else None,
-            latency_s=time.perf_counter() - start,
+            canonical_space=self.space.id, camera_info=frame.camera_info,
+            latency_s=time.perf_counter() - frame.started_s,
         )
 
     def _reconstruct(self, rgb: np.ndarray, intrinsics: np.ndarray | None, camera_id: str) -> Reconstruction:

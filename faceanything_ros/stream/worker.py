@@ -1,9 +1,13 @@
-"""The node's single inference thread: it processes only the newest frame, never a backlog.
+"""The node's stage threads: inference handles only the newest frame; publishing handles every result, in order.
 
-ROS-free: the image callback ``submit``s each converted frame; a frame still waiting when a newer
-one arrives is dropped (``on_drop``), so memory is one waiting frame plus the one being
-processed, and latency cannot grow with a queue. ``stop`` returns in bounded time even while a
-frame is in flight; what that frame still uses is released by ``after_exit`` once it is done.
+ROS-free. The image callback ``submit``s each converted frame to the inference worker
+(``newest_only``): a frame still waiting when a newer one arrives is dropped (``on_drop``), so
+memory is one waiting frame plus the one being processed, and latency cannot grow with a queue.
+The inference thread ``submit``s each result to the publishing worker (not ``newest_only``): a
+result waits while the one before it is still waiting (one slot, never a queue), so every
+processed frame is published, in order, while the next frame is already being processed (the
+two stages run on two cores). ``stop`` returns in bounded time even while an item is in flight;
+what that item still uses is released by ``after_exit`` once it is done.
 """
 from __future__ import annotations
 
@@ -15,21 +19,26 @@ Item = TypeVar("Item")
 STOP_WAIT_S = 1.0  # how long ``stop`` waits for the item in flight before it returns
 
 
-class NewestOnlyWorker(Generic[Item]):
-    """One thread calling ``handle(item)`` for the newest submitted item, at most ``max_rate_hz()`` per second.
+class FrameWorker(Generic[Item]):
+    """One thread calling ``handle(item)`` for each submitted item it takes, at most ``max_rate_hz()`` per second.
 
     handle: processes one item (runs on the worker thread; its exceptions are its own business:
         the worker stops on any that escape, so ``handle`` must catch what it can recover from).
-    on_drop: called with each item replaced before it was handled (or still waiting at ``stop``).
-    max_rate_hz: read before each item; 0 = no limit. While the worker waits for its next slot,
-        newer items keep replacing the waiting one, so throttling drops frames instead of queueing.
+    on_drop: called with each item that will never be handled: replaced before it was taken
+        (``newest_only``), still waiting at ``stop``, or submitted after ``stop``.
+    max_rate_hz: read before each item; 0 or None = no limit. While the worker waits for its next
+        slot, newer items keep replacing the waiting one, so throttling drops frames instead of queueing.
+    newest_only: True = a new item replaces the waiting one (dropped); False = ``submit`` blocks
+        while an item is waiting, so nothing is dropped before ``stop`` and order is kept.
     """
 
     def __init__(self, handle: Callable[[Item], None], on_drop: Callable[[Item], None],
-                 max_rate_hz: Callable[[], float], name: str = "faceanything_inference") -> None:
+                 max_rate_hz: Callable[[], float] | None = None, name: str = "faceanything_inference",
+                 newest_only: bool = True) -> None:
         self._handle = handle
         self._on_drop = on_drop
         self._max_rate_hz = max_rate_hz
+        self._newest_only = newest_only
         self._condition = threading.Condition()
         self._pending: Item | None = None
         self._in_flight = False
@@ -46,10 +55,16 @@ class NewestOnlyWorker(Generic[Item]):
         self._thread.start()
 
     def submit(self, item: Item) -> None:
-        """Make ``item`` the next one to handle, dropping the one waiting (if any)."""
+        """Make ``item`` the next one to handle: dropping the one waiting (``newest_only``) or waiting
+        until it is taken; after ``stop`` the item is dropped at once."""
         with self._condition:
-            dropped, self._pending = self._pending, item
-            self._condition.notify()
+            while not self._newest_only and self._pending is not None and not self._stopping:
+                self._condition.wait()
+            if self._stopping:
+                dropped = item
+            else:
+                dropped, self._pending = self._pending, item
+                self._condition.notify_all()
         if dropped is not None:
             self._on_drop(dropped)
 
@@ -68,10 +83,10 @@ class NewestOnlyWorker(Generic[Item]):
         with self._condition:
             self._stopping = True
             dropped, self._pending = self._pending, None
-            self._condition.notify()
+            self._condition.notify_all()
         if dropped is not None:
             self._on_drop(dropped)
-        if self._thread.is_alive():
+        if self._thread.is_alive() and self._thread is not threading.current_thread():
             self._thread.join(timeout_s)
         return not self._thread.is_alive()
 
@@ -105,8 +120,9 @@ class NewestOnlyWorker(Generic[Item]):
                     return
                 item, self._pending = self._pending, None
                 self._in_flight = True
+                self._condition.notify_all()  # a blocked submit may place its item now
             started = time.monotonic()
-            rate_hz = self._max_rate_hz()
+            rate_hz = self._max_rate_hz() if self._max_rate_hz is not None else 0.0
             next_start = started + (1.0 / rate_hz if rate_hz > 0 else 0.0)
             try:
                 self._handle(item)

@@ -11,11 +11,13 @@
 - activate: subscribes to ``image`` (or ``image/compressed``) and ``camera_info`` (P for a rectified
   image, K for a raw one: ``camera_matrix``; an ignored distortion or an estimated K is logged
   once and shown as ``intrinsics`` in ``/diagnostics``) and starts the
-  single inference thread and the diagnostics timer; deactivate stops them in bounded time (a
-  frame still in flight publishes nothing and releases what it used when it ends).
+  inference and publishing threads and the diagnostics timer; deactivate stops them in bounded
+  time (a frame still in flight publishes nothing and releases what it used when it ends).
 - The image callback only converts and validates the message; the inference thread handles the
-  newest frame only (``NewestOnlyWorker``), so a slow model drops frames (counted) instead of
-  queueing them. Bad input is logged once per kind (then at most every ``LOG_EVERY_S`` seconds per
+  newest frame only (``FrameWorker``), so a slow model drops frames (counted) instead of
+  queueing them. It reconstructs; the publishing thread takes each reconstruction in order (one
+  waiting at most), tracks it and builds and publishes the messages while the next frame is
+  reconstructed, so the two halves of a frame's work run on two cores. Bad input is logged once per kind (then at most every ``LOG_EVERY_S`` seconds per
   kind), counted in ``/diagnostics``, and the node keeps running. Frames without a face still
   publish (all-NaN depth, empty cloud, no visible track, no face).
 """
@@ -24,8 +26,9 @@ from __future__ import annotations
 import threading
 import time
 import traceback
+from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Iterator
 
 import numpy as np
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
@@ -47,9 +50,9 @@ from faceanything_ros.stages import STAGE_TIMES
 from faceanything_ros.stream.camera_info import CameraInfoCache, intrinsics_note
 from faceanything_ros.stream.collector import CollectorPauses
 from faceanything_ros.stream.health import stream_health
-from faceanything_ros.stream.processing import FrameProcessor
+from faceanything_ros.stream.processing import FrameProcessor, ReconstructedFrame
 from faceanything_ros.stream.stats import ProcessingStats
-from faceanything_ros.stream.worker import NewestOnlyWorker
+from faceanything_ros.stream.worker import FrameWorker
 
 LOG_EVERY_S = 10.0  # a repeated problem of one kind is logged at most this often
 
@@ -62,6 +65,20 @@ class InputFrame:
     rgb: np.ndarray
     stamp_ns: int
     frame_id: str
+    arrival_s: float
+
+
+@dataclass
+class OutputFrame:
+    """A reconstructed frame waiting for the publishing thread: the reconstruction, the processor that
+    tracks it, the runtime config and publishers it publishes with, the generation it was
+    processed in and its image's arrival time."""
+
+    reconstructed: ReconstructedFrame
+    processor: FrameProcessor
+    config: NodeConfig
+    outputs: OutputPublishers
+    generation: int
     arrival_s: float
 
 
@@ -85,8 +102,9 @@ class FaceAnythingNode(LifecycleNode):
         self._outputs: OutputPublishers | None = None
         self._diagnostics_publisher = None
         self._subscriptions_active: list[Any] = []
-        self._worker: NewestOnlyWorker[InputFrame] | None = None
-        self._busy_worker: NewestOnlyWorker[InputFrame] | None = None  # stopped with a frame still in flight
+        self._worker: FrameWorker[InputFrame] | None = None
+        self._busy_worker: FrameWorker[InputFrame] | None = None  # stopped with a frame still in flight
+        self._publishing: FrameWorker[OutputFrame] | None = None
         self._publish_lock = threading.Lock()
         self._generation = 0  # bumped by deactivate: a frame of an older generation publishes nothing
         self._diagnostics_timer = None
@@ -126,7 +144,9 @@ class FaceAnythingNode(LifecycleNode):
         image_topic, image_type = ("image", "sensor_msgs/msg/Image") if config.input == "raw" else (
             "image/compressed", "sensor_msgs/msg/CompressedImage")
         overrides = QoSOverridingOptions.with_default_policies()
-        self._worker = NewestOnlyWorker(self._process, self._drop, lambda: self.get_parameter("max_rate_hz").value)
+        self._publishing = FrameWorker(self._publish, self._drop, name="faceanything_publish", newest_only=False)
+        self._publishing.start()
+        self._worker = FrameWorker(self._process, self._drop, lambda: self.get_parameter("max_rate_hz").value)
         self._worker.start()
         # camera_info first: when an image and its info are ready together, the executor runs the
         # callbacks in creation order, so the info is stored before the frame reaches the worker
@@ -143,7 +163,7 @@ class FaceAnythingNode(LifecycleNode):
         return super().on_activate(state)
 
     def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
-        """Unsubscribe and stop the inference thread and the timer (bounded time, see ``NewestOnlyWorker.stop``)."""
+        """Unsubscribe and stop the inference and publishing threads and the timer (bounded time, see ``FrameWorker.stop``)."""
         self._stop_processing()
         return super().on_deactivate(state)
 
@@ -173,6 +193,9 @@ class FaceAnythingNode(LifecycleNode):
         self._subscriptions_active = []
         with self._publish_lock:  # a frame publishing now finishes first; later ones publish nothing
             self._generation += 1
+        if self._publishing is not None:  # first: an inference thread waiting to hand over a result goes on
+            self._publishing.stop()
+            self._publishing = None
         if self._worker is not None:
             if not self._worker.stop():
                 self.get_logger().info("a frame still in flight is dropped when it finishes")
@@ -216,32 +239,51 @@ class FaceAnythingNode(LifecycleNode):
             return
         worker.submit(InputFrame(rgb, stamp_to_ns(msg.header.stamp), str(msg.header.frame_id), arrival_s))
 
-    def _drop(self, frame: InputFrame) -> None:
+    def _drop(self, frame: InputFrame | OutputFrame) -> None:
         with self._stats_lock:
             self._stats.record_drop()
 
     def _process(self, frame: InputFrame) -> None:
-        """Inference thread: match the CameraInfo, process, publish; errors are counted, never fatal."""
-        processor, outputs, generation = self._processor, self._outputs, self._generation
-        try:
+        """Inference thread: match the CameraInfo, reconstruct, hand the frame to the publishing thread."""
+        processor, outputs, publishing, generation = self._processor, self._outputs, self._publishing, self._generation
+        with self._counting_errors():
             height, width = frame.rgb.shape[:2]
             info = self._camera_infos.match(frame.stamp_ns, frame.frame_id)
             used = camera_info_intrinsics_or_none(
                 info, width, height, self._rectified,
                 lambda error: self._report_problem(error.kind, f"{error}; estimating K from the image instead"))
-            result = processor.process(frame.rgb, frame.stamp_ns, frame.frame_id,
-                                       None if used is None else used.intrinsics, info)
-            self._note_intrinsics(used, result.reconstruction.intrinsics_source)
-            config = runtime_config(self, self._config)
+            reconstructed = processor.reconstruct(frame.rgb, frame.stamp_ns, frame.frame_id,
+                                                  None if used is None else used.intrinsics, info)
+            self._note_intrinsics(used, reconstructed.reconstruction.intrinsics_source)
+            output = OutputFrame(reconstructed, processor, runtime_config(self, self._config), outputs, generation,
+                                 frame.arrival_s)
+            if publishing is None:
+                self._drop(output)
+            else:
+                publishing.submit(output)
+
+    def _publish(self, frame: OutputFrame) -> None:
+        """Publishing thread: track the reconstructed frame, build and publish its messages, count it out."""
+        with self._counting_errors():
+            result = frame.processor.track(frame.reconstructed)
             with self._publish_lock:
-                if generation != self._generation:
+                if frame.generation != self._generation:  # processed before a deactivate
+                    self._drop(frame)
                     return
-                outputs.publish(result, config)
+                frame.outputs.publish(result, frame.config)
+            reconstruction = result.reconstruction
             with self._stats_lock:
                 self._stats.record_output(time.monotonic() - frame.arrival_s)
-                self._frames_without_face += not result.reconstruction.found
-            if not result.reconstruction.found:
-                self._log_throttled("no_face", f"no face: {result.reconstruction.message}", error=False)
+                self._frames_without_face += not reconstruction.found
+            if not reconstruction.found:
+                self._log_throttled("no_face", f"no face: {reconstruction.message}", error=False)
+
+    @contextmanager
+    def _counting_errors(self) -> Iterator[None]:
+        """Errors of the ``with`` block are counted and logged, never fatal: ``invalid_frame``
+        (ValueError, TypeError) or ``internal_error`` (anything else, with its traceback)."""
+        try:
+            yield
         except (ValueError, TypeError) as error:
             self._report_problem("invalid_frame", str(error))
         except Exception as error:  # noqa: BLE001 - a running node logs, counts and keeps going
@@ -298,11 +340,12 @@ class FaceAnythingNode(LifecycleNode):
                 error_after_failures=config.error_after_failures, errors_since_report=summary["errors"] - last_errors)
             frames_without_face = self._frames_without_face
             note = self._intrinsics_note
-        processor, worker = self._processor, self._worker
+        processor = self._processor
+        pending = sum(worker.frames_pending for worker in (self._worker, self._publishing) if worker is not None)
         message = diagnostics_message(
             self._types, self.get_clock().now().nanoseconds, summary, config, health, self.get_name(),
             frames_without_face=frames_without_face, rate_hz=rate_hz,
-            frames_pending=0 if worker is None else worker.frames_pending, intrinsics=note, method=processor.method.method,
+            frames_pending=pending, intrinsics=note, method=processor.method.method,
             engine=processor.engine, tf="on" if TF_TYPE in self._types else "off (tf2_msgs not installed)",
             skipped=dict(self._outputs.skipped), stages=STAGE_TIMES.summary(), gc=self._collector_pauses.summary())
         self._diagnostics_publisher.publish(message)
