@@ -151,6 +151,7 @@ NODE_RANGES: dict[str, tuple[float, float]] = {
     "track_min_confidence": (1.0, 1000.0),
     "face_min_confidence": (0.0, 1.0),
     "max_faces": (1, 16),
+    "cpu_threads": (0, 1024),
     "face_redetect_every": (1, 1000),
     "point_stride": (1, 64),
     "max_points": (0, 10_000_000),
@@ -184,6 +185,7 @@ class NodeConfig:
     model: str = ""  # checkpoint path; "" = the bundled one
     engine: str = "auto"  # auto|tensorrt|compile|torch|onnx
     device: str = "cpu"  # torch device, e.g. "cpu", "cuda", "cuda:1"
+    cpu_threads: int = 1  # intra-op threads of torch and ONNX Runtime in this process; 0 = their defaults (one per core)
     window: int = 1  # frames the model sees jointly: the newest + window-1 previous ones as context
     max_rate_hz: float = 0.0  # processed frames per second at most; 0 = as fast as the model runs
     num_tracks: int = TrackerConfig.num_tracks  # query grid size when (re)seeding tracks

@@ -56,6 +56,16 @@ def tiny_checkpoint(tmp_path_factory) -> Path:
     return path
 
 
+@pytest.fixture(autouse=True)
+def torch_threads():
+    """Each test starts with torch's own thread count (a FrameProcessor sets it process-wide: NodeConfig.cpu_threads)."""
+    import torch
+
+    threads = torch.get_num_threads()
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture(scope="session", autouse=True)
 def engine_cache(tmp_path_factory) -> Path:
     """Compiled engine artefacts of the test session (and the nodes it starts) go to a temporary folder."""

@@ -70,10 +70,31 @@ def test_node_config_yaml_round_trip(tmp_path):
     ({"depth_encoding": "8UC1"}, "depth_encoding"),
     ({"publish_points": 1}, "publish_points must be true or false"),
     ({"canonical_scale": 0.0}, "canonical_scale"),
+    ({"cpu_threads": -1}, "cpu_threads"),
 ])
 def test_node_config_rejects_bad_values(overrides, message):
     with pytest.raises(ValueError, match=message):
         NodeConfig(**overrides)
+
+
+def test_cpu_threads_set_torch_and_onnx_runtime_for_the_process(tiny_checkpoint, monkeypatch):
+    import onnxruntime
+    import torch
+
+    torch.set_num_threads(2)
+    with FrameProcessor(config(tiny_checkpoint, engine="onnx", cpu_threads=0)):
+        assert torch.get_num_threads() == 2  # 0: left as it was
+    created = []
+    real_session = onnxruntime.InferenceSession
+
+    def session(path, options, **kwargs):
+        created.append(options.intra_op_num_threads)
+        return real_session(path, options, **kwargs)
+
+    monkeypatch.setattr(onnxruntime, "InferenceSession", session)
+    with FrameProcessor(config(tiny_checkpoint, engine="onnx", cpu_threads=1)) as processor:
+        processor.warm_up()
+    assert torch.get_num_threads() == 1 and created and set(created) == {1}
 
 
 def test_processor_on_a_real_face_video(tiny_checkpoint, frames):

@@ -77,10 +77,10 @@ class OnnxEngine(StaticShapeEngine):
         # idle worker threads sleep instead of spinning: on a robot's shared CPU (other nodes, the
         # face detector, the tracker) spinning steals cores; measured no slower on 2 cores here
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        # one thread: the node and the CLI keep a second thread busy (publishing / writing files) while
-        # the network runs; a second ORT thread cost 25-40 % more CPU per frame (tiny at 128 px on the
-        # 2-core CPU: 12.4-14.0 ms against 9.8 ms) for 1-2 ms less wall time, and lost frames in the graph
-        options.intra_op_num_threads = 1
+        # as many threads as torch's pool (the node sets both: NodeConfig.cpu_threads); on the 2-core
+        # CPU a second thread cost 25-40 % more CPU per frame (tiny at 128 px: 12.4-14.0 ms against
+        # 9.8 ms) for 1-2 ms less wall time
+        options.intra_op_num_threads = torch.get_num_threads()
         session = onnxruntime.InferenceSession(str(path), options, providers=self.providers)
         names = [output.name for output in session.get_outputs()]
         device = self.device

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import torch
 
 from faceanything_ros.canonical.space import CanonicalSpace, load_canonical_space
 from faceanything_ros.config import NodeConfig
@@ -107,12 +108,15 @@ class FrameProcessor:
     (canonical template tracks are never replaced: they are found again when their point
     reappears): ``never`` keeps them, ``on_loss`` replaces the tracks that were invisible on the
     previous frame when fewer than ``reseed_min_visible`` of all tracks were visible there,
-    ``every_n`` does so every ``reseed_every_n`` processed frames. Raises ``FileNotFoundError`` (method model without a model) or ``ValueError``
+    ``every_n`` does so every ``reseed_every_n`` processed frames. ``cpu_threads`` > 0 sets torch's
+    intra-op threads for the whole process (the ONNX Runtime sessions built after it take as many). Raises ``FileNotFoundError`` (method model without a model) or ``ValueError``
     (e.g. ``EngineUnavailableError``: the engine cannot run on this machine).
     """
 
     def __init__(self, config: NodeConfig) -> None:
         self.config = config
+        if config.cpu_threads:  # process-wide, before the engine is built (ONNX Runtime takes the same number)
+            torch.set_num_threads(config.cpu_threads)
         self.method = choose_method(config.method, config.model)
         self.reconstructor = create_reconstructor(self.method, config)
         self.space: CanonicalSpace = load_canonical_space()
