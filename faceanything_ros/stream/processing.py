@@ -109,7 +109,8 @@ class FrameProcessor:
     reappears): ``never`` keeps them, ``on_loss`` replaces the tracks that were invisible on the
     previous frame when fewer than ``reseed_min_visible`` of all tracks were visible there,
     ``every_n`` does so every ``reseed_every_n`` processed frames. ``cpu_threads`` > 0 sets torch's
-    intra-op threads for the whole process (the ONNX Runtime sessions built after it take as many). Raises ``FileNotFoundError`` (method model without a model) or ``ValueError``
+    intra-op threads for the whole process (the ONNX Runtime sessions built after it take as many).
+    Raises ``FileNotFoundError`` (method model without a model) or ``ValueError``
     (e.g. ``EngineUnavailableError``: the engine cannot run on this machine).
     """
 

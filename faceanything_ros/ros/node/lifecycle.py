@@ -17,8 +17,9 @@
   newest frame only (``FrameWorker``), so a slow model drops frames (counted) instead of
   queueing them. It reconstructs; the publishing thread takes each reconstruction in order (one
   waiting at most), tracks it and builds and publishes the messages while the next frame is
-  reconstructed, so the two halves of a frame's work run on two cores. Bad input is logged once per kind (then at most every ``LOG_EVERY_S`` seconds per
-  kind), counted in ``/diagnostics``, and the node keeps running. Frames without a face still
+  reconstructed, so the two halves of a frame's work run on two cores. Bad input is logged once
+  per kind (then at most every ``LOG_EVERY_S`` seconds per kind), counted in ``/diagnostics``, and
+  the node keeps running. Frames without a face still
   publish (all-NaN depth, empty cloud, no visible track, no face).
 """
 from __future__ import annotations
@@ -163,7 +164,7 @@ class FaceAnythingNode(LifecycleNode):
         return super().on_activate(state)
 
     def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
-        """Unsubscribe and stop the inference and publishing threads and the timer (bounded time, see ``FrameWorker.stop``)."""
+        """Unsubscribe; stop the inference and publishing threads and the timer (bounded: ``FrameWorker.stop``)."""
         self._stop_processing()
         return super().on_deactivate(state)
 
