@@ -185,7 +185,7 @@ class NodeConfig:
     model: str = ""  # checkpoint path; "" = the bundled one
     engine: str = "auto"  # auto|tensorrt|compile|torch|onnx
     device: str = "cpu"  # torch device, e.g. "cpu", "cuda", "cuda:1"
-    cpu_threads: int = 1  # intra-op threads of torch and ONNX Runtime in this process; 0 = their defaults (one per core)
+    cpu_threads: int = 1  # intra-op threads of torch and ONNX Runtime in this process; 0 = leave torch's (one per core)
     window: int = 1  # frames the model sees jointly: the newest + window-1 previous ones as context
     max_rate_hz: float = 0.0  # processed frames per second at most; 0 = as fast as the model runs
     num_tracks: int = TrackerConfig.num_tracks  # query grid size when (re)seeding tracks

@@ -12,8 +12,8 @@ other threads, e.g. an inference runtime's pool, is not in it; on a machine shar
 it shows what a stage costs when wall times are stretched by waiting for a core). The code of a
 stage records itself with ``timed(name)`` (a decorator) or ``STAGE_TIMES.stage(name)`` (a ``with``
 block) into ``STAGE_TIMES``, this process's recorder: a stage runs in whichever thread calls it
-(``convert`` in the image callback, ``detect`` to ``reconstruct`` in the inference thread, the others
-in the node's publishing thread), so the recorder is one
+(the node: ``convert`` in the image callback, ``detect`` to ``reconstruct`` but ``cloud`` in the
+inference thread; ``cloud``, computed when first used, and the rest in the publishing thread), so the recorder is one
 per process, thread-safe, with a bounded window per stage.
 """
 from __future__ import annotations

@@ -18,6 +18,13 @@ def info(stamp_ns: int, frame_id: str = "cam", width: int = 640) -> SimpleNamesp
                            width=width)
 
 
+def wait_until(condition, timeout_s: float = 5.0) -> bool:
+    deadline = time.monotonic() + timeout_s
+    while not condition() and time.monotonic() < deadline:
+        time.sleep(0.001)
+    return condition()
+
+
 def test_worker_handles_only_the_newest_item_and_drops_the_waiting_ones() -> None:
     handled, dropped = [], []
     release = threading.Event()
@@ -65,15 +72,17 @@ def test_worker_rate_limit_spaces_items_and_stop_drops_the_waiting_one() -> None
 
 
 def test_worker_stop_is_bounded_while_an_item_is_in_flight_and_releases_after_it() -> None:
-    release, handled, released = threading.Event(), [], []
-    worker = FrameWorker(lambda item: (release.wait(5.0), handled.append(item)), lambda item: None, lambda: 0.0)
+    release, handled, released, dropped, started = threading.Event(), [], [], [], []
+    worker = FrameWorker(lambda item: (started.append(item), release.wait(5.0), handled.append(item)),
+                         dropped.append, lambda: 0.0)
     worker.start()
     worker.submit(1)
-    time.sleep(0.05)
+    assert wait_until(lambda: started == [1])
     started = time.monotonic()
     assert worker.stop(timeout_s=0.05) is False  # still busy with item 1: returns anyway
     assert time.monotonic() - started < 1.0
-    worker.submit(2)  # after stop: never handled
+    worker.submit(2)  # after stop: never handled, dropped at once
+    assert dropped == [2]
     worker.after_exit(lambda: released.append(list(handled)))
     assert released == []  # item 1 still uses what the callback releases
     release.set()
@@ -84,13 +93,6 @@ def test_worker_stop_is_bounded_while_an_item_is_in_flight_and_releases_after_it
     late = []
     worker.after_exit(lambda: late.append(True))  # the thread has ended: runs at once
     assert late == [True]
-
-
-def wait_until(condition, timeout_s: float = 5.0) -> bool:
-    deadline = time.monotonic() + timeout_s
-    while not condition() and time.monotonic() < deadline:
-        time.sleep(0.001)
-    return condition()
 
 
 def test_in_order_worker_blocks_the_submitter_instead_of_dropping() -> None:

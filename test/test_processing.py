@@ -9,6 +9,7 @@ import pytest
 
 from conftest import face_video
 from faceanything_ros.config import NODE_CHOICES, NODE_RANGES, NodeConfig, from_dict, load_yaml, save_yaml, to_dict
+from faceanything_ros.engines.onnx_engine import onnx_available
 from faceanything_ros.geometry.camera import intrinsics_matrix
 from faceanything_ros.io.frames import open_frames
 from faceanything_ros.model.bundled import bundled_checkpoint
@@ -77,6 +78,7 @@ def test_node_config_rejects_bad_values(overrides, message):
         NodeConfig(**overrides)
 
 
+@pytest.mark.skipif(not onnx_available(), reason="onnxruntime / onnx not installed")
 def test_cpu_threads_set_torch_and_onnx_runtime_for_the_process(tiny_checkpoint, monkeypatch):
     import onnxruntime
     import torch
@@ -239,6 +241,11 @@ def test_reconstruct_and_track_one_frame_apart_give_what_process_gives(frames):
         np.testing.assert_array_equal(got.track_face_ids, want.track_face_ids)
         np.testing.assert_allclose(got.tracks.pixels, want.tracks.pixels, atol=1e-3)
         assert got.tracks.visible.sum() > 16
+    with FrameProcessor(cfg) as processor:
+        processor.track(processor.reconstruct(*stream[0]))
+        processor.reconstruct(*stream[-1])  # the other camera's first frame never reaches the tracker
+        later = processor.track(processor.reconstruct(frames[1], 2_001, "other_cam"))
+    assert later.faces[0].id == 2  # the tracker restarted with the other camera's next frame
 
 
 def test_outputs_follow_the_switches_encoding_scale_and_frame_id(frames):

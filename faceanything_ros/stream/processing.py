@@ -10,8 +10,9 @@ context (window, tracks, face ids) restarts when the frame_id or the image size 
 
 ``process`` = ``track(reconstruct(...))``: the two halves touch disjoint state (the reconstructor
 and its window; the tracker, face ids and re-seeding), so the node runs them on two threads, in
-frame order, one frame apart (``stream.worker``). A restart decided by ``reconstruct`` reaches
-the tracker with the frame (``ReconstructedFrame.restarted``).
+frame order, one frame apart (``stream.worker``). Each half restarts its own context when the
+stream (frame_id, image size) of its frame differs from its previous frame's, so a frame that
+fails or is dropped between the halves cannot hide a camera change from the tracker.
 """
 from __future__ import annotations
 
@@ -88,15 +89,15 @@ class ReconstructedFrame:
     """The first half of a processed frame (``FrameProcessor.reconstruct``), for ``FrameProcessor.track``.
 
     stamp_ns, frame_id, reconstruction, camera_info: as in ``ProcessedFrame``.
-    restarted: the stream restarted with this frame (new frame_id or image size): tracks and
-        face ids start over. started_s: ``time.perf_counter()`` when its processing began.
+    stream: ``(frame_id, image shape)``: tracks and face ids start over when it changes.
+    started_s: ``time.perf_counter()`` when its processing began.
     """
 
     stamp_ns: int
     frame_id: str
     reconstruction: Reconstruction
     camera_info: Any | None
-    restarted: bool
+    stream: tuple[str, tuple[int, ...]]
     started_s: float
 
 
@@ -126,6 +127,7 @@ class FrameProcessor:
         context = config.window - 1 if self.method.method == "model" else 0
         self._context: deque[tuple[np.ndarray, list[FaceBox]]] = deque(maxlen=context)
         self._stream: tuple[str, tuple[int, ...]] | None = None  # (frame_id, image shape) of the context
+        self._tracked_stream: tuple[str, tuple[int, ...]] | None = None  # ... of the tracks
         self._frames_processed = 0
         self._frames_since_seed = 0
         self._visible_fraction = 1.0
@@ -159,6 +161,7 @@ class FrameProcessor:
         self._stream = None
 
     def _reset_tracking(self) -> None:
+        self._tracked_stream = None
         self.tracker.reset()
         self._frames_since_seed = 0
         self._visible_fraction = 1.0
@@ -188,21 +191,21 @@ class FrameProcessor:
         """The first half of ``process``: the image's reconstruction (arguments as there)."""
         start = time.perf_counter()
         stream = (str(frame_id), np.shape(rgb))
-        restarted = self._stream is not None and stream != self._stream
-        if restarted:
+        if self._stream is not None and stream != self._stream:
             self._reset_reconstruction()
         with STAGE_TIMES.stage("reconstruct"):
             reconstruction = self._reconstruct(rgb, intrinsics, str(frame_id))
         self._stream = stream
         self._frames_processed += 1
         return ReconstructedFrame(int(stamp_ns), str(frame_id), reconstruction,
-                                  camera_info if intrinsics is not None else None, restarted, start)
+                                  camera_info if intrinsics is not None else None, stream, start)
 
     def track(self, frame: ReconstructedFrame) -> ProcessedFrame:
         """The second half of ``process``: tracks, face ids and head poses of a reconstructed frame
         (the frames of a stream in order)."""
-        if frame.restarted:
+        if self._tracked_stream is not None and frame.stream != self._tracked_stream:
             self._reset_tracking()
+        self._tracked_stream = frame.stream
         reconstruction = frame.reconstruction
         with STAGE_TIMES.stage("tracking"):
             tracks = self._track(reconstruction.tracking_frames())

@@ -4,10 +4,11 @@ ROS-free. The image callback ``submit``s each converted frame to the inference w
 (``newest_only``): a frame still waiting when a newer one arrives is dropped (``on_drop``), so
 memory is one waiting frame plus the one being processed, and latency cannot grow with a queue.
 The inference thread ``submit``s each result to the publishing worker (not ``newest_only``): a
-result waits while the one before it is still waiting (one slot, never a queue), so every
-processed frame is published, in order, while the next frame is already being processed (the
-two stages run on two cores). ``stop`` returns in bounded time even while an item is in flight;
-what that item still uses is released by ``after_exit`` once it is done.
+result waits while the one before it is still waiting (one slot, never a queue), so results are
+handled in order, none dropped before ``stop``, while the next frame is already being processed
+(the two stages run on two cores). ``stop`` returns in bounded time even while an item is in
+flight (``request_stop`` first lets several workers share one wait); what that item still uses
+is released by ``after_exit`` once it is done.
 """
 from __future__ import annotations
 
@@ -25,9 +26,11 @@ class FrameWorker(Generic[Item]):
     handle: processes one item (runs on the worker thread; its exceptions are its own business:
         the worker stops on any that escape, so ``handle`` must catch what it can recover from).
     on_drop: called with each item that will never be handled: replaced before it was taken
-        (``newest_only``), still waiting at ``stop``, or submitted after ``stop``.
+        (``newest_only``), still waiting at ``stop``, or submitted after ``stop`` or after the
+        thread ended.
     max_rate_hz: read before each item; 0 or None = no limit. While the worker waits for its next
-        slot, newer items keep replacing the waiting one, so throttling drops frames instead of queueing.
+        slot, newer items replace the waiting one (``newest_only``: throttling drops frames instead
+        of queueing them) or wait to be placed.
     newest_only: True = a new item replaces the waiting one (dropped); False = ``submit`` blocks
         while an item is waiting, so nothing is dropped before ``stop`` and order is kept.
     """
@@ -58,9 +61,9 @@ class FrameWorker(Generic[Item]):
         """Make ``item`` the next one to handle: dropping the one waiting (``newest_only``) or waiting
         until it is taken; after ``stop`` the item is dropped at once."""
         with self._condition:
-            while not self._newest_only and self._pending is not None and not self._stopping:
+            while not self._newest_only and self._pending is not None and not (self._stopping or self._exited):
                 self._condition.wait()
-            if self._stopping:
+            if self._stopping or self._exited:
                 dropped = item
             else:
                 dropped, self._pending = self._pending, item
@@ -74,18 +77,22 @@ class FrameWorker(Generic[Item]):
         with self._condition:
             return int(self._pending is not None) + int(self._in_flight)
 
-    def stop(self, timeout_s: float = STOP_WAIT_S) -> bool:
-        """Stop taking items: drop the waiting one and wait up to ``timeout_s`` for the one in flight.
-
-        Returns True when the thread has ended, False when it is still handling its item (it ends
-        right after it, without handling another; ``after_exit`` callbacks run then).
-        """
+    def request_stop(self) -> None:
+        """Stop taking items: drop the waiting one; the item in flight still finishes (no waiting here)."""
         with self._condition:
             self._stopping = True
             dropped, self._pending = self._pending, None
             self._condition.notify_all()
         if dropped is not None:
             self._on_drop(dropped)
+
+    def stop(self, timeout_s: float = STOP_WAIT_S) -> bool:
+        """``request_stop``, then wait up to ``timeout_s`` for the item in flight.
+
+        Returns True when the thread has ended, False when it is still handling its item (it ends
+        right after it, without handling another; ``after_exit`` callbacks run then).
+        """
+        self.request_stop()
         if self._thread.is_alive() and self._thread is not threading.current_thread():
             self._thread.join(timeout_s)
         return not self._thread.is_alive()
@@ -106,6 +113,7 @@ class FrameWorker(Generic[Item]):
             with self._condition:
                 self._exited = True
                 callbacks, self._after_exit = self._after_exit, []
+                self._condition.notify_all()  # a blocked submit drops its item
             for callback in callbacks:
                 callback()
 

@@ -53,7 +53,7 @@ from faceanything_ros.stream.collector import CollectorPauses
 from faceanything_ros.stream.health import stream_health
 from faceanything_ros.stream.processing import FrameProcessor, ReconstructedFrame
 from faceanything_ros.stream.stats import ProcessingStats
-from faceanything_ros.stream.worker import FrameWorker
+from faceanything_ros.stream.worker import STOP_WAIT_S, FrameWorker
 
 LOG_EVERY_S = 10.0  # a repeated problem of one kind is logged at most this often
 
@@ -136,7 +136,7 @@ class FaceAnythingNode(LifecycleNode):
         return super().on_configure(state)
 
     def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
-        """Subscribe to the inputs, start the inference thread and the diagnostics timer."""
+        """Subscribe to the inputs, start the inference and publishing threads and the diagnostics timer."""
         config = self._config
         qos = QoSProfile(
             history=HistoryPolicy.KEEP_LAST, depth=config.qos_depth,
@@ -194,14 +194,16 @@ class FaceAnythingNode(LifecycleNode):
         self._subscriptions_active = []
         with self._publish_lock:  # a frame publishing now finishes first; later ones publish nothing
             self._generation += 1
-        if self._publishing is not None:  # first: an inference thread waiting to hand over a result goes on
-            self._publishing.stop()
-            self._publishing = None
-        if self._worker is not None:
-            if not self._worker.stop():
-                self.get_logger().info("a frame still in flight is dropped when it finishes")
-                self._busy_worker = self._worker
-            self._worker = None
+        workers = [worker for worker in (self._publishing, self._worker) if worker is not None]
+        for worker in workers:  # the publishing thread first: an inference thread handing over goes on
+            worker.request_stop()
+        deadline = time.monotonic() + STOP_WAIT_S  # one bounded wait for both
+        for worker in workers:
+            worker.stop(max(0.0, deadline - time.monotonic()))
+        if self._worker is not None and not self._worker.stop(0.0):
+            self.get_logger().info("a frame still in flight is dropped when it finishes")
+            self._busy_worker = self._worker
+        self._worker = self._publishing = None
         if self._diagnostics_timer is not None:
             self.destroy_timer(self._diagnostics_timer)
             self._diagnostics_timer = None
@@ -266,11 +268,11 @@ class FaceAnythingNode(LifecycleNode):
     def _publish(self, frame: OutputFrame) -> None:
         """Publishing thread: track the reconstructed frame, build and publish its messages, count it out."""
         with self._counting_errors():
-            result = frame.processor.track(frame.reconstructed)
-            with self._publish_lock:
-                if frame.generation != self._generation:  # processed before a deactivate
+            with self._publish_lock:  # one frame at a time tracks, even across a deactivate and activate
+                if frame.generation != self._generation:  # reconstructed before a deactivate
                     self._drop(frame)
                     return
+                result = frame.processor.track(frame.reconstructed)
                 frame.outputs.publish(result, frame.config)
             reconstruction = result.reconstruction
             with self._stats_lock:
@@ -328,6 +330,8 @@ class FaceAnythingNode(LifecycleNode):
         garbage collector's pauses (``gc.*``)."""
         now = time.monotonic()
         config = runtime_config(self, self._config)
+        # before the counters: a frame finishing in between shows as pending, never as gone
+        pending = sum(worker.frames_pending for worker in (self._worker, self._publishing) if worker is not None)
         with self._stats_lock:
             summary = self._stats.summary()
             last_time, last_out, last_errors = self._last_report
@@ -342,7 +346,6 @@ class FaceAnythingNode(LifecycleNode):
             frames_without_face = self._frames_without_face
             note = self._intrinsics_note
         processor = self._processor
-        pending = sum(worker.frames_pending for worker in (self._worker, self._publishing) if worker is not None)
         message = diagnostics_message(
             self._types, self.get_clock().now().nanoseconds, summary, config, health, self.get_name(),
             frames_without_face=frames_without_face, rate_hz=rate_hz,

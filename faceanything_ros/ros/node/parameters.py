@@ -33,8 +33,9 @@ DESCRIPTIONS: dict[str, str] = {
     "engine": "inference engine; auto picks the fastest available on the device",
     "device": "torch device, e.g. cpu, cuda, cuda:1",
     "cpu_threads": "intra-op threads of torch and ONNX Runtime in the node's process (set at configure); "
-                   "0 = their defaults, one per core. 1: the node's inference and publishing threads keep "
-                   "the cores busy, and a per-frame op waiting for a pool thread stalls the frame",
+                   "0 = leave torch's setting (one per core unless changed). 1: the node's inference and "
+                   "publishing threads keep the cores busy, and a per-frame op waiting for a pool thread "
+                   "stalls the frame",
     "window": "frames the model sees jointly: the newest plus window-1 previous ones as context",
     "max_rate_hz": "processed frames per second at most (newer frames replace waiting ones); 0 = unlimited",
     "num_tracks": "query grid size when (re)seeding canonical tracks",
