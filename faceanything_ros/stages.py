@@ -13,8 +13,8 @@ it shows what a stage costs when wall times are stretched by waiting for a core)
 stage records itself with ``timed(name)`` (a decorator) or ``STAGE_TIMES.stage(name)`` (a ``with``
 block) into ``STAGE_TIMES``, this process's recorder: a stage runs in whichever thread calls it
 (the node: ``convert`` in the image callback, ``detect`` to ``reconstruct`` but ``cloud`` in the
-inference thread; ``cloud``, computed when first used, and the rest in the publishing thread), so the recorder is one
-per process, thread-safe, with a bounded window per stage.
+inference thread; ``cloud``, computed when first used, and the rest in the publishing thread), so
+the recorder is one per process, thread-safe, with a bounded window per stage.
 """
 from __future__ import annotations
 

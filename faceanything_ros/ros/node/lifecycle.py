@@ -198,9 +198,9 @@ class FaceAnythingNode(LifecycleNode):
         for worker in workers:  # the publishing thread first: an inference thread handing over goes on
             worker.request_stop()
         deadline = time.monotonic() + STOP_WAIT_S  # one bounded wait for both
-        for worker in workers:
-            worker.stop(max(0.0, deadline - time.monotonic()))
-        if self._worker is not None and not self._worker.stop(0.0):
+        if self._publishing is not None:
+            self._publishing.stop(max(0.0, deadline - time.monotonic()))
+        if self._worker is not None and not self._worker.stop(max(0.0, deadline - time.monotonic())):
             self.get_logger().info("a frame still in flight is dropped when it finishes")
             self._busy_worker = self._worker
         self._worker = self._publishing = None
