@@ -7,7 +7,7 @@ import pytest
 from faceanything_ros.geometry.camera import intrinsics_matrix
 from faceanything_ros.geometry.focal_estimate import StreamFocal
 from faceanything_ros.geometry.rays import MIN_FIT_RAYS, fit_focal_scale, sample_crop_rays
-from faceanything_ros.geometry.virtual_camera import virtual_rays, virtual_rotation
+from faceanything_ros.geometry.virtual_camera import pixel_virtual_directions, virtual_rays, virtual_rotation
 from faceanything_ros.io.crop import CropBox
 
 SIZE = 224  # crop side, pixels
@@ -78,6 +78,24 @@ def test_confidence_and_valid_pixels_decide_which_rays_count():
     rays[5, :] = np.nan
     rays[6, :] = [0.0, 0.0, -1.0]  # behind the camera
     assert fitted_focal(rays, crop, CAMERA, valid=valid) == pytest.approx(FOCAL, rel=1e-5)
+
+
+def test_a_batch_of_cameras_gives_each_camera_s_crop_intrinsics_and_directions():
+    """The focal scan evaluates all its candidate cameras at once: the batched crop intrinsics and
+    pixel directions equal those of each camera alone."""
+    crop = crop_of_focal(600.0, (400.0, 300.0))
+    cameras = np.stack([intrinsics_matrix(f, 1.1 * f, 630.0, 470.0) for f in (500.0, 1000.0, 2000.0)])
+    pixels = np.array([[0.0, 0.0], [100.0, 37.0], [SIZE - 1.0, SIZE - 1.0]])
+    crop_Ks = crop.intrinsics(cameras)
+    rotations = virtual_rotation(crop_Ks, SIZE, SIZE)
+    directions = pixel_virtual_directions(crop_Ks, rotations, pixels)
+    assert directions.shape == (3, 3, 3)
+    for camera, crop_K, rotation, batched in zip(cameras, crop_Ks, rotations, directions):
+        np.testing.assert_allclose(crop_K, crop.intrinsics(camera), rtol=1e-12)
+        np.testing.assert_allclose(batched, pixel_virtual_directions(crop_K, rotation, pixels), rtol=1e-12)
+        unit = batched / np.linalg.norm(batched, axis=-1, keepdims=True)
+        rays = virtual_rays(crop_K, rotation, SIZE, SIZE)[pixels[:, 1].astype(int), pixels[:, 0].astype(int)]
+        np.testing.assert_allclose(unit, rays, atol=1e-12)
 
 
 def test_too_few_rays_and_bad_shapes_are_refused():

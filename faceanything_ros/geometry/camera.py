@@ -48,7 +48,7 @@ def mean_focal(intrinsics: np.ndarray) -> float:
 
 
 def crop_resize_intrinsics(intrinsics: np.ndarray, x0: float, y0: float, scale: float) -> np.ndarray:
-    """Intrinsics of the image cropped at top-left corner ``(x0, y0)`` then resized by ``scale``.
+    """``(..., 3, 3)`` intrinsics of the image cropped at top-left corner ``(x0, y0)`` then resized by ``scale``.
 
     ``x0, y0`` are the crop's left/top pixel *edges* in the source image (pixels); ``scale`` is
     output pixels per source pixel. A source pixel centre ``u`` lands at
@@ -57,11 +57,11 @@ def crop_resize_intrinsics(intrinsics: np.ndarray, x0: float, y0: float, scale: 
     """
     K = np.asarray(intrinsics, dtype=np.float64)
     out = K.copy()
-    out[0, 0] = K[0, 0] * scale
-    out[1, 1] = K[1, 1] * scale
-    out[0, 1] = K[0, 1] * scale
-    out[0, 2] = (K[0, 2] - x0 + 0.5) * scale - 0.5
-    out[1, 2] = (K[1, 2] - y0 + 0.5) * scale - 0.5
+    out[..., 0, 0] = K[..., 0, 0] * scale
+    out[..., 1, 1] = K[..., 1, 1] * scale
+    out[..., 0, 1] = K[..., 0, 1] * scale
+    out[..., 0, 2] = (K[..., 0, 2] - x0 + 0.5) * scale - 0.5
+    out[..., 1, 2] = (K[..., 1, 2] - y0 + 0.5) * scale - 0.5
     return out
 
 

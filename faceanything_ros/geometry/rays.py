@@ -7,7 +7,7 @@ best explains the predicted rays of one or more crops, with the principal point 
 
 The fit measures the angle between each predicted ray and the ray the candidate camera gives
 its pixel, weighted by the predicted ray confidence, and minimises it over the focal length
-(a 1-D search over ``log f``). The pixels are exact and the noise sits in the rays, so the
+(a 1-D search over ``log f``, every candidate of a scan evaluated at once). The pixels are exact and the noise sits in the rays, so the
 residual is taken where the noise is: the estimate is unbiased, unlike a regression of pixels on
 noisy ``x/z`` ratios, which attenuates the focal length (errors in the regressor).
 """
@@ -30,7 +30,7 @@ MIN_FIT_RAYS = 16  # usable rays a crop needs before its rays can constrain a fo
 RAY_SAMPLE_STRIDE = 4  # every 4th crop pixel per axis: ~3,000 rays of a crop fix its focal length
 MIN_RAY_GRID_SIDE = 32  # smaller crops are sampled more densely, on at least this many pixels per axis
 FOCAL_SCALE_RANGE = (0.1, 10.0)  # the search spans these multiples of the reference focal length
-COARSE_STEPS = 33  # log-spaced candidates that bracket the minimum before the bounded refinement
+COARSE_STEPS = 17  # log-spaced candidates (evaluated at once) that bracket the minimum before the bounded refinement
 LOG_FOCAL_TOLERANCE = 1e-6  # refinement stops at this change of log focal (1e-4 % of the focal)
 
 
@@ -100,31 +100,35 @@ def fit_focal_scale(crops: Sequence[CropRays], reference: np.ndarray) -> float:
     ``fy / fx``; the fitted camera is ``reference`` with ``fx, fy`` times ``s``. Minimises the
     confidence-weighted mean squared angle between each predicted virtual ray and
     ``normalise(R^T K_c^-1 [u, v, 1])`` of the candidate camera (``K_c`` its crop intrinsics, ``R``
-    its crop's virtual rotation) over ``log s`` in ``FOCAL_SCALE_RANGE``: a log-spaced scan, then a
-    bounded scalar minimisation between the scan's neighbours of the best candidate.
-    Raises ``ValueError`` without crops.
+    its crop's virtual rotation) over ``log s`` in ``FOCAL_SCALE_RANGE``: a log-spaced scan (its
+    candidates evaluated at once), then a bounded scalar minimisation between the scan's neighbours
+    of the best candidate. Raises ``ValueError`` without crops.
     """
     reference = validate_intrinsics(reference, "reference intrinsics")
     if not crops:
         raise ValueError("fitting a focal length needs the rays of at least one crop")
-
-    def cost(log_scale: float) -> float:
-        K = reference.copy()
-        K[0, 0], K[1, 1], K[0, 1] = (reference[0, 0] * np.exp(log_scale), reference[1, 1] * np.exp(log_scale),
-                                     reference[0, 1] * np.exp(log_scale))
-        total = weight = 0.0
-        for crop in crops:
-            crop_K = crop.crop.intrinsics(K)
-            size = crop.crop.output_size
-            expected = pixel_virtual_directions(crop_K, virtual_rotation(crop_K, size, size), crop.pixels)
-            sine = np.linalg.norm(np.cross(crop.rays, expected), axis=1)
-            angle = np.arctan2(sine, np.einsum("nk,nk->n", crop.rays, expected))
-            total += float(np.dot(crop.weights, angle ** 2))
-            weight += float(crop.weights.sum())
-        return total / weight
-
     candidates = np.linspace(*np.log(FOCAL_SCALE_RANGE), COARSE_STEPS)
-    best = int(np.argmin([cost(c) for c in candidates]))
+    best = int(np.argmin(_focal_costs(crops, reference, candidates)))
     bounds = (candidates[max(best - 1, 0)], candidates[min(best + 1, COARSE_STEPS - 1)])
-    result = minimize_scalar(cost, bounds=bounds, method="bounded", options={"xatol": LOG_FOCAL_TOLERANCE})
+    result = minimize_scalar(lambda log_scale: _focal_costs(crops, reference, np.array([log_scale]))[0],
+                             bounds=bounds, method="bounded", options={"xatol": LOG_FOCAL_TOLERANCE})
     return float(np.exp(result.x))
+
+
+def _focal_costs(crops: Sequence[CropRays], reference: np.ndarray, log_scales: np.ndarray) -> np.ndarray:
+    """``(C,)`` confidence-weighted mean squared ray angle (rad^2) of the crops for ``reference`` with its
+    focal lengths scaled by each of ``(C,)`` ``exp(log_scales)``."""
+    cameras = np.repeat(reference[None], len(log_scales), axis=0)
+    cameras[:, 0, :2] *= np.exp(log_scales)[:, None]
+    cameras[:, 1, 1] *= np.exp(log_scales)
+    total, weight = np.zeros(len(log_scales)), 0.0
+    for crop in crops:
+        crop_K = crop.crop.intrinsics(cameras)
+        size = crop.crop.output_size
+        expected = pixel_virtual_directions(crop_K, virtual_rotation(crop_K, size, size), crop.pixels)  # (C, N, 3)
+        cosine = np.einsum("nk,cnk->cn", crop.rays, expected)  # |expected| cos(angle): the rays are unit
+        sine = np.sqrt(np.maximum(np.einsum("cnk,cnk->cn", expected, expected) - cosine ** 2, 0.0))
+        angle = np.arctan2(sine, cosine)
+        total += angle ** 2 @ crop.weights
+        weight += float(crop.weights.sum())
+    return total / weight

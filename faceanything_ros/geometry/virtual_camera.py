@@ -57,10 +57,10 @@ def virtual_directions(intrinsics: np.ndarray, rotation: np.ndarray, height: int
 
 def pixel_virtual_directions(intrinsics: np.ndarray, rotation: np.ndarray, pixels: np.ndarray) -> np.ndarray:
     """``(..., 3)`` float64 ``R^T K^-1 [u, v, 1]`` of ``(..., 2)`` pixels ``(u, v)`` (``virtual_directions``
-    at chosen pixels)."""
+    at chosen pixels); ``(C, N, 3)`` for a batch of ``(C, 3, 3)`` intrinsics and rotations and ``(N, 2)`` pixels."""
     pixels = np.asarray(pixels, dtype=np.float64)
     homogeneous = np.concatenate([pixels, np.ones(pixels.shape[:-1] + (1,))], axis=-1)
-    directions = homogeneous @ np.linalg.inv(np.asarray(intrinsics, dtype=np.float64)).T
+    directions = homogeneous @ np.swapaxes(np.linalg.inv(np.asarray(intrinsics, dtype=np.float64)), -1, -2)
     return directions @ np.asarray(rotation, dtype=np.float64)
 
 

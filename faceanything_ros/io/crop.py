@@ -54,7 +54,7 @@ class CropBox:
         return cls(x0=centre_u - side / 2.0 + 0.5, y0=centre_v - side / 2.0 + 0.5, side=side, output_size=output_size)
 
     def intrinsics(self, intrinsics: np.ndarray) -> np.ndarray:
-        """``(3, 3)`` float64 intrinsics of the crop, given the image's ``(3, 3)`` intrinsics (pixels)."""
+        """``(..., 3, 3)`` float64 intrinsics of the crop, given the image's ``(..., 3, 3)`` intrinsics (pixels)."""
         return crop_resize_intrinsics(intrinsics, self.x0, self.y0, self.scale)
 
     def uncrop_intrinsics(self, crop_intrinsics: np.ndarray) -> np.ndarray:
