@@ -122,10 +122,12 @@ def test_canonical_points_are_located_at_their_pixels():
     canonical = np.stack([u / 30, v / 20, np.zeros_like(u)], axis=-1)  # a plane: each pixel its own coordinate
     mask = np.zeros((20, 30), dtype=bool)
     mask[5:15, 10:25] = True
-    points = np.array([[12 / 30, 7 / 20, 0.0], [0.0, 0.0, 0.0], [np.nan, 0.0, 0.0]])
+    points = np.array([[12 / 30, 7 / 20, 0.0], [0.0, 0.0, 0.0], [np.nan, 0.0, 0.0], [12.3 / 30, 7.6 / 20, 0.0]])
     pixels, distance = locate_canonical_points(canonical, mask, points)
     np.testing.assert_array_equal(pixels[0], [12, 7])
     assert distance[0] == pytest.approx(0.0, abs=1e-12)
+    np.testing.assert_allclose(pixels[3], [12.3, 7.6], atol=1e-9)  # between pixels: refined as the tracker refines
+    assert distance[3] == pytest.approx(0.0, abs=1e-9)
     np.testing.assert_array_equal(pixels[1], [10, 5])  # off the mask: the nearest face pixel, far away
     assert distance[1] == pytest.approx(np.hypot(10 / 30, 5 / 20))
     assert np.isnan(pixels[2]).all() and np.isinf(distance[2])

@@ -1,9 +1,10 @@
 """Dense tracks from canonical maps for evaluation, and their TAP-Vid scores.
 
 A query (a frame and a pixel) takes the predicted canonical coordinate at its pixel; in every
-frame its track is the face pixel whose predicted canonical coordinate is nearest, visible when
-that distance is below ``max_distance`` (canonical units): the method's tracking principle, with
-no temporal filter, so every method's maps are scored alike.
+frame its track is the face pixel whose predicted canonical coordinate is nearest, refined to
+sub-pixel precision as the tracker refines it, visible when that distance is below
+``max_distance`` (canonical units): the method's tracking principle, with no temporal filter, so
+every method's maps are scored alike.
 """
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import numpy as np
 from faceanything_ros.config import TrackerConfig
 from faceanything_ros.eval.metrics import MetricSums, tap_metrics
 from faceanything_ros.tracking.neighbour_search import KDTreeNeighbours
+from faceanything_ros.tracking.subpixel import refine_matches
 
 
 def canonical_tracks(canonical: np.ndarray, masks: np.ndarray, queries: np.ndarray, query_frame: np.ndarray,
@@ -44,8 +46,10 @@ def canonical_tracks(canonical: np.ndarray, masks: np.ndarray, queries: np.ndarr
 
 def locate_canonical_points(canonical: np.ndarray, mask: np.ndarray, points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Pixels of ``(Q, 3)`` canonical ``points`` in one frame: the ``mask`` pixel of the ``(H, W, 3)``
-    canonical map nearest to each (the tracker's ``KDTreeNeighbours``); ``((Q, 2) float64 pixels
-    (u, v), (Q,) distances)``, NaN and inf for non-finite points and when the mask is empty."""
+    canonical map nearest to each (the tracker's ``KDTreeNeighbours``), refined to sub-pixel
+    precision as the tracker refines its matches (``tracking.subpixel.refine_matches``); ``((Q, 2)
+    float64 pixels (u, v), (Q,) distances there)``, NaN and inf for non-finite points and when the
+    mask is empty."""
     pixels, distance = np.full((len(points), 2), np.nan), np.full(len(points), np.inf)
     face = np.flatnonzero(mask)
     finite = np.isfinite(points).all(axis=1)
@@ -53,7 +57,8 @@ def locate_canonical_points(canonical: np.ndarray, mask: np.ndarray, points: np.
         return pixels, distance
     nearest, distance[finite] = KDTreeNeighbours(canonical.reshape(-1, 3)[face]).query(points[finite])
     v, u = np.divmod(face[nearest], mask.shape[1])
-    pixels[finite] = np.stack([u, v], axis=1)
+    pixels[finite], distance[finite] = refine_matches(canonical, mask, np.stack([u, v], axis=1), points[finite],
+                                                      distance[finite])
     return pixels, distance
 
 

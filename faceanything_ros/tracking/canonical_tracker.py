@@ -24,7 +24,7 @@ from faceanything_ros.geometry.projection import sample_bilinear_or_nearest, unp
 from faceanything_ros.tracking.frame import TrackingFrame
 from faceanything_ros.tracking.neighbour_search import BACKENDS, build_neighbour_index
 from faceanything_ros.tracking.one_euro import OneEuroFilter
-from faceanything_ros.tracking.subpixel import refine_subpixel
+from faceanything_ros.tracking.subpixel import refine_matches
 from faceanything_ros.tracking.template_surface import canonical_queries, template_surface
 from faceanything_ros.tracking.tracks import Tracks, TrackState
 from faceanything_ros.tracking.visibility import depth_step, facing, head_rotation
@@ -202,7 +202,7 @@ class CanonicalTracker:
         """Locate every current query in ``frame``; see ``TrackState`` for the fields.
 
         The nearest searchable pixel (canonical distance) is refined to sub-pixel precision with
-        ``config.refine`` (``refine_subpixel``; the reported distance is the one at the refined
+        ``config.refine`` (``subpixel.refine_matches``; the reported distance is the one at the refined
         pixel). Its 3-D point is
         the depth sampled there (bilinear, nearest at the face border), unprojected with the
         frame's intrinsics. Visibility: see ``TrackerConfig``. time_s: the frame's time in
@@ -220,8 +220,8 @@ class CanonicalTracker:
         grid_pixel = np.stack([cols, rows], 1)
         pixels = np.where(found[:, None], grid_pixel, np.nan).astype(np.float64)
         if self.config.refine and found.any():
-            pixels[found], distance[found] = self._refine(frame, searchable, grid_pixel[found],
-                                                           distance[found], self._canonical[found])
+            pixels[found], distance[found] = refine_matches(frame.canonical, searchable, grid_pixel[found],
+                                                            self._canonical[found], distance[found])
         self._last_pixel = np.where(found[:, None], frame.to_image(grid_pixel), -1)
         points = _points_at(frame, pixels)
         well_matched = distance <= self.config.enter_distance
@@ -296,17 +296,6 @@ class CanonicalTracker:
         distance = np.where(nearest >= 0, np.linalg.norm(
             self._canonical - frame.canonical.reshape(-1, 3)[np.maximum(nearest, 0)], axis=1), np.nan)
         return nearest, distance
-
-    def _refine(self, frame: TrackingFrame, searchable: np.ndarray, pixels: np.ndarray, distance: np.ndarray,
-                canonical: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Sub-pixel ``(K, 2)`` pixels and their ``(K,)`` canonical distances there (bilinear, nearest at the
-        face border); a refined pixel off the searchable face keeps the integer pixel and its distance."""
-        refined = refine_subpixel(frame.canonical, searchable, pixels, canonical)
-        refined_distance = np.linalg.norm(sample_bilinear_or_nearest(frame.canonical, refined, searchable) - canonical,
-                                          axis=1)
-        on_face = np.isfinite(refined_distance)
-        return (np.where(on_face[:, None], refined, pixels.astype(np.float64)),
-                np.where(on_face, refined_distance, distance))
 
     def _filtered(self, pixels: np.ndarray, points: np.ndarray, time_s: float | None
                   ) -> tuple[np.ndarray, np.ndarray]:

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from faceanything_ros.geometry.projection import sample_bilinear_or_nearest
+
 NEIGHBOUR_OFFSETS = np.array([(du, dv) for dv in (-1, 0, 1) for du in (-1, 0, 1)], dtype=np.float64)  # (9, 2) (u, v)
 OFFSET_PRODUCTS = np.einsum("ni,nj->nij", NEIGHBOUR_OFFSETS, NEIGHBOUR_OFFSETS).reshape(9, 4)  # o o^T per offset
 MIN_RELATIVE_DETERMINANT = 1e-9  # det / trace^2 of a 2x2 normal matrix below which the fit is degenerate
@@ -43,6 +45,18 @@ def refine_subpixel(
     step, solved = _solve_symmetric_2x2(jacobian_t @ np.swapaxes(jacobian_t, 1, 2), jacobian_t @ residual[..., None])
     step = np.where((fitted & solved)[:, None], np.clip(step[..., 0], -max_step, max_step), 0.0)
     return np.clip(pixels + step, 0.0, [width - 1, height - 1])
+
+
+def refine_matches(canonical: np.ndarray, valid: np.ndarray, pixels: np.ndarray, targets: np.ndarray,
+                   distance: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Sub-pixel ``(Q, 2)`` float64 pixels of integer matches (``refine_subpixel``) and their ``(Q,)``
+    canonical distances to ``targets`` there (bilinear, nearest at the edge of ``valid``); a refined
+    pixel off ``valid`` keeps its integer pixel and its ``distance``."""
+    refined = refine_subpixel(canonical, valid, pixels, targets)
+    refined_distance = np.linalg.norm(sample_bilinear_or_nearest(canonical, refined, valid) - targets, axis=1)
+    on_face = np.isfinite(refined_distance)
+    return (np.where(on_face[:, None], refined, np.asarray(pixels, dtype=np.float64)),
+            np.where(on_face, refined_distance, distance))
 
 
 def _solve_symmetric_2x2(matrix: np.ndarray, rhs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
