@@ -117,6 +117,9 @@ class FaceMeshConfig:
     face_scale: float = 1.0  # metric face size / template size (unobservable from one view; 1 = mean face, 63 mm IPD)
 
 
+METRIC_DEPTHS = ("face_size", "rays")  # what sets the model's metric depth scale (PredictorConfig.metric_depth)
+
+
 @dataclass
 class PredictorConfig:
     """Frames -> reconstructions (``faceanything_ros.predictor``)."""
@@ -126,6 +129,13 @@ class PredictorConfig:
     mask_threshold: float = 0.5  # face-mask probability threshold, [0, 1]
     default_fov_deg: float = 60.0  # horizontal field of view assumed until the rays of a face give a focal length
     focal_history: int = 60  # frames whose focal lengths (from rays) the running estimate takes the median of
+    # metric depth: face_size = the face has the canonical template's size (geometry.face_scale) | rays = the
+    # network's depth for the focal its predicted rays imply, rescaled to the camera's focal
+    metric_depth: str = "face_size"
+
+    def __post_init__(self) -> None:
+        if self.metric_depth not in METRIC_DEPTHS:
+            raise ValueError(f"PredictorConfig.metric_depth = {self.metric_depth!r}; choose one of {list(METRIC_DEPTHS)}")
 
 
 ENGINES = ("auto", "tensorrt", "compile", "torch", "onnx")
@@ -164,7 +174,7 @@ NODE_RANGES: dict[str, tuple[float, float]] = {
 NODE_CHOICES: dict[str, tuple[str, ...]] = {
     "method": METHODS, "engine": ENGINES, "reseed": RESEED_POLICIES, "input": NODE_INPUTS,
     "qos_reliability": QOS_RELIABILITIES, "depth_encoding": DEPTH_ENCODINGS, "camera_matrix": CAMERA_MATRICES,
-    "canonical_region": CANONICAL_REGIONS,
+    "canonical_region": CANONICAL_REGIONS, "metric_depth": METRIC_DEPTHS,
 }
 # per-output switches (NodeConfig booleans); the node also skips an output nobody subscribes to
 NODE_SWITCHES = ("publish_depth", "publish_points", "publish_canonical", "publish_tracks", "publish_markers",
@@ -194,6 +204,7 @@ class NodeConfig:
     reseed_every_n: int = 0  # processed frames between re-seeds for reseed=every_n (>= 1 then)
     min_depth_confidence: float = PredictorConfig.min_depth_confidence  # depth confidence (>= 1; 1 = keep all) for cloud points
     mask_threshold: float = PredictorConfig.mask_threshold  # face-mask probability threshold, [0, 1]
+    metric_depth: str = PredictorConfig.metric_depth  # face_size | rays: what sets the model's metric depth scale
     track_max_distance: float = TrackerConfig.max_distance  # canonical NN distance above which a track is not visible
     track_min_confidence: float = TrackerConfig.min_confidence  # canonical confidence (>= 1; 1 = all) of searched pixels
     face_min_confidence: float = DetectorConfig.min_confidence  # face detector score threshold, [0, 1]
@@ -246,6 +257,7 @@ class NodeConfig:
                                     redetect_every=self.face_redetect_every),
             min_depth_confidence=self.min_depth_confidence,
             mask_threshold=self.mask_threshold,
+            metric_depth=self.metric_depth,
         )
 
     def tracker_config(self) -> TrackerConfig:

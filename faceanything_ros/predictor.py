@@ -11,12 +11,14 @@ from typing import Sequence
 
 import numpy as np
 
+from .canonical.space import load_canonical_space
 from .config import PredictorConfig
 from .engines import create_engine
 from .geometry.camera import intrinsics_from_fov, intrinsics_matrix, mean_focal
+from .geometry.face_scale import face_size_scale
 from .geometry.focal_estimate import StreamFocal
 from .geometry.rays import fit_focal_scale, ray_sample_stride, sample_crop_rays
-from .geometry.virtual_camera import depth_from_virtual, virtual_rotation
+from .geometry.virtual_camera import depth_from_virtual, virtual_rays, virtual_rotation
 from .io.crop import CropBox, crop_box_for_face, crop_footprint, crop_image, paste_back
 from .io.face_detector import FaceBox, FaceDetector
 from .io.validation import validate_frame_indices, validate_frames, validate_intrinsics_for_frames
@@ -57,6 +59,7 @@ class Predictor:
         self.detector = FaceDetector(self.config.detector)
         self.input_size = self.engine.input_size
         self.focal_estimate = StreamFocal(self.config.focal_history)
+        self.metres_per_unit = load_canonical_space(self.metadata.canonical_space_id).mm_per_unit / 1000.0
 
     def reset(self) -> None:
         """Start a new stream: its next frame's faces are detected, not tracked from the last frame's."""
@@ -111,8 +114,9 @@ class Predictor:
         crops = self._run_model(frames, faces)
         default = intrinsics_from_fov(width, height, self.config.default_fov_deg)
         references = given if given is not None else np.repeat(default[None], num_frames, axis=0)
-        ray_focals = [[self._ray_focal(result, references[t]) for result in crops[t]] if t >= context_frames else []
-                      for t in range(num_frames)]
+        fit_rays = given is None or self.config.metric_depth == "rays"  # the rays' focal is needed
+        ray_focals = [[self._ray_focal(result, references[t]) if fit_rays else None for result in crops[t]]
+                      if t >= context_frames else [] for t in range(num_frames)]
         if given is not None:
             cameras, source = given, "given"
         else:
@@ -176,21 +180,31 @@ class Predictor:
         """One crop's prediction as maps over the crop's footprint in the image (``io.crop.crop_footprint``),
         seen by ``camera`` (image K, pixels).
 
-        The network's depth is z-depth in the crop's virtual camera for the focal length its rays
-        imply (``ray_focal``): a face of fixed metric size lies farther for a longer focal, so the
-        depth is scaled by ``focal(camera) / ray_focal``, then turned into the image camera's
-        z-depth (``depth_from_virtual`` with ``camera``'s crop intrinsics and virtual rotation). Depth
+        The network's depth is z-depth in the crop's virtual camera, metric for the focal length the
+        network believes; ``config.metric_depth`` decides its scale: ``face_size`` (default) scales it
+        so the face, seen along ``camera``'s rays, has the canonical template's metric size
+        (``geometry.face_scale``; the rays' scale when the crop has too few face pixels); ``rays``
+        scales it by ``focal(camera) / ray_focal`` (the focal length the predicted rays imply: a
+        face of fixed size lies farther for a longer focal). It is then turned into the image
+        camera's z-depth (``depth_from_virtual`` with ``camera``'s crop intrinsics and virtual rotation). Depth
         and canonical coordinates are pasted back from face pixels only (``paste_back`` with
         ``valid``), so no off-face value enters a face pixel.
         """
         height, width = frame.shape[:2]
         prediction, crop = result.prediction, result.crop
         region = crop_footprint(crop, height, width)
-        depth_scale = 1.0 if ray_focal is None else mean_focal(camera) / ray_focal
         crop_camera = crop.intrinsics(camera)
         rotation = virtual_rotation(crop_camera, crop.output_size, crop.output_size)
-        crop_depth = depth_from_virtual(prediction.depth[0] * depth_scale, crop_camera, rotation).astype(np.float32)
         crop_face = prediction.mask_probability[0] > self.config.mask_threshold
+        depth_scale = None
+        if self.config.metric_depth == "face_size":
+            depth_scale = face_size_scale(prediction.depth[0], virtual_rays(crop_camera, rotation, crop.output_size,
+                                                                            crop.output_size),
+                                          prediction.canonical[0], crop_face, self.metres_per_unit)
+        if depth_scale is None:
+            ray_focal = ray_focal if ray_focal is not None else self._ray_focal(result, camera)
+            depth_scale = 1.0 if ray_focal is None else mean_focal(camera) / ray_focal
+        crop_depth = depth_from_virtual(prediction.depth[0] * depth_scale, crop_camera, rotation).astype(np.float32)
         scalars = np.stack([prediction.mask_probability[0], prediction.depth_confidence[0],
                             prediction.canonical_confidence[0]], axis=-1)
         mask_probability, depth_confidence, canonical_confidence = np.ascontiguousarray(

@@ -15,10 +15,13 @@ def test_presets_differ_and_validate():
 
 
 def test_yaml_round_trip_nested(tmp_path):
-    config = PredictorConfig(detector=DetectorConfig(max_faces=3, crop_scale=2.0), mask_threshold=0.3)
+    config = PredictorConfig(detector=DetectorConfig(max_faces=3, crop_scale=2.0), mask_threshold=0.3,
+                             metric_depth="rays")
     save_yaml(config, tmp_path / "p.yaml")
     loaded = load_yaml(PredictorConfig, tmp_path / "p.yaml")
     assert loaded == config and isinstance(loaded.detector, DetectorConfig)
+    with pytest.raises(ValueError, match=r"metric_depth = 'focal'; choose one of \['face_size', 'rays'\]"):
+        from_dict(PredictorConfig, {"metric_depth": "focal"})
     model = ModelConfig.preset("small", image_size=256)
     assert from_dict(ModelConfig, to_dict(model)) == model  # tuples survive the list round trip
 

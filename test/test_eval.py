@@ -13,6 +13,7 @@ from faceanything_ros.cli import main as cli
 from faceanything_ros.data.format import read_manifest
 from faceanything_ros.eval.dataset_eval import SamplePrediction, dataset_batches, model_predictions, score_sample
 from faceanything_ros.eval.metrics import MetricSums, tap_metrics
+from faceanything_ros.geometry.face_scale import face_size_scale
 from faceanything_ros.geometry.virtual_camera import virtual_rays, virtual_rotation
 from faceanything_ros.model.checkpoint import init_checkpoint
 
@@ -160,9 +161,29 @@ class FocalStandIn(torch.nn.Module):
 
 def test_model_depth_is_rescaled_by_the_focal_its_rays_imply(small_dataset):
     batch = next(dataset_batches(small_dataset, None, limit=8))
+    mm_per_unit = read_manifest(small_dataset)["canonical_space"]["mm_per_unit"]
     for factor in (1.0, 1.25):
-        predictions = model_predictions(FocalStandIn(batch, factor), batch, torch.device("cpu"))
+        predictions = model_predictions(FocalStandIn(batch, factor), batch, torch.device("cpu"), mm_per_unit,
+                                        metric_depth="rays")
         for b, prediction in enumerate(predictions):
             face = batch["mask"][b].numpy()
             np.testing.assert_allclose(prediction.focal_error_pct, 100 * (factor - 1), atol=0.2)
             np.testing.assert_allclose(prediction.depth[face], batch["depth"][b].numpy()[face], rtol=2e-3)
+
+
+def test_model_depth_by_face_size_gives_the_face_the_template_size_whatever_focal_it_believes(small_dataset):
+    """Seen along the true camera's rays, each crop's face gets the canonical template's metric size:
+    the same depth whether the network believed the true focal or a longer one, the truth times the
+    true face's own size ratio to the template."""
+    batch = next(dataset_batches(small_dataset, None, limit=8))
+    mm_per_unit = read_manifest(small_dataset)["canonical_space"]["mm_per_unit"]
+    true_depth = batch["depth"].double().numpy()
+    depths = [np.stack([p.depth for p in model_predictions(FocalStandIn(batch, factor), batch, torch.device("cpu"),
+                                                           mm_per_unit)]) for factor in (1.0, 1.25)]
+    for b, t in np.ndindex(*true_depth.shape[:2]):
+        face = (batch["mask"][b, t] & batch["in_frame"][b, t]).numpy()
+        true_scale = face_size_scale(true_depth[b, t], batch["rays"][b, t].numpy(), batch["canonical"][b, t].numpy(),
+                                     face, mm_per_unit / 1000.0)
+        assert 0.8 < true_scale < 1.25  # data-engine faces are about the template's size
+        for depth in depths:
+            np.testing.assert_allclose(depth[b, t][face], true_depth[b, t][face] * true_scale, rtol=1e-4)

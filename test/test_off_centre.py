@@ -15,6 +15,7 @@ from conftest import face_image
 from scipy.spatial import cKDTree
 
 from faceanything_ros.canonical import label_from_landmarks, load_canonical_space
+from faceanything_ros.config import PredictorConfig
 from faceanything_ros.geometry.camera import crop_resize_intrinsics
 from faceanything_ros.geometry.projection import unproject_depth, unproject_pixels
 from faceanything_ros.io.crop import crop_box_for_face
@@ -102,6 +103,23 @@ def test_given_focal_rescales_a_network_that_believes_another_focal(predictor):
     scene = face_scene(K, PLACES["top_right"], DISTANCE)
     net = SceneNet(scene, K, predictor.input_size, focal_factor=1.15)
     assert_on_true_surface(predict_scene(predictor, scene, K, net).faces[0], scene)
+
+
+@pytest.mark.parametrize("metric_depth", ["face_size", "rays"])
+def test_a_small_face_is_placed_by_the_metric_depth_choice(tiny_checkpoint, metric_depth):
+    """A face 0.9 x the template's size, given K, the network fooled about the focal: ``rays`` puts it
+    at its true distance; ``face_size`` gives it the template's size, so 1 / 0.9 farther."""
+    scene = face_scene(K, PLACES["top_left"], DISTANCE)
+    centre = scene.vertices.mean(axis=0)
+    small = FaceScene(centre + 0.9 * (scene.vertices - centre), scene.triangles, scene.canonical)
+    with Predictor(tiny_checkpoint, config=PredictorConfig(metric_depth=metric_depth)) as predictor:
+        face = predict_scene(predictor, small, K, SceneNet(small, K, predictor.input_size, focal_factor=1.15)).faces[0]
+    truth = small.render(K, HEIGHT, WIDTH)
+    rows, cols = face.cloud.pixels[:, 1], face.cloud.pixels[:, 0]
+    on_truth = truth.mask[rows, cols]
+    true_points = unproject_pixels(face.cloud.pixels[on_truth].astype(float), truth.depth[rows, cols][on_truth], K)
+    ratio = np.median(np.linalg.norm(face.cloud.points[on_truth], axis=1) / np.linalg.norm(true_points, axis=1))
+    assert ratio == pytest.approx(1.0 if metric_depth == "rays" else 1.0 / 0.9, rel=0.01)
 
 
 def test_focal_estimate_of_a_stream_is_stable(predictor):

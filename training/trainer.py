@@ -154,8 +154,9 @@ class Trainer:
         count = min(self.config.val_samples, len(self.val_set))
         loader = DataLoader(torch.utils.data.Subset(self.val_set, range(count)), batch_size=8, num_workers=0)
         autocast = self._autocast() if self.process.device.type == "cuda" else None
-        return score_batches(lambda batch: model_predictions(self.ema.module, batch, self.process.device, autocast),
-                             loader, self.val_set.manifest["canonical_space"]["mm_per_unit"])
+        mm_per_unit = self.val_set.manifest["canonical_space"]["mm_per_unit"]
+        return score_batches(lambda batch: model_predictions(self.ema.module, batch, self.process.device, mm_per_unit,
+                                                             autocast), loader, mm_per_unit)
 
     def _loader(self, end_step: int) -> DataLoader:
         sampler = StepBatches([len(d) for d in self.train_sets], self.config.batch_size, self.process.rank,

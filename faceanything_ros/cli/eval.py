@@ -77,7 +77,7 @@ def _score_dataset(method: str, args: argparse.Namespace) -> dict[str, dict[str,
                          f"{manifest['image_size']} px; build the dataset with faceanything-data build --size "
                          f"{metadata.input_resolution[0]}")
     device = torch.device(args.device)
-    return score_batches(lambda batch: model_predictions(model, batch, device), batches, mm_per_unit)
+    return score_batches(lambda batch: model_predictions(model, batch, device, mm_per_unit), batches, mm_per_unit)
 
 
 def _score_videos(method: str, args: argparse.Namespace) -> dict[str, dict[str, float]]:

@@ -5,8 +5,9 @@ Both methods give, per sample of ``T`` crops, a ``SamplePrediction`` in the crop
 
 - the learned model runs on the crops as they are; the focal length its rays imply is fitted as
   ``Predictor`` fits it (``geometry.rays.fit_focal_scale`` over the predicted face's rays, weighted
-  by ray confidence, with the true principal point), and its metric depth is scaled by true /
-  predicted focal, as ``Predictor`` does given a CameraInfo;
+  by ray confidence, with the true principal point: the focal error), and its depth is made metric
+  as ``Predictor`` makes it given a CameraInfo (``PredictorConfig.metric_depth``: by default the
+  face's size, ``geometry.face_scale``, along the true camera's rays);
 - the face-mesh method fits its template with the true crop intrinsics and renders its mesh.
 
 ``depth.*_aligned`` compare after median scale alignment; pixels a method did not reconstruct
@@ -22,10 +23,12 @@ from typing import Iterator
 import numpy as np
 import torch
 
+from faceanything_ros.config import PredictorConfig
 from faceanything_ros.data.format import SPLITS, ShardReader, camera_known, read_manifest
 from faceanything_ros.data.samples import images_to_float, to_item
 from faceanything_ros.eval.metrics import MetricSums
 from faceanything_ros.eval.tracking import canonical_tracks, score_tracks
+from faceanything_ros.geometry.face_scale import face_size_scale
 from faceanything_ros.geometry.virtual_camera import depth_to_virtual
 from faceanything_ros.geometry.rays import fit_focal_scale, ray_sample_stride, sample_crop_rays
 from faceanything_ros.io.crop import CropBox
@@ -62,8 +65,12 @@ def dataset_batches(root: str | Path, split: str | None, limit: int | None = Non
 
 @torch.no_grad()
 def model_predictions(model: torch.nn.Module, batch: dict[str, torch.Tensor], device: torch.device,
-                      autocast: torch.autocast | None = None) -> list[SamplePrediction]:
-    """The network's ``SamplePrediction`` for every sample of ``batch`` (model in eval mode)."""
+                      mm_per_unit: float, autocast: torch.autocast | None = None,
+                      metric_depth: str = PredictorConfig.metric_depth) -> list[SamplePrediction]:
+    """The network's ``SamplePrediction`` for every sample of ``batch`` (model in eval mode), its depth
+    made metric as ``Predictor`` makes it given the true K (``metric_depth``: ``face_size`` along the
+    true camera's rays with the canonical space's ``mm_per_unit``, else, and for a crop with too few
+    face pixels, by true / predicted focal)."""
     model.eval()
     images = images_to_float(batch["images"].to(device))
     if autocast is None:
@@ -78,7 +85,11 @@ def model_predictions(model: torch.nn.Module, batch: dict[str, torch.Tensor], de
         ratio = np.array([_focal_ratio(outputs["rays"][b, t].numpy(), outputs["ray_confidence"][b, t].numpy(),
                                        mask[b, t], batch["intrinsics"][b, t].double().numpy())
                           for t in range(images.shape[1])])
-        depth = outputs["depth"][b].numpy() / np.nan_to_num(ratio, nan=1.0)[:, None, None]
+        scales = [face_size_scale(outputs["depth"][b, t].numpy(), batch["rays"][b, t].numpy(),
+                                  outputs["canonical"][b, t].numpy(), mask[b, t], mm_per_unit / 1000.0)
+                  if metric_depth == "face_size" else None for t in range(images.shape[1])]
+        scales = [1.0 / np.nan_to_num(r, nan=1.0) if scale is None else scale for scale, r in zip(scales, ratio)]
+        depth = outputs["depth"][b].numpy() * np.array(scales)[:, None, None]
         out.append(SamplePrediction(depth, outputs["canonical"][b].numpy(), mask[b], 100.0 * np.abs(ratio - 1.0)))
     return out
 

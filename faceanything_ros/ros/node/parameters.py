@@ -44,6 +44,9 @@ DESCRIPTIONS: dict[str, str] = {
     "reseed_every_n": "processed frames between re-seeds for reseed=every_n (>= 1 then)",
     "min_depth_confidence": "depth confidence (>= 1; 1 = keep all) below which a pixel leaves ~/points",
     "mask_threshold": "face-mask probability threshold; pixels below it are NaN in ~/depth/image",
+    "metric_depth": "the model's metric depth scale: face_size (the face has the canonical template's metric "
+                    "size, as the face-mesh method assumes) or rays (the network's depth for the focal length its "
+                    "rays imply, rescaled to the camera's)",
     "track_max_distance": "canonical nearest-neighbour distance above which a track is not visible",
     "track_min_confidence": "canonical confidence (>= 1; 1 = all) below which a pixel is not searched",
     "face_min_confidence": "face detector score threshold",
