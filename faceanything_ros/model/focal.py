@@ -1,7 +1,8 @@
 """The focal length implied by the network's ray maps (torch), and the depth scale it gives.
 
 The network predicts depth consistent with its own rays' focal; given the true focal (a
-CameraInfo), depth is scaled by true / predicted focal. Training's metric depth and focal terms use
+CameraInfo), ``PredictorConfig.metric_depth = "rays"`` scales depth by true / predicted focal (the
+default, ``face_size``, scales it to the face's size instead). Training's metric depth and focal terms use
 this batched least-squares estimator for truth and prediction alike (its small bias cancels);
 ``Predictor`` and ``faceanything eval`` use the confidence-weighted angular fit
 ``geometry.rays.fit_focal_scale``, which also handles crops of an uncentred image camera.
