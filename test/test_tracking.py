@@ -9,6 +9,7 @@ points.
 from __future__ import annotations
 
 import math
+import warnings
 
 import numpy as np
 import pytest
@@ -291,3 +292,21 @@ def test_tracker_input_errors() -> None:
         TrackingFrame(np.zeros((4, 4, 3)), np.zeros((4, 4)), np.zeros((4, 4)))
     with pytest.raises(ValueError, match="NaN"):
         TrackingFrame(np.zeros((4, 4, 3)), np.zeros((4, 4)), np.zeros((4, 4), bool), intrinsics=np.full((3, 3), np.nan))
+
+
+def test_row_median_of_valid_depths_equals_numpy_nanmedian():
+    from faceanything_ros.tracking.visibility import _row_nanmedian
+
+    rng = np.random.default_rng(3)
+    values = rng.random((300, 25))
+    values[rng.random(values.shape) < 0.4] = np.nan
+    values[0] = np.nan  # no valid depth: NaN
+    values[1] = np.nan
+    values[1, 7] = 0.5  # one valid depth: itself
+    values[2] = np.nan
+    values[2, [3, 9]] = [0.2, 0.4]  # two: their mean
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        expected = np.nanmedian(values, axis=1)
+    np.testing.assert_array_equal(_row_nanmedian(values), expected)
+    assert np.isnan(expected[0]) and expected[1] == 0.5 and expected[2] == pytest.approx(0.3)
