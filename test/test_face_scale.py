@@ -61,3 +61,20 @@ def test_unusable_pixels_are_left_out_and_too_few_give_none():
     few = np.zeros_like(mask)
     few[np.nonzero(mask)[0][:MIN_SCALE_PIXELS - 1], np.nonzero(mask)[1][:MIN_SCALE_PIXELS - 1]] = True
     assert face_size_scale(depth, rays, canonical, few, METRES_PER_UNIT) is None
+
+
+def test_depth_noise_and_outlying_pixels_do_not_shrink_the_scale():
+    depth, canonical, mask = rendered_face(1.0, 0.6)
+    rays = rays_from_intrinsics(CAMERA, SIZE, SIZE)
+    rng = np.random.default_rng(0)
+    noisy = depth + rng.normal(0.0, 0.01, depth.shape)  # 1 cm per-pixel depth noise
+    points = noisy[mask, None] * rays[mask] / rays[mask, 2:3]
+    # fitted from the points to the template, the noise would shrink the scale by about 3 %
+    assert similarity_scale(points, canonical[mask] * METRES_PER_UNIT) < 0.98
+    assert face_size_scale(noisy, rays, canonical, mask, METRES_PER_UNIT) == pytest.approx(1.0, abs=0.005)
+    spilled = canonical.copy()  # a tenth of the face pixels with canonical coordinates of nothing near
+    rows, cols = np.nonzero(mask)
+    chosen = rng.choice(len(rows), len(rows) // 10, replace=False)
+    spilled[rows[chosen], cols[chosen]] = rng.uniform(-1.0, 1.0, (len(chosen), 3))
+    assert face_size_scale(depth, rays, spilled, mask, METRES_PER_UNIT) == pytest.approx(1.0, abs=0.005)
+    assert face_size_scale(depth, rays, np.zeros_like(canonical), mask, METRES_PER_UNIT) is None
