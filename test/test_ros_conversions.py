@@ -176,17 +176,19 @@ def test_depth_and_canonical_images(types):
 
 
 def test_byte_fields_take_each_library_s_whole_buffer_path(types):
-    # rclpy: an array.array('B') (its setter copies it whole; a numpy array is checked element by element)
-    # rosbags: the array's own bytes, no copy
+    # rclpy: an array.array('B') (a numpy array would be checked element by element); rosbags: the
+    # array's own bytes, no copy
     values = np.arange(6, dtype=np.float32).reshape(2, 3)
-    data = C.byte_sequence(types["sensor_msgs/msg/Image"], values)
-    assert bytes(data) == values.tobytes()
-    if isinstance(types, RclpyTypes):
-        assert isinstance(data, array.array) and data.typecode == "B"
-    else:
-        assert isinstance(data, np.ndarray) and data.dtype == np.uint8 and np.shares_memory(data, values)
-    message = C.depth_image(types, C.make_header(types, 0, "cam"), values)
+    header = C.make_header(types, 0, "cam")
+    message = C.message_with_bytes(types["sensor_msgs/msg/Image"], values, header=header, height=2, width=3,
+                                   encoding="32FC1", is_bigendian=0, step=12)
     assert bytes(message.data) == values.tobytes()
+    if isinstance(types, RclpyTypes):
+        assert isinstance(message.data, array.array) and message.data.typecode == "B"
+        assert C.depth_image(types, header, values).data == message.data
+    else:
+        assert isinstance(message.data, np.ndarray) and np.shares_memory(message.data, values)
+    np.testing.assert_array_equal(C.image_to_array(cdr_round_trip(message, "sensor_msgs/msg/Image"))[..., 0], values)
 
 
 def test_16uc1_depth_is_millimetres_with_zero_as_none():

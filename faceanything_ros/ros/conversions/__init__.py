@@ -9,17 +9,17 @@ and pass every field by keyword: rosbags classes have no defaults. Bad messages 
 from .diagnostics import diagnostics
 from .images import (
     COLOR_ENCODINGS, COMPRESSED_FORMATS, DEPTH_ENCODINGS, ENCODINGS, ImageConversionError, Types, array_to_image,
-    byte_sequence, camera_info, camera_info_intrinsics, camera_info_intrinsics_or_none, canonical_image, compressed_to_rgb,
-    depth_image, depth_image_to_metres, image_to_array, image_to_rgb, make_header, rgb_to_compressed, rgb_to_image,
-    stamp_to_ns,
+    camera_info, camera_info_intrinsics, camera_info_intrinsics_or_none, canonical_image, compressed_to_rgb,
+    depth_image, depth_image_to_metres, image_to_array, image_to_rgb, make_header, message_with_bytes, rgb_to_compressed,
+    rgb_to_image, stamp_to_ns,
 )
 from .pointcloud import POINT_FIELDS, point_cloud2, point_cloud2_to_arrays
 from .tracks import track_array, track_array_to_arrays, track_markers
 
 __all__ = [
     "COLOR_ENCODINGS", "COMPRESSED_FORMATS", "DEPTH_ENCODINGS", "ENCODINGS", "POINT_FIELDS", "ImageConversionError",
-    "Types", "array_to_image", "byte_sequence", "camera_info", "camera_info_intrinsics", "camera_info_intrinsics_or_none",
+    "Types", "array_to_image", "camera_info", "camera_info_intrinsics", "camera_info_intrinsics_or_none",
     "canonical_image", "compressed_to_rgb", "depth_image", "depth_image_to_metres", "diagnostics", "image_to_array",
-    "image_to_rgb", "make_header", "point_cloud2", "point_cloud2_to_arrays", "rgb_to_compressed", "rgb_to_image",
+    "image_to_rgb", "make_header", "message_with_bytes", "point_cloud2", "point_cloud2_to_arrays", "rgb_to_compressed", "rgb_to_image",
     "stamp_to_ns", "track_array", "track_array_to_arrays", "track_markers",
 ]

@@ -42,19 +42,24 @@ class ImageConversionError(ValueError):
         self.kind = kind
 
 
-def byte_sequence(message_class: type, values: np.ndarray) -> Any:
-    """The bytes of contiguous array ``values`` as a ``uint8[]`` field value for ``message_class``.
+def message_with_bytes(message_class: type, values: np.ndarray, **fields: Any) -> Any:
+    """``message_class(**fields)`` whose ``uint8[]`` field ``data`` holds the bytes of array ``values``.
 
-    rclpy messages get an ``array.array('B')`` (one copy; the generated constructor and setter take
-    it as a whole, where a numpy array goes through a checked per-element path, ~0.1 s per 640x480
-    float image); other classes (``rosbags``) get the flat ``uint8`` numpy view, no copy.
+    rclpy messages get them in one copy: an ``array.array('B')`` handed to the generated setter's
+    whole-buffer path with field checks on (the generated constructor copies a given ``data``
+    again, and with checks off, rclpy's default, so does the setter; a numpy array would be
+    checked element by element, ~0.1 s per 640x480 float image). Other classes (``rosbags``)
+    get the flat ``uint8`` numpy view, no copy.
     """
     flat = np.ascontiguousarray(values).view(np.uint8).reshape(-1)
     if not hasattr(message_class, "get_fields_and_field_types"):
-        return flat
+        return message_class(data=flat, **fields)
     data = array.array("B")
     data.frombytes(flat)
-    return data
+    checked = {"check_fields": True} if "_check_fields" in getattr(message_class, "__slots__", ()) else {}
+    message = message_class(**checked, **fields)
+    message.data = data
+    return message
 
 
 def stamp_to_ns(stamp: Any) -> int:
@@ -180,8 +185,7 @@ def rgb_to_compressed(types: Types, header: Any, rgb: np.ndarray, fmt: str = "jp
     ok, encoded = cv2.imencode(f".{fmt}", np.ascontiguousarray(np.asarray(rgb)[..., ::-1]), params)
     if not ok:
         raise ValueError(f"OpenCV could not encode a {np.asarray(rgb).shape} image as {fmt}")
-    message_class = types["sensor_msgs/msg/CompressedImage"]
-    return message_class(header=header, format=fmt, data=byte_sequence(message_class, encoded))
+    return message_with_bytes(types["sensor_msgs/msg/CompressedImage"], encoded, header=header, format=fmt)
 
 
 def array_to_image(types: Types, header: Any, pixels: np.ndarray, encoding: str) -> Any:
@@ -195,11 +199,8 @@ def array_to_image(types: Types, header: Any, pixels: np.ndarray, encoding: str)
                          f"got {pixels.shape}")
     height, width = pixels.shape[:2]
     data = np.ascontiguousarray(pixels, dtype=np.dtype(code))
-    message_class = types["sensor_msgs/msg/Image"]
-    return message_class(
-        header=header, height=height, width=width, encoding=encoding, is_bigendian=0,
-        step=width * channels * data.itemsize, data=byte_sequence(message_class, data),
-    )
+    return message_with_bytes(types["sensor_msgs/msg/Image"], data, header=header, height=height, width=width,
+                              encoding=encoding, is_bigendian=0, step=width * channels * data.itemsize)
 
 
 def depth_image(types: Types, header: Any, depth: np.ndarray) -> Any:

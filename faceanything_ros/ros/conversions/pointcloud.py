@@ -7,7 +7,7 @@ import numpy as np
 
 from faceanything_ros.geometry.pointcloud import PointCloud
 
-from .images import ImageConversionError, Types, byte_sequence
+from .images import ImageConversionError, Types, message_with_bytes
 
 # Every field is one float32; ``rgb`` holds 0x00RRGGBB reinterpreted as float32, as rviz expects.
 POINT_FIELDS = ("x", "y", "z", "rgb", "canonical_u", "canonical_v", "canonical_w", "confidence")
@@ -36,10 +36,9 @@ def point_cloud2(types: Types, header: Any, cloud: PointCloud) -> Any:
     field_type = types["sensor_msgs/msg/PointField"]
     fields = [field_type(name=name, offset=4 * i, datatype=field_type.FLOAT32, count=1)
               for i, name in enumerate(POINT_FIELDS)]
-    message_class = types["sensor_msgs/msg/PointCloud2"]
-    return message_class(
-        header=header, height=1, width=count, fields=fields, is_bigendian=False, point_step=POINT_STEP,
-        row_step=POINT_STEP * count, data=byte_sequence(message_class, values),
+    return message_with_bytes(
+        types["sensor_msgs/msg/PointCloud2"], values, header=header, height=1, width=count, fields=fields,
+        is_bigendian=False, point_step=POINT_STEP, row_step=POINT_STEP * count,
         is_dense=bool(np.isfinite(values[:, :3]).all()),
     )
 
