@@ -49,14 +49,16 @@ class Predictor:
     """
 
     def __init__(self, checkpoint: str | Path, device: str = "cpu", config: PredictorConfig | None = None,
-                 engine: str = "torch", precision: str | None = None, engine_cache: str | Path | None = None):
+                 engine: str = "torch", precision: str | None = None, engine_cache: str | Path | None = None,
+                 video: bool = False):
         """``precision``: None = the engine's default; ``engine_cache``: artefact folder (None =
-        ``$FACEANYTHING_ENGINE_CACHE`` or ``~/.cache/faceanything_ros/engines``)."""
+        ``$FACEANYTHING_ENGINE_CACHE`` or ``~/.cache/faceanything_ros/engines``); ``video``: the frames
+        come from one video in order (the detector's interval, ``DetectorConfig.detection_interval``)."""
         self.config = config or PredictorConfig()
         model, self.metadata = load_checkpoint(checkpoint, device=device)
         self.metadata: CheckpointMetadata
         self.engine = create_engine(engine, model, checkpoint, device, precision, engine_cache)
-        self.detector = FaceDetector(self.config.detector)
+        self.detector = FaceDetector(self.config.detector, video=video)
         self.input_size = self.engine.input_size
         self.focal_estimate = StreamFocal(self.config.focal_history)
         self.metres_per_unit = load_canonical_space(self.metadata.canonical_space_id).mm_per_unit / 1000.0

@@ -250,6 +250,19 @@ def test_a_lost_face_is_detected_again_at_once():
         assert len(detector.detect(small)) == 1 and detector._detector.calls == after_blank + 3
 
 
+def test_a_video_tracks_boxes_by_default_and_unrelated_images_are_each_detected():
+    from faceanything_ros.config import STREAM_REDETECT_EVERY
+
+    frames = video_frames("liveportrait_d18_man_frontal_mouth.mp4", STREAM_REDETECT_EVERY + 1)
+    assert DetectorConfig().detection_interval(video=False) == 1
+    assert DetectorConfig(redetect_every=3).detection_interval(video=True) == 3  # a setting wins
+    with FaceDetector(DetectorConfig(), video=True) as video, FaceDetector(DetectorConfig()) as images:
+        video._detector, images._detector = CountingGraph(video._detector), CountingGraph(images._detector)
+        for frame in frames:
+            assert len(video.detect(frame)) == len(images.detect(frame)) == 1
+        assert (video._detector.calls, images._detector.calls) == (2, len(frames))  # frames 0 and 5; every frame
+
+
 def test_redetect_every_must_be_positive():
     with pytest.raises(ValueError, match="redetect_every must be >= 1"):
         FaceDetector(DetectorConfig(redetect_every=0))

@@ -4,7 +4,8 @@
 data-engine samples with exact ground truth (``eval.dataset_eval``: depth, canonical, mask, focal,
 TAP-Vid tracking); ``faceanything eval VIDEO... [--method ...] --json OUT`` scores real videos
 without ground truth (``eval.video_eval``: agreement with the face mesh's landmarks, jitter,
-frames/s). One table on the terminal; JSON grouped by metric family (per method when several).
+frames/s), each method run as ``faceanything reconstruct`` runs it on a video (the face mesh in its
+tracking mode, the model's face boxes tracked between detections), and images one by one. One table on the terminal; JSON grouped by metric family (per method when several).
 """
 from __future__ import annotations
 
@@ -83,26 +84,34 @@ def _score_dataset(method: str, args: argparse.Namespace) -> dict[str, dict[str,
 def _score_videos(method: str, args: argparse.Namespace) -> dict[str, dict[str, float]]:
     from ..canonical.pseudo_labels import FaceMeshLabeler
     from ..canonical.space import load_canonical_space
+
+    template = load_canonical_space().canonical_template
+    with FaceMeshLabeler() as landmarks:
+        per_video = {path.name: _score_video(method, path, args, landmarks, template) for path in args.inputs}
+    metrics = list(next(iter(per_video.values())))
+    mean = {name: _mean_of_finite([v[name] for v in per_video.values()]) for name in metrics}
+    return {"video": mean, "videos": per_video}
+
+
+def _score_video(method: str, path: Path, args: argparse.Namespace, landmarks, template: np.ndarray) -> dict[str, float]:
+    """``VideoScore.summary`` of ``method`` on one video (run as on a stream: the face mesh in its tracking
+    mode, the model's face boxes tracked between detections) or image (alone)."""
     from ..eval.video_eval import VideoScore, score_frame, timed
     from ..io.frames import open_frames
     from ..predictor import Predictor
     from ..reference import MeshReference
 
-    template = load_canonical_space().canonical_template
-    per_video: dict[str, dict[str, float]] = {}
-    with FaceMeshLabeler() as landmarks:
-        for path in args.inputs:
-            score = VideoScore()
-            reconstructor = MeshReference() if method == "mesh" else Predictor(_checkpoint(args.model), device=args.device)
-            with open_frames(path, max_frames=args.limit) as source, reconstructor:
-                for frame in source:
-                    reconstruction = timed(score, reconstructor.predict, frame.rgb[None])[0]
-                    labels = landmarks.label(frame.rgb, reconstruction.intrinsics)
-                    score_frame(score, reconstruction, labels[0] if labels else None, template)
-            per_video[path.name] = score.summary()
-    metrics = list(next(iter(per_video.values())))
-    mean = {name: _mean_of_finite([v[name] for v in per_video.values()]) for name in metrics}
-    return {"video": mean, "videos": per_video}
+    score = VideoScore()
+    with open_frames(path, max_frames=args.limit) as source:
+        video = source.kind == "video"
+        reconstructor = MeshReference(tracking=video) if method == "mesh" else \
+            Predictor(_checkpoint(args.model), device=args.device, video=video)
+        with reconstructor:
+            for frame in source:
+                reconstruction = timed(score, reconstructor.predict, frame.rgb[None])[0]
+                labels = landmarks.label(frame.rgb, reconstruction.intrinsics)
+                score_frame(score, reconstruction, labels[0] if labels else None, template)
+    return score.summary()
 
 
 def _mean_of_finite(values: list[float]) -> float:

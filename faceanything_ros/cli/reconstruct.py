@@ -102,7 +102,8 @@ def create_reconstructor(args: argparse.Namespace, config: PredictorConfig, trac
                                             min_confidence=config.detector.min_confidence,
                                             default_fov_deg=config.default_fov_deg), tracking=tracking)
     checkpoint = checkpoint_or_bundled(args.model)
-    predictor = Predictor(checkpoint, device=args.device, config=config, engine=args.engine, precision=args.precision)
+    predictor = Predictor(checkpoint, device=args.device, config=config, engine=args.engine, precision=args.precision,
+                          video=tracking)
     if not predictor.metadata.trained:
         log.warning("%s is UNTRAINED (random weights): outputs show the pipeline, not real geometry", checkpoint)
     return predictor

@@ -10,7 +10,8 @@ surrounded by a replicated border (``PADDED_RETRY_FRACTIONS`` of its longer side
 where the face covers a smaller share of the frame, and maps the boxes back; with it both models
 find all 49. A frame without any face therefore costs three detector runs instead of one.
 
-In a stream (``DetectorConfig.redetect_every = N > 1``) the detector runs on every N-th frame only;
+In a stream (``DetectorConfig.detection_interval`` N > 1: by default the frames of a video) the
+detector runs on every N-th frame only;
 in between, each face's box is carried to the next frame by sparse optical flow (``track_face``:
 corners inside the box followed with pyramidal Lucas-Kanade there and back, within the box grown by
 ``FLOW_MARGIN`` of its longer side (``FacePatch``: that window of the frame, in grey, is all the
@@ -91,18 +92,20 @@ class FaceDetector:
 
     ``config.long_range`` selects the full-range model (``model_selection=1``, faces up to ~5 m)
     instead of the short-range one (``0``, ~2 m); ``config.min_confidence`` is the score threshold
-    and ``config.max_faces`` the number of faces returned; ``config.redetect_every > 1`` tracks the
-    boxes between detections (module docstring: then ``detect`` expects the frames of one video, in
-    order). Not thread-safe: use one detector per thread. Release it with ``close()`` or a ``with`` block.
+    and ``config.max_faces`` the number of faces returned; a detection interval
+    ``config.detection_interval(video)`` > 1 tracks the boxes between detections (module docstring:
+    then ``detect`` expects the frames of one video, in order). Not thread-safe: use one detector per thread. Release it with ``close()`` or a ``with`` block.
     """
 
-    def __init__(self, config: DetectorConfig | None = None) -> None:
+    def __init__(self, config: DetectorConfig | None = None, video: bool = False) -> None:
+        """``video``: the images are the frames of one video in order (``DetectorConfig.detection_interval``)."""
         self.config = config = config if config is not None else DetectorConfig()
         if not 0.0 <= config.min_confidence <= 1.0:
             raise ValueError(f"DetectorConfig.min_confidence must be in [0, 1], got {config.min_confidence}")
         if config.max_faces < 1:
             raise ValueError(f"DetectorConfig.max_faces must be >= 1, got {config.max_faces}")
-        if config.redetect_every < 1:
+        self.interval = config.detection_interval(video)
+        if self.interval < 1:
             raise ValueError(f"DetectorConfig.redetect_every must be >= 1, got {config.redetect_every}")
         self._previous: tuple[tuple[int, ...], list[FacePatch]] | None = None  # the last frame's shape and faces
         self._frames_since_detection = 0
@@ -117,12 +120,12 @@ class FaceDetector:
 
         Only faces with ``score >= config.min_confidence`` are returned; an image without a face
         (e.g. a blank one) gives ``[]``. See the module docstring for the padded retry and for the
-        tracking between detections (``config.redetect_every > 1``).
+        tracking between detections (``interval > 1``).
         """
         if self._detector is None:
             raise RuntimeError("FaceDetector.detect called after close()")
         rgb = validate_rgb(rgb)
-        if self.config.redetect_every == 1:
+        if self.interval == 1:
             return self._detect(rgb)
         faces = self._tracked(rgb)
         if faces is None:
@@ -133,7 +136,7 @@ class FaceDetector:
 
     def _tracked(self, rgb: np.ndarray) -> list[FaceBox] | None:
         """The last frame's faces tracked into ``rgb``, or None when a detection is due (see ``detect``)."""
-        if self._previous is None or self._frames_since_detection >= self.config.redetect_every:
+        if self._previous is None or self._frames_since_detection >= self.interval:
             return None
         shape, patches = self._previous
         if shape != rgb.shape or not patches:
