@@ -19,7 +19,7 @@ from .geometry.face_scale import face_size_scale
 from .geometry.focal_estimate import StreamFocal
 from .geometry.rays import fit_focal_scale, ray_sample_stride, sample_crop_rays
 from .geometry.virtual_camera import depth_from_virtual, virtual_rays, virtual_rotation
-from .io.crop import CropBox, crop_box_for_face, crop_footprint, crop_image, paste_back
+from .io.crop import CropBox, crop_box_for_face, crop_image, crop_pixels_footprint, paste_back
 from .io.face_detector import FaceBox, FaceDetector
 from .io.validation import validate_frame_indices, validate_frames, validate_intrinsics_for_frames
 from .model.checkpoint import CheckpointMetadata, load_checkpoint
@@ -179,8 +179,9 @@ class Predictor:
 
     def _paste_face(self, frame: np.ndarray, result: _CropResult, camera: np.ndarray,
                     ray_focal: float | None) -> FaceReconstruction:
-        """One crop's prediction as maps over the crop's footprint in the image (``io.crop.crop_footprint``),
-        seen by ``camera`` (image K, pixels).
+        """One crop's prediction as maps over the part of the image its face pixels can reach
+        (``io.crop.crop_pixels_footprint``: the crop's footprint cut to the face's box), seen by
+        ``camera`` (image K, pixels).
 
         The network's depth is z-depth in the crop's virtual camera, metric for the focal length the
         network believes; ``config.metric_depth`` decides its scale: ``face_size`` (default) scales it
@@ -194,10 +195,10 @@ class Predictor:
         """
         height, width = frame.shape[:2]
         prediction, crop = result.prediction, result.crop
-        region = crop_footprint(crop, height, width)
+        crop_face = prediction.mask_probability[0] > self.config.mask_threshold
+        region = crop_pixels_footprint(crop, crop_face, height, width)
         crop_camera = crop.intrinsics(camera)
         rotation = virtual_rotation(crop_camera, crop.output_size, crop.output_size)
-        crop_face = prediction.mask_probability[0] > self.config.mask_threshold
         depth_scale = None
         if self.config.metric_depth == "face_size":
             depth_scale = face_size_scale(prediction.depth[0], virtual_rays(crop_camera, rotation, crop.output_size,

@@ -9,7 +9,7 @@ from faceanything_ros.config import DetectorConfig
 from faceanything_ros.geometry.camera import intrinsics_matrix, pixel_grid
 from faceanything_ros.geometry.projection import unproject_pixels
 from faceanything_ros.io import CropBox, FaceBox, FaceDetector, crop_box_for_face, crop_image, paste_back, read_image
-from faceanything_ros.io.crop import crop_footprint
+from faceanything_ros.io.crop import crop_footprint, crop_pixels_footprint
 
 QUANTUM = 1.0 / 32.0  # OpenCV's bilinear position resolution, pixels
 
@@ -149,6 +149,22 @@ def test_paste_back_into_a_region_is_that_region_of_the_full_paste():
     assert np.isfinite(paste_back(values, box, 50, 60, region=footprint)).all()  # the footprint is all filled
     with pytest.raises(ValueError, match="not inside"):
         paste_back(values, box, 50, 60, region=(slice(40, 51), slice(0, 5)))
+
+
+@pytest.mark.parametrize("box", [CropBox(x0=10.4, y0=5.2, side=48.0, output_size=24),  # enlarged 2x
+                                 CropBox(x0=-6.3, y0=12.7, side=31.0, output_size=24)])  # cut by the border
+def test_paste_back_of_some_crop_pixels_reaches_only_their_footprint(box):
+    values = np.random.default_rng(2).random((24, 24)).astype(np.float32)
+    blob = np.zeros((24, 24), bool)
+    blob[7:13, 9:17] = True
+    region = crop_pixels_footprint(box, blob, 50, 60)
+    full = paste_back(values, box, 50, 60, valid=blob)
+    outside = np.ones((50, 60), bool)
+    outside[region] = False
+    assert np.isfinite(full[region]).any() and not np.isfinite(full[outside]).any()
+    assert all(outer.start <= inner.start < inner.stop <= outer.stop
+               for inner, outer in zip(region, crop_footprint(box, 50, 60)))
+    assert crop_pixels_footprint(box, np.zeros((24, 24), bool), 50, 60) == crop_footprint(box, 50, 60)
 
 
 def test_nearest_paste_back_keeps_crop_values():

@@ -14,6 +14,7 @@ from faceanything_ros.config import DetectorConfig, PredictorConfig
 from faceanything_ros.geometry.camera import intrinsics_matrix
 from faceanything_ros.geometry.projection import project_points
 from faceanything_ros.geometry.rays import rays_from_intrinsics
+from faceanything_ros.io.crop import crop_footprint
 from faceanything_ros.io.frames import open_frames, read_image
 from faceanything_ros.model.checkpoint import CheckpointError
 from faceanything_ros.model.prediction import ModelPrediction
@@ -65,10 +66,14 @@ def test_mask_and_cloud_are_aligned_with_the_image(analytic):
     (reconstruction,) = analytic.predict(image)
     face = reconstruction.faces[0]
     height, width = image.shape[:2]
-    # The face's maps cover the crop's footprint only; full() puts them on the image grid.
+    # The face's maps cover the part of the crop's footprint that its face pixels reach (the disk's box
+    # grown by a crop pixel), not the whole crop; full() puts them on the image grid.
     rows, cols = face.region
-    side = face.crop.side
-    assert rows.stop - rows.start == pytest.approx(side, abs=1) and cols.stop - cols.start == pytest.approx(side, abs=1)
+    footprint = crop_footprint(face.crop, height, width)
+    assert all(outer.start <= inner.start < inner.stop <= outer.stop for inner, outer in zip(face.region, footprint))
+    disk, margin = 2 * FACE_RADIUS / face.crop.scale, 2 / face.crop.scale + 3
+    assert rows.stop - rows.start == pytest.approx(disk, abs=margin) and cols.stop - cols.start == pytest.approx(disk, abs=margin)
+    assert disk + margin < face.crop.side
     assert face.depth.shape == (rows.stop - rows.start, cols.stop - cols.start) and face.canonical.shape[2] == 3
     depth, mask, canonical = face.full("depth"), face.full("mask"), face.full("canonical")
     assert depth.shape == (height, width) and canonical.shape == (height, width, 3)

@@ -213,6 +213,21 @@ def crop_footprint(box: CropBox, image_height: int, image_width: int) -> tuple[s
             _footprint(box.output_size, -box.x0 * box.scale, 1.0 / box.scale, image_width))
 
 
+def crop_pixels_footprint(box: CropBox, pixels: np.ndarray, image_height: int, image_width: int
+                          ) -> tuple[slice, slice]:
+    """``(rows, cols)`` of the ``H x W`` image pixels whose ``paste_back`` can read a crop pixel of
+    ``pixels`` (``(S, S)`` bool): the ``crop_footprint`` cut to the box of those crop pixels grown by
+    one crop pixel (a bilinear read's neighbours). All of the footprint when ``pixels`` has none."""
+    rows, cols = footprint = crop_footprint(box, image_height, image_width)
+    crop_rows, crop_cols = np.flatnonzero(pixels.any(axis=1)), np.flatnonzero(pixels.any(axis=0))
+    if not crop_rows.size:
+        return footprint
+    (u0, v0), (u1, v1) = box.crop_pixels_to_image(
+        np.array([[crop_cols[0] - 1, crop_rows[0] - 1], [crop_cols[-1] + 1, crop_rows[-1] + 1]], dtype=np.float64))
+    return (slice(max(rows.start, min(math.floor(v0), rows.stop)), max(rows.start, min(math.ceil(v1) + 1, rows.stop))),
+            slice(max(cols.start, min(math.floor(u0), cols.stop)), max(cols.start, min(math.ceil(u1) + 1, cols.stop))))
+
+
 def _footprint(source_size: int, offset: float, scale: float, target_size: int) -> slice:
     """Target pixels whose centre lies inside a source grid mapped by ``t = (s - offset) * scale``.
 
