@@ -264,7 +264,7 @@ class Reconstruction:
             values = np.full(index.shape + ((3,) if name == "canonical" else ()), np.nan, dtype=np.float32)
             for i, face in enumerate(self.faces):
                 where = index == i
-                values[where] = face.over(name, region)[where]
+                np.copyto(values, face.over(name, region), where=where[..., None] if values.ndim == 3 else where)
             values.flags.writeable = False
             self._region_maps[name] = values
         return self._region_maps[name]

@@ -106,7 +106,7 @@ def test_maps_file_of_a_frame_without_a_face(tmp_path):
 def test_colouring_the_face_region_equals_colouring_the_whole_map(mesh_reconstruction):
     _, reconstruction = mesh_reconstruction
     region, size = reconstruction.region, reconstruction.image_size
-    for name, colorize in (("depth", colorize_depth), ("canonical", colorize_canonical)):
+    for name, colorize in (("depth", colorize_depth), ("canonical", colorize_canonical), ("depth", depth_to_millimetres)):
         full = getattr(reconstruction, name)
         np.testing.assert_array_equal(reconstruction.in_region(name), full[region])
         outside = np.ones(size, dtype=bool)

@@ -33,12 +33,13 @@ def colorize_canonical(canonical: np.ndarray) -> np.ndarray:
 
 def colorize_region(colorize: Callable[[np.ndarray], np.ndarray], values: np.ndarray,
                     region: tuple[slice, slice], image_size: tuple[int, int]) -> np.ndarray:
-    """``(H, W, 3)`` uint8 RGB of ``image_size`` (H, W): ``colorize`` (e.g. ``colorize_depth``) of ``values``,
-    the map inside ``region`` (a ``(rows, cols)`` slice pair, e.g. ``Reconstruction.in_region``), in a
-    black image: the picture ``colorize`` makes of the whole map when it is NaN outside ``region``, at
-    the region's cost."""
-    image = np.zeros(tuple(image_size) + (3,), dtype=np.uint8)
-    image[region] = colorize(values)
+    """``(H, W[, C])`` image of ``image_size`` (H, W): ``colorize`` (e.g. ``colorize_depth``, or
+    ``export.depth.depth_to_millimetres``) of ``values``, the map inside ``region`` (a ``(rows, cols)``
+    slice pair, e.g. ``Reconstruction.in_region``), zeros (black) elsewhere, in ``colorize``'s dtype:
+    the image ``colorize`` makes of the whole map when it is NaN outside ``region``, at the region's cost."""
+    inside = colorize(values)
+    image = np.zeros(tuple(image_size) + inside.shape[2:], dtype=inside.dtype)
+    image[region] = inside
     return image
 
 

@@ -26,7 +26,7 @@ import numpy as np
 from ..reconstruction import Reconstruction
 from ..tracking import Tracks, TrackState
 from .colorize import colorize_canonical, colorize_depth, colorize_region
-from .depth import save_depth_png, save_reconstruction_npz
+from .depth import depth_to_millimetres, save_millimetres_png, save_reconstruction_npz
 from .ply import write_ply
 from .tracks import save_tracks
 from .video import SideBySideVideo, side_by_side
@@ -91,10 +91,11 @@ class SequenceWriter:
                     self._error = error
 
     def _write(self, frame: np.ndarray, reconstruction: Reconstruction, tracks: TrackState | None) -> None:
-        """Write one frame's files; maps are coloured in the faces' region only."""
+        """Write one frame's files; maps are converted and coloured in the faces' region only."""
         stem = f"{reconstruction.frame_index:06d}"
         region, size = reconstruction.region, reconstruction.image_size
-        save_depth_png(self.out_dir / "depth" / f"{stem}.png", reconstruction.depth)
+        save_millimetres_png(self.out_dir / "depth" / f"{stem}.png", colorize_region(
+            depth_to_millimetres, reconstruction.in_region("depth"), region, size))
         save_reconstruction_npz(self.out_dir / "maps" / f"{stem}.npz", reconstruction)
         canonical = colorize_region(colorize_canonical, reconstruction.in_region("canonical"), region, size)
         if not cv2.imwrite(str(self.out_dir / "canonical" / f"{stem}.png"), cv2.cvtColor(canonical, cv2.COLOR_RGB2BGR)):
