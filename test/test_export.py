@@ -5,7 +5,7 @@ from faceanything_ros.export.colorize import (
     colorize_canonical, colorize_depth, colorize_region, draw_tracks, track_colors,
 )
 from faceanything_ros.export.depth import (
-    depth_to_millimetres, load_depth_png, load_reconstruction_npz, save_depth_png, save_reconstruction_npz,
+    depth_to_millimetres, load_depth_png, load_reconstruction_npz, save_millimetres_png, save_reconstruction_npz,
 )
 from faceanything_ros.export.ply import read_ply, write_ply
 from faceanything_ros.geometry.pointcloud import PointCloud
@@ -16,7 +16,7 @@ def test_depth_png_round_trip_in_millimetres(tmp_path):
     millimetres = depth_to_millimetres(depth)
     assert millimetres.dtype == np.uint16
     assert millimetres.tolist() == [[500, 1234, 0], [65535, 0, 0]]  # 70 m clips; negative and NaN -> 0
-    save_depth_png(tmp_path / "d.png", depth)
+    save_millimetres_png(tmp_path / "d.png", depth_to_millimetres(depth))
     back = load_depth_png(tmp_path / "d.png")
     assert back[0, 0] == pytest.approx(0.5) and back[0, 1] == pytest.approx(1.234)
     assert np.isnan(back[0, 2]) and np.isnan(back[1, 1])

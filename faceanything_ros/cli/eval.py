@@ -5,7 +5,8 @@ data-engine samples with exact ground truth (``eval.dataset_eval``: depth, canon
 TAP-Vid tracking); ``faceanything eval VIDEO... [--method ...] --json OUT`` scores real videos
 without ground truth (``eval.video_eval``: agreement with the face mesh's landmarks, jitter,
 frames/s), each method run as ``faceanything reconstruct`` runs it on a video (the face mesh in its
-tracking mode, the model's face boxes tracked between detections), and images one by one. One table on the terminal; JSON grouped by metric family (per method when several).
+tracking mode, the model's face boxes tracked between detections), and images one by one. One
+table on the terminal; JSON grouped by metric family (per method when several).
 """
 from __future__ import annotations
 

@@ -23,11 +23,6 @@ def millimetres_to_metres(millimetres: np.ndarray) -> np.ndarray:
     return np.where(millimetres > 0, millimetres.astype(np.float32) / 1000.0, np.nan).astype(np.float32)
 
 
-def save_depth_png(path: str | Path, depth: np.ndarray) -> None:
-    """Write ``(H, W)`` depth in metres as a 16-bit PNG in millimetres (0 = no depth)."""
-    save_millimetres_png(path, depth_to_millimetres(depth))
-
-
 def save_millimetres_png(path: str | Path, millimetres: np.ndarray) -> None:
     """Write ``(H, W)`` uint16 depth in millimetres (``depth_to_millimetres``) as a 16-bit PNG."""
     if not cv2.imwrite(str(path), millimetres):

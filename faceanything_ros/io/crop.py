@@ -16,6 +16,7 @@ import cv2
 import numpy as np
 
 from faceanything_ros.geometry.camera import crop_resize_intrinsics, uncrop_intrinsics
+from faceanything_ros.geometry.pointcloud import mask_region
 from faceanything_ros.io.face_detector import FaceBox
 from faceanything_ros.io.validation import validate_rgb
 from faceanything_ros.stages import timed
@@ -218,14 +219,18 @@ def crop_pixels_footprint(box: CropBox, pixels: np.ndarray, image_height: int, i
     """``(rows, cols)`` of the ``H x W`` image pixels whose ``paste_back`` can read a crop pixel of
     ``pixels`` (``(S, S)`` bool): the ``crop_footprint`` cut to the box of those crop pixels grown by
     one crop pixel (a bilinear read's neighbours). All of the footprint when ``pixels`` has none."""
-    rows, cols = footprint = crop_footprint(box, image_height, image_width)
-    crop_rows, crop_cols = np.flatnonzero(pixels.any(axis=1)), np.flatnonzero(pixels.any(axis=0))
-    if not crop_rows.size:
+    footprint = crop_footprint(box, image_height, image_width)
+    crop_rows, crop_cols = mask_region(pixels)
+    if crop_rows.stop == crop_rows.start:
         return footprint
-    (u0, v0), (u1, v1) = box.crop_pixels_to_image(
-        np.array([[crop_cols[0] - 1, crop_rows[0] - 1], [crop_cols[-1] + 1, crop_rows[-1] + 1]], dtype=np.float64))
-    return (slice(max(rows.start, min(math.floor(v0), rows.stop)), max(rows.start, min(math.ceil(v1) + 1, rows.stop))),
-            slice(max(cols.start, min(math.floor(u0), cols.stop)), max(cols.start, min(math.ceil(u1) + 1, cols.stop))))
+    (u0, v0), (u1, v1) = box.crop_pixels_to_image(np.array(
+        [[crop_cols.start - 1, crop_rows.start - 1], [crop_cols.stop, crop_rows.stop]], dtype=np.float64))
+    return _cut(footprint[0], math.floor(v0), math.ceil(v1) + 1), _cut(footprint[1], math.floor(u0), math.ceil(u1) + 1)
+
+
+def _cut(bounds: slice, start: int, stop: int) -> slice:
+    """``start:stop`` clipped to ``bounds`` (empty at its edge when they do not overlap)."""
+    return slice(min(max(start, bounds.start), bounds.stop), max(min(stop, bounds.stop), bounds.start))
 
 
 def _footprint(source_size: int, offset: float, scale: float, target_size: int) -> slice:

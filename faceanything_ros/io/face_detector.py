@@ -94,7 +94,8 @@ class FaceDetector:
     instead of the short-range one (``0``, ~2 m); ``config.min_confidence`` is the score threshold
     and ``config.max_faces`` the number of faces returned; a detection interval
     ``config.detection_interval(video)`` > 1 tracks the boxes between detections (module docstring:
-    then ``detect`` expects the frames of one video, in order). Not thread-safe: use one detector per thread. Release it with ``close()`` or a ``with`` block.
+    then ``detect`` expects the frames of one video, in order). Not thread-safe: use one detector
+    per thread. Release it with ``close()`` or a ``with`` block.
     """
 
     def __init__(self, config: DetectorConfig | None = None, video: bool = False) -> None:
