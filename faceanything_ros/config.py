@@ -129,6 +129,9 @@ class FaceMeshConfig:
     min_confidence: float = 0.5  # mediapipe FaceMesh detection score threshold, [0, 1]
     default_fov_deg: float = 60.0  # horizontal field of view assumed when no intrinsics are given, degrees
     face_scale: float = 1.0  # metric face size / template size (unobservable from one view; 1 = mean face, 63 mm IPD)
+    # the mesh reference's maps are rasterised at most this many pixels a side, then resampled into a larger face's
+    # image region (bilinear), so a face close to the camera costs no more than one of this size
+    max_raster_side: int = 192
 
 
 METRIC_DEPTHS = ("face_size", "rays")  # what sets the model's metric depth scale (PredictorConfig.metric_depth)

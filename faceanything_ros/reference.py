@@ -7,12 +7,14 @@ pose fit and the rasterised mesh of ``canonical.pseudo_labels``, rendered and un
 face's image region only; frames are labelled one by one (no temporal model), in a stream
 (``tracking=True``) with the face mesh in its tracking mode (``io.face_mesh``). Depth/canonical confidence is 1 on the face mask and NaN elsewhere. The
 ``FaceBox`` is the landmarks' bounding box (score 1: FaceMesh reports none per face) with the
-detector's six keypoints taken from mesh landmarks; the ``CropBox`` is the square around that box
-with one crop pixel per image pixel (nothing is resampled; it only records the face region).
+detector's six keypoints taken from mesh landmarks; the ``CropBox`` is the square grid the mesh is
+rasterised on, from the corner of the face's region: one crop pixel per image pixel up to
+``FaceMeshConfig.max_raster_side`` pixels a side (the maps are then the raster itself), coarser for a
+larger face, whose maps are resampled into the image like the model's (``io.crop.paste_back``), so
+a face close to the camera costs what a face of ``max_raster_side`` pixels costs.
 """
 from __future__ import annotations
 
-import math
 from typing import Protocol, Sequence
 
 import numpy as np
@@ -20,9 +22,8 @@ import numpy as np
 from faceanything_ros.canonical.mediapipe_space import IRIS_CENTERS, NOSE_TIP
 from faceanything_ros.canonical.pseudo_labels import FaceMeshLabeler, MeshLabel
 from faceanything_ros.config import FaceMeshConfig
-from faceanything_ros.geometry.camera import crop_resize_intrinsics
 from faceanything_ros.geometry.rasterizer import rasterize
-from faceanything_ros.io.crop import crop_box_for_face
+from faceanything_ros.io.crop import CropBox, paste_back
 from faceanything_ros.io.face_detector import FaceBox
 from faceanything_ros.io.validation import validate_frame_indices, validate_frames, validate_intrinsics_for_frames
 from faceanything_ros.reconstruction import FaceReconstruction, Reconstruction
@@ -84,7 +85,7 @@ class MeshReference:
             cameras, source = validate_intrinsics_for_frames(intrinsics, num_frames, height, width), "given"
         results = []
         for t in range(num_frames):
-            faces = [face_reconstruction_from_label(frames[t], label)
+            faces = [face_reconstruction_from_label(frames[t], label, self.config.max_raster_side)
                      for label in self.labeler.label(frames[t], cameras[t])]
             results.append(Reconstruction(frame_index=indices[t], image_size=(height, width),
                                           intrinsics=cameras[t], intrinsics_source=source, faces=faces,
@@ -124,21 +125,33 @@ def mesh_region(landmarks_px: np.ndarray, height: int, width: int) -> tuple[slic
 
 
 @timed("paste_back")
-def face_reconstruction_from_label(rgb: np.ndarray, label: MeshLabel) -> FaceReconstruction:
-    """One labelled face as a ``FaceReconstruction`` of the frame ``rgb``, rasterised in its ``mesh_region``
-    only (a camera with the principal point moved by the region's corner); its cloud is made on demand."""
+def face_reconstruction_from_label(rgb: np.ndarray, label: MeshLabel,
+                                   max_raster_side: int = FaceMeshConfig.max_raster_side) -> FaceReconstruction:
+    """One labelled face as a ``FaceReconstruction`` of the frame ``rgb`` over its ``mesh_region``: the mesh is
+    rasterised on the square crop grid from the region's corner, one crop pixel per image pixel (the
+    maps are then the raster's), or for a face larger than ``max_raster_side`` pixels on a grid of that
+    side, resampled into the region (bilinear, from face pixels only: ``paste_back``). Its cloud is
+    made on demand."""
+    if max_raster_side < 1:
+        raise ValueError(f"max_raster_side must be >= 1 pixel, got {max_raster_side}")
     height, width = rgb.shape[:2]
     rows, cols = region = mesh_region(label.landmarks_px, height, width)
-    region_camera = crop_resize_intrinsics(label.intrinsics, cols.start, rows.start, 1.0)
-    raster = rasterize(label.vertices, label.triangles, region_camera, max(rows.stop - rows.start, 1),
-                       max(cols.stop - cols.start, 1), attributes=label.canonical_vertices)
-    shape = (rows.stop - rows.start, cols.stop - cols.start)
-    depth = raster.depth[:shape[0], :shape[1]].astype(np.float32, copy=False)
-    canonical = raster.attributes[:shape[0], :shape[1]].astype(np.float32, copy=False)
-    mask = raster.mask[:shape[0], :shape[1]]
-    face = face_box_from_landmarks(label.landmarks_px, height, width)
-    crop = crop_box_for_face(face, 1.0, max(1, math.ceil(max(face.width, face.height))))
+    side = max(rows.stop - rows.start, cols.stop - cols.start, 1)
+    crop = CropBox(x0=cols.start, y0=rows.start, side=side, output_size=min(side, max_raster_side))
+    raster = rasterize(label.vertices, label.triangles, crop.intrinsics(label.intrinsics), crop.output_size,
+                       crop.output_size, attributes=label.canonical_vertices)
+    if crop.output_size == side:  # one crop pixel per image pixel: the region's maps are the raster's
+        shape = (rows.stop - rows.start, cols.stop - cols.start)
+        mask = raster.mask[:shape[0], :shape[1]]
+        depth, canonical = raster.depth[:shape[0], :shape[1]], raster.attributes[:shape[0], :shape[1]]
+    else:
+        surface = paste_back(np.concatenate([raster.depth[..., None], raster.attributes], axis=-1), crop, height,
+                             width, valid=raster.mask, region=region)
+        mask = paste_back(raster.mask, crop, height, width, region=region) & np.isfinite(surface[..., 0])
+        depth = np.where(mask, surface[..., 0], np.float32(np.nan))
+        canonical = np.where(mask[..., None], surface[..., 1:], np.float32(np.nan))
     confidence = np.where(mask, np.float32(1.0), np.float32(np.nan))
-    return FaceReconstruction(face=face, crop=crop, region=region, depth=depth, depth_confidence=confidence,
-                              canonical=canonical, canonical_confidence=confidence.copy(), mask=mask,
-                              intrinsics=label.intrinsics, image=rgb, cloud_mask=mask)
+    return FaceReconstruction(face=face_box_from_landmarks(label.landmarks_px, height, width), crop=crop, region=region,
+                              depth=depth, depth_confidence=confidence, canonical=canonical,
+                              canonical_confidence=confidence.copy(), mask=mask, intrinsics=label.intrinsics, image=rgb,
+                              cloud_mask=mask)

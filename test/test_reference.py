@@ -47,7 +47,11 @@ def test_reconstruction_of_a_real_face(reference):
     # FaceBox keypoints in the detector's order: the subject's right eye is on the image's left
     assert face.face.keypoints.shape == (6, 2) and face.face.keypoints[0, 0] < face.face.keypoints[1, 0]
     np.testing.assert_allclose(face.face.keypoints[:4], detected.keypoints[:4], atol=0.1 * detected.width)
-    assert face.crop.side == pytest.approx(max(face.face.width, face.face.height))
+    rows, cols = face.region  # the raster's square grid from the region's corner, at most max_raster_side pixels
+    side = max(rows.stop - rows.start, cols.stop - cols.start)
+    assert (face.crop.x0, face.crop.y0, face.crop.side) == (cols.start, rows.start, side)
+    assert face.crop.output_size == min(side, FaceMeshConfig().max_raster_side)
+    assert face.crop.side == pytest.approx(max(face.face.width, face.face.height), abs=3)
     cloud = face.cloud
     assert len(cloud.points) == mask.sum()
     np.testing.assert_allclose(cloud.points, unproject_depth(depth, result.intrinsics)[mask], rtol=1e-6)
@@ -63,8 +67,8 @@ def test_maps_rendered_in_the_face_region_equal_the_full_image_render(reference)
     rows, cols = mesh_region(label.landmarks_px, height, width)
     assert (rows.stop - rows.start) * (cols.stop - cols.start) < 0.5 * height * width  # the face's box only
     full = label.render(height, width)
-    face = face_reconstruction_from_label(rgb, label)
-    assert face.region == (rows, cols)
+    face = face_reconstruction_from_label(rgb, label, max_raster_side=256)  # the 241-pixel face: one pixel per pixel
+    assert face.region == (rows, cols) and face.crop.scale == 1.0
     np.testing.assert_array_equal(face.full("mask"), full.mask)
     np.testing.assert_allclose(face.full("depth"), full.depth, rtol=1e-6, equal_nan=True)
     np.testing.assert_allclose(face.full("canonical"), full.canonical, atol=1e-6, equal_nan=True)
@@ -74,6 +78,27 @@ def test_maps_rendered_in_the_face_region_equal_the_full_image_render(reference)
     on_grid = (face.cloud.pixels % 3 == 0).all(axis=1)  # point_stride 3: sampled before unprojection
     np.testing.assert_array_equal(face.point_cloud(3).points, face.cloud.points[on_grid])
     np.testing.assert_array_equal(face.point_cloud(3).colors, rgb[face_rows, face_cols][on_grid])
+
+
+def test_a_face_larger_than_the_raster_limit_is_rasterised_coarser_and_resampled(reference):
+    rgb = read_image(face_image("mica_carell.jpg"))
+    height, width = rgb.shape[:2]
+    K = intrinsics_matrix(700.0, 700.0, width / 2 - 20.5, height / 2 + 10.0)
+    (label,) = reference.labeler.label(rgb, K)
+    full = label.render(height, width)
+    face = face_reconstruction_from_label(rgb, label, max_raster_side=96)  # the 241-pixel face on a 96-pixel grid
+    assert face.crop.output_size == 96 and face.crop.side > 200
+    assert face.region == mesh_region(label.landmarks_px, height, width)  # maps still over the whole face
+    mask = face.full("mask")
+    both = mask & full.mask
+    assert both.sum() / (mask | full.mask).sum() > 0.98
+    depth_mm = np.abs(face.full("depth")[both] - full.depth[both]) * 1000.0
+    assert np.median(depth_mm) < 0.05 and np.percentile(depth_mm, 99) < 2.0  # off only where the nose hides the cheek
+    canonical = np.linalg.norm(face.full("canonical")[both] - full.canonical[both], axis=-1)
+    assert np.median(canonical) < 1e-3
+    assert np.isnan(face.full("depth")[~mask]).all() and np.isfinite(face.full("depth")[mask]).all()
+    with pytest.raises(ValueError, match="max_raster_side"):
+        face_reconstruction_from_label(rgb, label, max_raster_side=0)
 
 
 def test_tracking_mode_follows_a_video_like_image_mode_and_restarts_on_reset(reference):
