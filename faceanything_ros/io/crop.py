@@ -201,8 +201,7 @@ def paste_back(
     per_channel = (...,) + (None,) * (data.ndim - 2)  # a (S, S) map broadcast over the channels
     weight = warp(valid.astype(source.dtype))
     values = warp(np.where(valid[per_channel], source, 0).astype(source.dtype))
-    covered = weight > 0
-    out[inside] = np.where(covered[per_channel], values / np.where(covered, weight, 1)[per_channel], out[inside])
+    np.divide(values, weight[per_channel], out=out[inside], where=(weight > 0)[per_channel])
     return out
 
 
