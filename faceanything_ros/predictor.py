@@ -19,12 +19,13 @@ from .geometry.face_scale import face_size_scale
 from .geometry.focal_estimate import StreamFocal
 from .geometry.rays import fit_focal_scale, ray_sample_stride, sample_crop_rays
 from .geometry.virtual_camera import depth_from_virtual, virtual_rays, virtual_rotation
-from .io.crop import CropBox, crop_box_for_face, crop_image, crop_pixels_footprint, paste_back
+from .io.crop import CropBox, crop_box_for_face, crop_image, crop_pixels_footprint, paste_back, surface_on_mask
 from .io.face_detector import FaceBox, FaceDetector
 from .io.validation import validate_frame_indices, validate_frames, validate_intrinsics_for_frames
 from .model.checkpoint import CheckpointMetadata, load_checkpoint
 from .model.prediction import ModelPrediction
 from .reconstruction import FaceReconstruction, Reconstruction
+from .stages import timed
 
 log = logging.getLogger(__name__)
 
@@ -177,6 +178,7 @@ class Predictor:
             return default, "default-fov"
         return intrinsics_matrix(focal, focal, default[0, 2], default[1, 2]), "rays"
 
+    @timed("paste_back")
     def _paste_face(self, frame: np.ndarray, result: _CropResult, camera: np.ndarray,
                     ray_focal: float | None) -> FaceReconstruction:
         """One crop's prediction as maps over the part of the image its face pixels can reach
@@ -214,9 +216,7 @@ class Predictor:
             np.moveaxis(paste_back(scalars, crop, height, width, fill=np.nan, region=region), -1, 0))
         surface = paste_back(np.concatenate([crop_depth[..., None], prediction.canonical[0]], axis=-1), crop,
                              height, width, fill=np.nan, valid=crop_face, region=region)
-        mask = (mask_probability > self.config.mask_threshold) & np.isfinite(surface[..., 0])
-        depth = np.where(mask, surface[..., 0], np.nan).astype(np.float32)
-        canonical = np.where(mask[..., None], surface[..., 1:], np.nan).astype(np.float32)
+        mask, depth, canonical = surface_on_mask(surface, mask_probability > self.config.mask_threshold)
         return FaceReconstruction(
             face=result.face, crop=crop, region=region, depth=depth, depth_confidence=depth_confidence,
             canonical=canonical, canonical_confidence=canonical_confidence, mask=mask, intrinsics=camera, image=frame,

@@ -5,7 +5,8 @@
 code (``faceanything reconstruct --method mesh``). Per face: mediapipe FaceMesh, the template
 pose fit and the rasterised mesh of ``canonical.pseudo_labels``, rendered and unprojected in the
 face's image region only; frames are labelled one by one (no temporal model), in a stream
-(``tracking=True``) with the face mesh in its tracking mode (``io.face_mesh``). Depth/canonical confidence is 1 on the face mask and NaN elsewhere. The
+(``tracking=True``) with the face mesh in its tracking mode (``io.face_mesh``). Depth/canonical
+confidence is 1 on the face mask and NaN elsewhere. The
 ``FaceBox`` is the landmarks' bounding box (score 1: FaceMesh reports none per face) with the
 detector's six keypoints taken from mesh landmarks; the ``CropBox`` is the square grid the mesh is
 rasterised on, from the corner of the face's region: one crop pixel per image pixel up to
@@ -23,7 +24,7 @@ from faceanything_ros.canonical.mediapipe_space import IRIS_CENTERS, NOSE_TIP
 from faceanything_ros.canonical.pseudo_labels import FaceMeshLabeler, MeshLabel
 from faceanything_ros.config import FaceMeshConfig
 from faceanything_ros.geometry.rasterizer import rasterize
-from faceanything_ros.io.crop import CropBox, paste_back
+from faceanything_ros.io.crop import CropBox, paste_back, surface_on_mask
 from faceanything_ros.io.face_detector import FaceBox
 from faceanything_ros.io.validation import validate_frame_indices, validate_frames, validate_intrinsics_for_frames
 from faceanything_ros.reconstruction import FaceReconstruction, Reconstruction
@@ -147,9 +148,7 @@ def face_reconstruction_from_label(rgb: np.ndarray, label: MeshLabel,
     else:
         surface = paste_back(np.concatenate([raster.depth[..., None], raster.attributes], axis=-1), crop, height,
                              width, valid=raster.mask, region=region)
-        mask = paste_back(raster.mask, crop, height, width, region=region) & np.isfinite(surface[..., 0])
-        depth = np.where(mask, surface[..., 0], np.float32(np.nan))
-        canonical = np.where(mask[..., None], surface[..., 1:], np.float32(np.nan))
+        mask, depth, canonical = surface_on_mask(surface, paste_back(raster.mask, crop, height, width, region=region))
     confidence = np.where(mask, np.float32(1.0), np.float32(np.nan))
     return FaceReconstruction(face=face_box_from_landmarks(label.landmarks_px, height, width), crop=crop, region=region,
                               depth=depth, depth_confidence=confidence, canonical=canonical,

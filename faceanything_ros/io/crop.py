@@ -19,7 +19,6 @@ from faceanything_ros.geometry.camera import crop_resize_intrinsics, uncrop_intr
 from faceanything_ros.geometry.pointcloud import mask_region
 from faceanything_ros.io.face_detector import FaceBox
 from faceanything_ros.io.validation import validate_rgb
-from faceanything_ros.stages import timed
 
 _INTERPOLATIONS = {"linear": cv2.INTER_LINEAR, "nearest": cv2.INTER_NEAREST}
 
@@ -117,7 +116,6 @@ def crop_image(rgb: np.ndarray, box: CropBox) -> np.ndarray:
     return crop
 
 
-@timed("paste_back")
 def paste_back(
     crop_map: np.ndarray,
     box: CropBox,
@@ -203,6 +201,16 @@ def paste_back(
     values = warp(np.where(valid[per_channel], source, 0).astype(source.dtype))
     np.divide(values, weight[per_channel], out=out[inside], where=(weight > 0)[per_channel])
     return out
+
+
+def surface_on_mask(surface: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``paste_back``'s ``(h, w, 4)`` depth and canonical coordinates kept on the face pixels ``mask``
+    (``(h, w)`` bool) that received a depth: ``(mask, depth (h, w), canonical (h, w, 3))``, float32, NaN
+    off the returned mask."""
+    mask = mask & np.isfinite(surface[..., 0])
+    nan = np.float32(np.nan)
+    return (mask, np.where(mask, surface[..., 0], nan).astype(np.float32, copy=False),
+            np.where(mask[..., None], surface[..., 1:], nan).astype(np.float32, copy=False))
 
 
 def crop_footprint(box: CropBox, image_height: int, image_width: int) -> tuple[slice, slice]:
