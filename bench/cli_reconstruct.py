@@ -20,7 +20,7 @@ from pathlib import Path
 from bench.common import report
 from bench.engines import DEFAULT_VIDEO, VIDEOS
 from faceanything_ros.cli.reconstruct import create_reconstructor, reconstruct_sequence
-from faceanything_ros.config import PredictorConfig, TrackerConfig
+from faceanything_ros.config import NodeConfig, PredictorConfig, TrackerConfig
 from faceanything_ros.engines import ENGINE_NAMES
 from faceanything_ros.export.writer import SequenceWriter
 from faceanything_ros.io.frames import open_frames
@@ -58,6 +58,8 @@ def main() -> None:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--video", default=str(VIDEOS / DEFAULT_VIDEO), help="face video")
     parser.add_argument("--frames", type=int, default=150)
+    parser.add_argument("--cpu-threads", type=int, default=NodeConfig.cpu_threads,
+                        help="the command's --cpu-threads (model intra-op threads; 0 = one per core)")
     parser.add_argument("--window", type=int, default=1, help="frames reconstructed jointly (default: 1)")
     parser.add_argument("--num-tracks", type=int, default=256)
     parser.add_argument("--ply-every", type=int, default=10)

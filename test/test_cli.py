@@ -4,6 +4,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 import pytest
+import torch
 
 from conftest import face_video
 from faceanything_ros.cli import main
@@ -19,10 +20,12 @@ def test_reconstruct_writes_every_output(tiny_checkpoint, tmp_path):
     # clouds and tracks are non-empty and their files can be checked.
     save_yaml(PredictorConfig(detector=DetectorConfig(crop_scale=1.5), mask_threshold=0.0), config)
     out = tmp_path / "out"
+    torch.set_num_threads(2)
     code = main(["reconstruct", str(video), "-o", str(out), "--model", str(tiny_checkpoint), "--config", str(config),
                  "--max-frames", "5", "--window", "2", "--ply-every", "2", "--num-tracks", "50",
                  "--track-queries", "pixels"])
     assert code == 0
+    assert torch.get_num_threads() == 1  # --cpu-threads 1, as the node: the writer and tracker keep a core
     stems = [f"{i:06d}" for i in range(5)]
     assert sorted(p.stem for p in (out / "depth").glob("*.png")) == stems
     assert sorted(p.stem for p in (out / "clouds").glob("*.ply")) == ["000000", "000002", "000004"]
@@ -74,6 +77,13 @@ def test_reconstruct_rejects_non_positive_counts(tiny_checkpoint, tmp_path, argu
     assert main(["reconstruct", str(video), "-o", str(tmp_path / "o"), "--model", str(tiny_checkpoint),
                  argument, "0"]) == 2
     assert "must be >= 1" in caplog.text
+
+
+def test_reconstruct_rejects_negative_cpu_threads(tiny_checkpoint, tmp_path, caplog):
+    video = face_video("liveportrait_d18_man_frontal_mouth.mp4")
+    assert main(["reconstruct", str(video), "-o", str(tmp_path / "o"), "--model", str(tiny_checkpoint),
+                 "--cpu-threads", "-1"]) == 2
+    assert "--cpu-threads must be >= 0" in caplog.text
 
 
 def test_strided_windows_keep_the_source_frame_numbers(tmp_path):

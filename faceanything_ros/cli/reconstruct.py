@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 from tqdm import tqdm
 
-from ..config import TRACK_QUERIES, FaceMeshConfig, PredictorConfig, TrackerConfig, load_yaml
+from ..config import TRACK_QUERIES, FaceMeshConfig, NodeConfig, PredictorConfig, TrackerConfig, load_yaml
 from ..engines import ENGINE_NAMES, PRECISIONS
 from ..geometry.camera import intrinsics_matrix
 from ..model.bundled import checkpoint_or_bundled
@@ -38,6 +38,10 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     rec.add_argument("--engine", default="auto", choices=ENGINE_NAMES,
                      help="inference engine; auto picks the fastest available and logs it (default: auto)")
     rec.add_argument("--precision", choices=sorted(PRECISIONS), help="compute precision (default: the engine's)")
+    rec.add_argument("--cpu-threads", type=int, default=NodeConfig.cpu_threads,
+                     help="intra-op threads of torch and ONNX Runtime for the model, as the node's cpu_threads; the "
+                     "file writer and the tracker run on the other cores; 0 = torch's default, one per core "
+                     f"(default: {NodeConfig.cpu_threads})")
     rec.add_argument("--window", type=int, default=4, help="frames reconstructed jointly (default: 4)")
     rec.add_argument("--max-faces", type=int, help="faces per frame, largest first (default: config, 1)")
     rec.add_argument("--num-tracks", type=int, default=TrackerConfig.num_tracks,
@@ -64,6 +68,8 @@ def run(args: argparse.Namespace) -> int:
 
     if args.window < 1 or args.stride < 1 or args.num_tracks < 1:
         raise ValueError("--window, --stride and --num-tracks must be >= 1")
+    if args.cpu_threads < 0:
+        raise ValueError(f"--cpu-threads must be >= 0 (0 = one per core), got {args.cpu_threads}")
     config = load_yaml(PredictorConfig, args.config) if args.config else PredictorConfig()
     if args.max_faces is not None:
         config.detector.max_faces = args.max_faces
@@ -93,7 +99,10 @@ def run(args: argparse.Namespace) -> int:
 def create_reconstructor(args: argparse.Namespace, config: PredictorConfig, tracking: bool) -> Reconstructor:
     """The reconstructor of ``args.method``: ``MeshReference`` (``tracking``: the frames are one video, in
     order) or ``Predictor`` (``args.model`` or the bundled checkpoint, ``args.device``, ``args.engine``,
-    ``args.precision``), with the detector and thresholds of ``config``."""
+    ``args.precision``; ``args.cpu_threads`` > 0 sets torch's intra-op threads for the process first, so the
+    ONNX Runtime session takes as many), with the detector and thresholds of ``config``."""
+    import torch
+
     from ..predictor import Predictor
     from ..reference import MeshReference
 
@@ -101,6 +110,8 @@ def create_reconstructor(args: argparse.Namespace, config: PredictorConfig, trac
         return MeshReference(FaceMeshConfig(max_faces=config.detector.max_faces,
                                             min_confidence=config.detector.min_confidence,
                                             default_fov_deg=config.default_fov_deg), tracking=tracking)
+    if args.cpu_threads:
+        torch.set_num_threads(args.cpu_threads)
     checkpoint = checkpoint_or_bundled(args.model)
     predictor = Predictor(checkpoint, device=args.device, config=config, engine=args.engine, precision=args.precision,
                           video=tracking)
