@@ -25,7 +25,7 @@ from .io.validation import validate_frame_indices, validate_frames, validate_int
 from .model.checkpoint import CheckpointMetadata, load_checkpoint
 from .model.prediction import ModelPrediction
 from .reconstruction import FaceReconstruction, Reconstruction
-from .stages import timed
+from .stages import STAGE_TIMES
 
 log = logging.getLogger(__name__)
 
@@ -178,7 +178,6 @@ class Predictor:
             return default, "default-fov"
         return intrinsics_matrix(focal, focal, default[0, 2], default[1, 2]), "rays"
 
-    @timed("paste_back")
     def _paste_face(self, frame: np.ndarray, result: _CropResult, camera: np.ndarray,
                     ray_focal: float | None) -> FaceReconstruction:
         """One crop's prediction as maps over the part of the image its face pixels can reach
@@ -212,11 +211,12 @@ class Predictor:
         crop_depth = depth_from_virtual(prediction.depth[0] * depth_scale, crop_camera, rotation).astype(np.float32)
         scalars = np.stack([prediction.mask_probability[0], prediction.depth_confidence[0],
                             prediction.canonical_confidence[0]], axis=-1)
-        mask_probability, depth_confidence, canonical_confidence = np.ascontiguousarray(
-            np.moveaxis(paste_back(scalars, crop, height, width, fill=np.nan, region=region), -1, 0))
-        surface = paste_back(np.concatenate([crop_depth[..., None], prediction.canonical[0]], axis=-1), crop,
-                             height, width, fill=np.nan, valid=crop_face, region=region)
-        mask, depth, canonical = surface_on_mask(surface, mask_probability > self.config.mask_threshold)
+        with STAGE_TIMES.stage("paste_back"):
+            mask_probability, depth_confidence, canonical_confidence = np.ascontiguousarray(
+                np.moveaxis(paste_back(scalars, crop, height, width, fill=np.nan, region=region), -1, 0))
+            surface = paste_back(np.concatenate([crop_depth[..., None], prediction.canonical[0]], axis=-1), crop,
+                                 height, width, fill=np.nan, valid=crop_face, region=region)
+            mask, depth, canonical = surface_on_mask(surface, mask_probability > self.config.mask_threshold)
         return FaceReconstruction(
             face=result.face, crop=crop, region=region, depth=depth, depth_confidence=depth_confidence,
             canonical=canonical, canonical_confidence=canonical_confidence, mask=mask, intrinsics=camera, image=frame,

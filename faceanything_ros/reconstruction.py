@@ -36,7 +36,7 @@ class FaceReconstruction:
     """
 
     face: FaceBox  # detection (pixels, image coordinates)
-    crop: CropBox  # the square crop the model saw
+    crop: CropBox  # the square crop the model saw (the face mesh: the grid it was rasterised on)
     region: tuple[slice, slice]  # (rows, cols) of the image that the maps below cover
     depth: np.ndarray  # (h, w) float32 metres, NaN outside the face mask
     depth_confidence: np.ndarray  # (h, w) float32 >= 1 inside the crop, NaN outside it

@@ -3,8 +3,7 @@
 The stages of one frame, in order (``STAGES``): ``convert`` (image message -> RGB), ``detect``
 (face detector, or its box tracking between detections), ``network`` (the model's engine, crops in
 and maps out) or ``mesh`` (mediapipe face mesh), ``paste_back`` (image maps of a face: the model's
-crop maps scaled to metres and resampled, or the fitted face mesh rasterised and, for a large face,
-resampled), ``cloud`` (unprojection),
+crop maps resampled, or the fitted face mesh rasterised and, for a large face, resampled), ``cloud`` (unprojection),
 ``reconstruct`` (the whole reconstruction: the stages from ``detect`` to ``cloud`` and what lies
 between them), ``tracking``, ``head_pose``, ``message_build`` and ``publish``.
 

@@ -39,8 +39,8 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
                      help="inference engine; auto picks the fastest available and logs it (default: auto)")
     rec.add_argument("--precision", choices=sorted(PRECISIONS), help="compute precision (default: the engine's)")
     rec.add_argument("--cpu-threads", type=int, default=NodeConfig.cpu_threads,
-                     help="intra-op threads of torch and ONNX Runtime for the model, as the node's cpu_threads; the "
-                     "file writer and the tracker run on the other cores; 0 = torch's default, one per core "
+                     help="intra-op threads of torch and ONNX Runtime, as the node's cpu_threads (the file writer "
+                     "thread runs beside them); 0 = torch's default, one per core "
                      f"(default: {NodeConfig.cpu_threads})")
     rec.add_argument("--window", type=int, default=4, help="frames reconstructed jointly (default: 4)")
     rec.add_argument("--max-faces", type=int, help="faces per frame, largest first (default: config, 1)")
@@ -99,19 +99,19 @@ def run(args: argparse.Namespace) -> int:
 def create_reconstructor(args: argparse.Namespace, config: PredictorConfig, tracking: bool) -> Reconstructor:
     """The reconstructor of ``args.method``: ``MeshReference`` (``tracking``: the frames are one video, in
     order) or ``Predictor`` (``args.model`` or the bundled checkpoint, ``args.device``, ``args.engine``,
-    ``args.precision``; ``args.cpu_threads`` > 0 sets torch's intra-op threads for the process first, so the
-    ONNX Runtime session takes as many), with the detector and thresholds of ``config``."""
+    ``args.precision``), with the detector and thresholds of ``config``; ``args.cpu_threads`` > 0 first sets
+    torch's intra-op threads for the process (an ONNX Runtime session takes as many)."""
     import torch
 
     from ..predictor import Predictor
     from ..reference import MeshReference
 
+    if args.cpu_threads:
+        torch.set_num_threads(args.cpu_threads)
     if args.method == "mesh":
         return MeshReference(FaceMeshConfig(max_faces=config.detector.max_faces,
                                             min_confidence=config.detector.min_confidence,
                                             default_fov_deg=config.default_fov_deg), tracking=tracking)
-    if args.cpu_threads:
-        torch.set_num_threads(args.cpu_threads)
     checkpoint = checkpoint_or_bundled(args.model)
     predictor = Predictor(checkpoint, device=args.device, config=config, engine=args.engine, precision=args.precision,
                           video=tracking)
