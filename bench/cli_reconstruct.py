@@ -65,8 +65,6 @@ def main() -> None:
     parser.add_argument("--ply-every", type=int, default=10)
     parser.add_argument("--json", type=Path, help="write the results as JSON here")
     args = parser.parse_args()
-    if args.cpu_threads < 0:
-        parser.error(f"--cpu-threads must be >= 0, got {args.cpu_threads}")
     processing = timed_run(args, None)
     with tempfile.TemporaryDirectory() as folder:
         files = timed_run(args, Path(folder) / "out")

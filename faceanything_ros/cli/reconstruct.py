@@ -68,8 +68,6 @@ def run(args: argparse.Namespace) -> int:
 
     if args.window < 1 or args.stride < 1 or args.num_tracks < 1:
         raise ValueError("--window, --stride and --num-tracks must be >= 1")
-    if args.cpu_threads < 0:
-        raise ValueError(f"--cpu-threads must be >= 0 (0 = one per core), got {args.cpu_threads}")
     config = load_yaml(PredictorConfig, args.config) if args.config else PredictorConfig()
     if args.max_faces is not None:
         config.detector.max_faces = args.max_faces
@@ -106,6 +104,8 @@ def create_reconstructor(args: argparse.Namespace, config: PredictorConfig, trac
     from ..predictor import Predictor
     from ..reference import MeshReference
 
+    if args.cpu_threads < 0:
+        raise ValueError(f"--cpu-threads must be >= 0 (0 = one per core), got {args.cpu_threads}")
     if args.cpu_threads:
         torch.set_num_threads(args.cpu_threads)
     if args.method == "mesh":
