@@ -3,9 +3,10 @@
 Usage (repository root)::
 
     python -m bench.engines [--sizes tiny] [--resolutions 224 256 518] [--frames 1 4 8]
-        [--engines torch onnx compile] [--video NAME] [--e2e-frames 40] [--json PATH]
+        [--engines torch onnx compile] [--video NAME] [--e2e-frames 40] [--[no-]flip-average] [--json PATH]
 
-Model-only: ``engine.run`` on ``(1, T, 3, S, S)`` random images (weights: seeded random init,
+Model-only: ``engine.run`` on ``(1, T, 3, S, S)`` random images (with ``--flip-average``, the
+default as in ``PredictorConfig``, on them and their mirror images: ``model.flip_average``) (weights: seeded random init,
 so the timings are those of a trained model of the same size). End-to-end: ``Predictor`` +
 ``CanonicalTracker`` over a real face video (decode -> detect/crop -> engine -> paste-back,
 intrinsics, point cloud -> canonical tracks), windows of ``T`` frames; the first window
@@ -31,6 +32,7 @@ from faceanything_ros.config import MODEL_SIZES, ModelConfig, PredictorConfig, T
 from faceanything_ros.engines import ENGINE_NAMES, EngineUnavailableError, create_engine, resolve_engine
 from faceanything_ros.engines.static_engine import parameter_millions
 from faceanything_ros.io.frames import open_frames
+from faceanything_ros.model.flip_average import flip_averaged
 from faceanything_ros.model.checkpoint import init_checkpoint, load_checkpoint
 from faceanything_ros.predictor import Predictor
 from faceanything_ros.tracking import MultiFaceTracker
@@ -52,15 +54,17 @@ def percentiles(samples_s: list[float], frames: int) -> dict[str, float]:
     return stats
 
 
-def model_only(engine, frames: int, side: int, runs: int, warmup: int) -> dict[str, float]:
-    """Latency of ``engine.run`` on ``(1, frames, 3, side, side)`` random images."""
+def model_only(engine, frames: int, side: int, runs: int, warmup: int, flip_average: bool) -> dict[str, float]:
+    """Latency of ``engine.run`` on ``(1, frames, 3, side, side)`` random images (and their mirror
+    images, averaged, with ``flip_average``)."""
     images = torch.rand(1, frames, 3, side, side)
-    engine.run(images)  # build / compile / cache load, not timed
-    return percentiles(time_calls(lambda: engine.run(images), runs=runs, warmup=warmup), frames)
+    run = (lambda: flip_averaged(engine.run, images)) if flip_average else (lambda: engine.run(images))
+    run()  # build / compile / cache load, not timed
+    return percentiles(time_calls(run, runs=runs, warmup=warmup), frames)
 
 
 def end_to_end(checkpoint: Path, engine: str, device: str, video: Path, frames: int, max_frames: int,
-               cache_dir: Path) -> dict[str, float]:
+               cache_dir: Path, flip_average: bool) -> dict[str, float]:
     """Per-window latency of decode + ``Predictor.predict`` + tracker steps over ``video``.
 
     The first window (engine build, compile, caches) is run untimed; then ``max_frames`` frames
@@ -70,7 +74,7 @@ def end_to_end(checkpoint: Path, engine: str, device: str, video: Path, frames: 
     samples, faces = [], 0
     # Random weights predict no face mask; threshold 0 makes the whole crop "face", so point clouds
     # and tracking carry at least a real face's load (an upper bound for the geometry stages).
-    config = PredictorConfig(mask_threshold=0.0)
+    config = PredictorConfig(mask_threshold=0.0, flip_average=flip_average)
     with Predictor(checkpoint, device=device, config=config, engine=engine, engine_cache=cache_dir) as predictor, \
             open_frames(video, max_frames=max_frames + frames) as source:
         tracker = MultiFaceTracker(TrackerConfig(), device=device)
@@ -110,12 +114,12 @@ def measure(args: argparse.Namespace, workdir: Path) -> list[dict]:
                     print(f"skipped {resolved}: {error}")
                     continue
                 for frames in args.frames:
-                    stats = model_only(engine, frames, side, args.runs, args.warmup)
+                    stats = model_only(engine, frames, side, args.runs, args.warmup, args.flip_average)
                     rows.append({**setting, "engine": resolved, "precision": engine.precision, "frames": frames,
                                  "mode": "model", **stats})
                     if args.e2e_frames:
                         stats = end_to_end(checkpoint, resolved, args.device, VIDEOS / args.video, frames,
-                                           args.e2e_frames, workdir / "cache")
+                                           args.e2e_frames, workdir / "cache", args.flip_average)
                         rows.append({**setting, "engine": resolved, "precision": engine.precision,
                                      "frames": frames, "mode": "end-to-end", **stats})
     return rows
@@ -135,6 +139,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--warmup", type=int, default=3, help="untimed model-only calls first")
     parser.add_argument("--video", default=DEFAULT_VIDEO, help=f"face video in {VIDEOS} for end-to-end")
     parser.add_argument("--e2e-frames", type=int, default=40, help="timed end-to-end frames; 0 = model-only")
+    parser.add_argument("--flip-average", action=argparse.BooleanOptionalAction, default=PredictorConfig.flip_average,
+                        help="each call runs the images and their mirror images, averaged (PredictorConfig.flip_average; "
+                             f"default: {PredictorConfig.flip_average})")
     parser.add_argument("--json", metavar="PATH", help="also write results + hardware info here")
     args = parser.parse_args(argv)
 

@@ -110,7 +110,7 @@ def run_size(args: argparse.Namespace, workspace: Path, size: str, folder: Path)
     node_executable = workspace / "install" / "faceanything_ros" / "lib" / "faceanything_ros" / "faceanything_node"
     parameters = {"method": args.method, "engine": args.engine, "num_tracks": args.num_tracks,
                   "point_stride": args.point_stride, "face_redetect_every": args.face_redetect_every,
-                  "cpu_threads": args.cpu_threads,
+                  "cpu_threads": args.cpu_threads, "flip_average": args.flip_average,
                   **({"model": str(args.model)} if args.model else {})}
     ros_args = ["--ros-args", "-r", f"__node:={NODE_NAME}", "-r", f"image:={CAMERA}/image",
                 "-r", f"camera_info:={CAMERA}/camera_info"]
@@ -231,6 +231,8 @@ def main() -> None:
     parser.add_argument("--point-stride", type=int, default=1, help="the node's point_stride")
     parser.add_argument("--cpu-threads", type=int, default=NodeConfig.cpu_threads,
                         help="the node's cpu_threads (torch and ONNX Runtime intra-op threads; 0 = one per core)")
+    parser.add_argument("--flip-average", action=argparse.BooleanOptionalAction, default=NodeConfig.flip_average,
+                        help="the node's flip_average (the model method; default: %(default)s)")
     parser.add_argument("--face-redetect-every", type=int, default=NodeConfig.face_redetect_every,
                         help="the node's face_redetect_every (the model method)")
     parser.add_argument("--connect-timeout-s", type=float, default=300.0,

@@ -149,8 +149,13 @@ class PredictorConfig:
     # metric depth: face_size = the face has the canonical template's size (geometry.face_scale) | rays = the
     # network's depth for the focal its predicted rays imply, rescaled to the camera's focal
     metric_depth: str = "face_size"
+    # average the network's outputs on each crop with those on its mirror image (model.flip_average): two
+    # network passes per crop for lower canonical, depth and tracking error (figures in the model card)
+    flip_average: bool = True
 
     def __post_init__(self) -> None:
+        if not isinstance(self.flip_average, bool):
+            raise ValueError(f"PredictorConfig.flip_average must be true or false, got {self.flip_average!r}")
         if self.metric_depth not in METRIC_DEPTHS:
             raise ValueError(f"PredictorConfig.metric_depth = {self.metric_depth!r}; choose one of {list(METRIC_DEPTHS)}")
 
@@ -222,6 +227,7 @@ class NodeConfig:
     min_depth_confidence: float = PredictorConfig.min_depth_confidence  # depth confidence (>= 1; 1 = keep all) for cloud points
     mask_threshold: float = PredictorConfig.mask_threshold  # face-mask probability threshold, [0, 1]
     metric_depth: str = PredictorConfig.metric_depth  # face_size | rays: what sets the model's metric depth scale
+    flip_average: bool = PredictorConfig.flip_average  # the model's outputs averaged with those on the mirrored crop
     track_max_distance: float = TrackerConfig.max_distance  # canonical NN distance above which a track is not visible
     track_min_confidence: float = TrackerConfig.min_confidence  # canonical confidence (>= 1; 1 = all) of searched pixels
     face_min_confidence: float = DetectorConfig.min_confidence  # face detector score threshold, [0, 1]
@@ -256,7 +262,7 @@ class NodeConfig:
                 raise ValueError(f"NodeConfig.{name} must be {'an integer' if integer else 'a number'}, got {value!r}")
             if not low <= value <= high:
                 raise ValueError(f"NodeConfig.{name} = {value} is outside its range [{low}, {high}]")
-        for name in NODE_SWITCHES:
+        for name in (*NODE_SWITCHES, "flip_average"):
             if not isinstance(getattr(self, name), bool):
                 raise ValueError(f"NodeConfig.{name} must be true or false, got {getattr(self, name)!r}")
         if not isinstance(self.frame_id, str):
@@ -275,6 +281,7 @@ class NodeConfig:
             min_depth_confidence=self.min_depth_confidence,
             mask_threshold=self.mask_threshold,
             metric_depth=self.metric_depth,
+            flip_average=self.flip_average,
         )
 
     def tracker_config(self) -> TrackerConfig:

@@ -146,7 +146,7 @@ class Predictor:
         for rank in range(max((len(faces) for faces in detections), default=0)):
             members = [t for t, faces in enumerate(detections) if len(faces) > rank]
             images = np.stack([crop_image(frames[t], boxes[t][rank]) for t in members])
-            prediction = self.engine.infer(images)
+            prediction = self.engine.infer(images, self.config.flip_average)
             for i, t in enumerate(members):
                 results[t].append(_CropResult(detections[t][rank], boxes[t][rank], prediction.select(i)))
         return results

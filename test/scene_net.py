@@ -93,7 +93,8 @@ class SceneNet:
         self.rng = np.random.default_rng(seed)
         self.boxes: list[CropBox] = []
 
-    def infer(self, images: np.ndarray) -> ModelPrediction:
+    def infer(self, images: np.ndarray, flip_average: bool = False) -> ModelPrediction:
+        """Exact maps of the scene (``flip_average`` is the predictor's setting; exact maps need no averaging)."""
         assert len(images) == len(self.boxes), "SceneNet needs one crop box per image"
         outputs = [self._crop(box) for box in self.boxes]
         return ModelPrediction(**{name: np.stack([o[name] for o in outputs]).astype(np.float32)

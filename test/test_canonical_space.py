@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from scipy.spatial import cKDTree
 from scipy.spatial.transform import Rotation
 
 from conftest import FACES_TRAIN
@@ -14,7 +15,7 @@ from faceanything_ros.canonical.mediapipe_space import (
     TEMPLATE_FILE,
     MediaPipeFaceSpace,
 )
-from faceanything_ros.canonical.space import register_canonical_space
+from faceanything_ros.canonical.space import MIRROR, register_canonical_space
 from faceanything_ros.canonical.topology import (
     EXPECTED_BOUNDARY_LOOPS,
     EXPECTED_EULER_CHARACTERISTIC,
@@ -97,6 +98,15 @@ def test_template_is_metric_and_normalised(space):
     assert space.template[NOSE_TIP, 2] < np.median(space.template[:, 2])
     face_height_mm = 1000 * (space.template[152, 1] - space.template[10, 1])
     assert 140 < face_height_mm < 200  # adult menton-forehead distance
+
+
+def test_the_template_is_its_own_mirror_image_through_x_0(space):
+    """``MIRROR`` maps every template point onto its left-right counterpart (training's flips and the
+    predictor's flip averaging rely on it): the mirrored template lies on the template within 1 mm."""
+    canonical = space.canonical_template
+    distance, counterpart = cKDTree(canonical).query(canonical * MIRROR)
+    assert distance.max() * space.mm_per_unit < 1.0
+    assert counterpart[IRIS_CENTERS[0]] == IRIS_CENTERS[1] and counterpart[NOSE_TIP] == NOSE_TIP
 
 
 def test_normalize_denormalize_round_trip(space):

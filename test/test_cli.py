@@ -40,7 +40,10 @@ def test_reconstruct_writes_every_output(tiny_checkpoint, tmp_path):
     assert len(vertices) == load_reconstruction_npz(out / "maps" / "000002.npz")["mask"].sum()
     tracks = np.load(out / "tracks.npz")
     assert tracks["pixels"].shape[:1] == (5,) and 25 <= tracks["ids"].size <= 100
-    assert tracks["visible"][0].all()  # seeded on frame 0, each query finds itself
+    # seeded on frame 0, each query finds itself there (the untrained network's rough depth may still
+    # turn a few away by the facing and depth-step checks)
+    np.testing.assert_allclose(tracks["distance"][0], 0.0, atol=1e-3)
+    assert tracks["visible"][0].mean() > 0.5
     video_out = cv2.VideoCapture(str(out / "side_by_side.mp4"))
     assert int(video_out.get(cv2.CAP_PROP_FRAME_COUNT)) == 5
     assert int(video_out.get(cv2.CAP_PROP_FRAME_WIDTH)) == 4 * 360  # four square panels, 360 px high

@@ -11,11 +11,11 @@ import torch
 from conftest import face_video
 from faceanything_ros.cli import main as cli
 from faceanything_ros.data.format import read_manifest
-from faceanything_ros.eval.dataset_eval import SamplePrediction, dataset_batches, model_predictions, score_sample
+from faceanything_ros.eval.dataset_eval import SamplePrediction, dataset_batches, model_predictions, score_batches, score_sample
 from faceanything_ros.eval.metrics import MetricSums, tap_metrics
 from faceanything_ros.geometry.face_scale import face_size_scale
 from faceanything_ros.geometry.virtual_camera import virtual_rays, virtual_rotation
-from faceanything_ros.model.checkpoint import init_checkpoint
+from faceanything_ros.model.checkpoint import init_checkpoint, load_checkpoint
 
 
 def truth_prediction(batch, b: int) -> SamplePrediction:
@@ -87,6 +87,25 @@ def test_eval_cli_scores_both_methods_side_by_side_on_a_dataset(small_dataset, t
     assert "mask" in result["mesh"]
     table = capsys.readouterr().out
     assert "canonical.median_mm" in table and "model" in table and "mesh" in table
+
+
+def test_eval_cli_scores_the_model_as_the_predictor_runs_it_with_flip_averaging_or_without(small_dataset, tmp_path):
+    checkpoint = tmp_path / "tiny32.safetensors"
+    init_checkpoint(checkpoint, "tiny", image_size=32)
+    scores = {}
+    for switch in ("--flip-average", "--no-flip-average"):
+        out = tmp_path / f"{switch}.json"
+        assert cli(["eval", str(small_dataset), "--model", str(checkpoint), "--split", "all", "--limit", "8",
+                    switch, "--json", str(out)]) == 0
+        scores[switch] = json.loads(out.read_text())["canonical"]["median_mm"]
+    model, _ = load_checkpoint(checkpoint)
+    mm_per_unit = read_manifest(small_dataset)["canonical_space"]["mm_per_unit"]
+    for flip_average, switch in ((True, "--flip-average"), (False, "--no-flip-average")):
+        direct = score_batches(lambda batch: model_predictions(model, batch, torch.device("cpu"), mm_per_unit,
+                                                               flip_average=flip_average),
+                               dataset_batches(small_dataset, None, 8), mm_per_unit)
+        assert direct["canonical"]["median_mm"] == pytest.approx(scores[switch], rel=1e-6)
+    assert scores["--flip-average"] != pytest.approx(scores["--no-flip-average"], rel=1e-3)
 
 
 def test_eval_cli_rejects_bad_input(small_dataset, tmp_path, caplog):

@@ -33,7 +33,8 @@ class AnalyticNet:
         self.size = size
         self.crop_intrinsics = intrinsics_matrix(CROP_FOCAL, CROP_FOCAL, (size - 1) / 2, (size - 1) / 2)
 
-    def infer(self, images: np.ndarray) -> ModelPrediction:
+    def infer(self, images: np.ndarray, flip_average: bool = False) -> ModelPrediction:
+        """The analytic maps (``flip_average`` is the predictor's setting; these maps need no averaging)."""
         frames, size = images.shape[0], self.size
         v, u = np.mgrid[0:size, 0:size].astype(np.float32)
         disk = ((u - (size - 1) / 2) ** 2 + (v - (size - 1) / 2) ** 2 <= FACE_RADIUS ** 2).astype(np.float32)

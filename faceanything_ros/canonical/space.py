@@ -10,9 +10,10 @@ Adding another space (e.g. FLAME from a user-supplied model file, never shipped)
 ``CanonicalSpace`` with that model's triangles and neutral template in metres (template frame:
 x towards the subject's left = image right in a frontal view, y down, z from the face into the
 head; the convention of ``MediaPipeFaceSpace``), pick ``center`` and ``mm_per_unit`` so the template
-spans ``[-1, 1]`` on its largest axis, and register it with ``register_canonical_space(id,
-loader)``; pseudo-labels are then produced by a labeler fitting that template, and a model trained
-on them carries the new id. Model and tracker code stay untouched.
+spans ``[-1, 1]`` on its largest axis and is symmetric about ``x = 0`` (``MIRROR``), and register it
+with ``register_canonical_space(id, loader)``; pseudo-labels are then produced by a labeler fitting
+that template, and a model trained on them carries the new id. Model and tracker code stay
+untouched.
 """
 from __future__ import annotations
 
@@ -58,6 +59,9 @@ class CanonicalSpace(ABC):
         return np.asarray(canonical, dtype=np.float64) * (self.mm_per_unit / 1000.0) + self.center
 
 
+# canonical coordinates of a facial point's mirror image (its left-right counterpart) = MIRROR * its own:
+# every space's template is symmetric about x = 0 (training's flips, model.flip_average)
+MIRROR = np.array([-1.0, 1.0, 1.0])
 MEDIAPIPE_SPACE_ID = "mediapipe-facemesh-478"
 _REGISTERED: dict[str, Callable[[], CanonicalSpace]] = {}
 

@@ -18,6 +18,8 @@ from typing import Any
 
 import numpy as np
 
+from ..config import PredictorConfig
+
 log = logging.getLogger("faceanything.eval")
 
 METHODS = ("model", "mesh")
@@ -35,6 +37,9 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--split", choices=SPLIT_CHOICES, default="test", help="dataset split (default: test)")
     parser.add_argument("--limit", type=int, help="score at most this many dataset samples / frames per video")
     parser.add_argument("--device", default="cpu", help="torch device of the model (default: cpu)")
+    parser.add_argument("--flip-average", action=argparse.BooleanOptionalAction, default=PredictorConfig.flip_average,
+                        help="average the model's outputs on each crop with those on its mirror image, as "
+                             f"reconstruct and the node do by default (default: {PredictorConfig.flip_average})")
     parser.add_argument("--json", type=Path, required=True, help="write the results here")
     parser.set_defaults(run=run)
 
@@ -79,7 +84,8 @@ def _score_dataset(method: str, args: argparse.Namespace) -> dict[str, dict[str,
                          f"{manifest['image_size']} px; build the dataset with faceanything-data build --size "
                          f"{metadata.input_resolution[0]}")
     device = torch.device(args.device)
-    return score_batches(lambda batch: model_predictions(model, batch, device, mm_per_unit), batches, mm_per_unit)
+    return score_batches(lambda batch: model_predictions(model, batch, device, mm_per_unit,
+                                                         flip_average=args.flip_average), batches, mm_per_unit)
 
 
 def _score_videos(method: str, args: argparse.Namespace) -> dict[str, dict[str, float]]:
@@ -106,7 +112,8 @@ def _score_video(method: str, path: Path, args: argparse.Namespace, landmarks, t
     with open_frames(path, max_frames=args.limit) as source:
         video = source.kind == "video"
         reconstructor = MeshReference(tracking=video) if method == "mesh" else \
-            Predictor(_checkpoint(args.model), device=args.device, video=video)
+            Predictor(_checkpoint(args.model), device=args.device, video=video,
+                      config=PredictorConfig(flip_average=args.flip_average))
         with reconstructor:
             for frame in source:
                 reconstruction = timed(score, reconstructor.predict, frame.rgb[None])[0]

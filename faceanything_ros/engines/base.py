@@ -12,6 +12,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from ..model.flip_average import flip_averaged
 from ..model.net import FaceAnythingNet, check_images
 from ..model.prediction import ModelPrediction, frames_to_batch
 from ..stages import timed
@@ -68,9 +69,13 @@ class Engine(ABC):
         return {name: value.float() for name, value in outputs.items()}
 
     @timed("network")
-    def infer(self, images: np.ndarray) -> ModelPrediction:
-        """Run one sequence of ``(T, H, W, 3)`` uint8 RGB frames; numpy predictions at ``H x W``."""
-        return ModelPrediction.from_outputs(self.run(frames_to_batch(images)))
+    def infer(self, images: np.ndarray, flip_average: bool = False) -> ModelPrediction:
+        """Run one sequence of ``(T, H, W, 3)`` uint8 RGB frames; numpy predictions at ``H x W``.
+
+        ``flip_average``: average with the outputs on the mirrored frames (``model.flip_average``;
+        two network passes)."""
+        batch = frames_to_batch(images)
+        return ModelPrediction.from_outputs(flip_averaged(self.run, batch) if flip_average else self.run(batch))
 
     def describe(self) -> str:
         """One line for logs, e.g. ``"onnx on cpu, fp32, 256 px input"``."""

@@ -16,6 +16,7 @@ validation.
 """
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
@@ -32,6 +33,7 @@ from faceanything_ros.geometry.face_scale import face_size_scale
 from faceanything_ros.geometry.virtual_camera import depth_to_virtual
 from faceanything_ros.geometry.rays import fit_focal_scale, ray_sample_stride, sample_crop_rays
 from faceanything_ros.io.crop import CropBox
+from faceanything_ros.model.flip_average import flip_averaged
 
 MASK_THRESHOLD = 0.5  # face-mask probability above which a model pixel is a face pixel
 
@@ -66,18 +68,17 @@ def dataset_batches(root: str | Path, split: str | None, limit: int | None = Non
 @torch.no_grad()
 def model_predictions(model: torch.nn.Module, batch: dict[str, torch.Tensor], device: torch.device,
                       mm_per_unit: float, autocast: torch.autocast | None = None,
-                      metric_depth: str = PredictorConfig.metric_depth) -> list[SamplePrediction]:
+                      metric_depth: str = PredictorConfig.metric_depth,
+                      flip_average: bool = False) -> list[SamplePrediction]:
     """The network's ``SamplePrediction`` for every sample of ``batch`` (model in eval mode), its depth
     made metric as ``Predictor`` makes it given the true K (``metric_depth``: ``face_size`` along the
     true camera's rays with the canonical space's ``mm_per_unit``, else, and for a crop with too few
-    face pixels, by true / predicted focal)."""
+    face pixels, by true / predicted focal); ``flip_average``: the network's outputs averaged with
+    those on the mirrored crops, as ``Predictor`` does with ``PredictorConfig.flip_average``."""
     model.eval()
     images = images_to_float(batch["images"].to(device))
-    if autocast is None:
-        outputs = model(images)
-    else:
-        with autocast:
-            outputs = model(images)
+    with autocast if autocast is not None else contextlib.nullcontext():
+        outputs = flip_averaged(model, images) if flip_average else model(images)
     outputs = {name: value.float().cpu() for name, value in outputs.items()}
     mask = ((torch.sigmoid(outputs["mask_logit"]) >= MASK_THRESHOLD) & batch["in_frame"]).numpy()
     out = []

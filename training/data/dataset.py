@@ -28,12 +28,12 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from faceanything_ros.canonical.space import MIRROR
 from faceanything_ros.data.format import SPLITS, ShardReader, camera_known, read_manifest
 from faceanything_ros.data.samples import to_item
 from training.data.augment import photometric
 from training.data.config import AugmentConfig
 
-MIRROR = np.array([-1.0, 1.0, 1.0])  # canonical left-right mirror (the template is symmetric about x = 0)
 
 
 @dataclass(frozen=True)
