@@ -150,7 +150,8 @@ class PredictorConfig:
     # network's depth for the focal its predicted rays imply, rescaled to the camera's focal
     metric_depth: str = "face_size"
     # average the network's outputs on each crop with those on its mirror image (model.flip_average): two
-    # network passes per crop for lower canonical, depth and tracking error (figures in the model card)
+    # network passes per crop for lower canonical, depth and tracking error (figures in the model card);
+    # NodeConfig's default is off
     flip_average: bool = True
 
     def __post_init__(self) -> None:
@@ -227,7 +228,9 @@ class NodeConfig:
     min_depth_confidence: float = PredictorConfig.min_depth_confidence  # depth confidence (>= 1; 1 = keep all) for cloud points
     mask_threshold: float = PredictorConfig.mask_threshold  # face-mask probability threshold, [0, 1]
     metric_depth: str = PredictorConfig.metric_depth  # face_size | rays: what sets the model's metric depth scale
-    flip_average: bool = PredictorConfig.flip_average  # the model's outputs averaged with those on the mirrored crop
+    # the model's outputs averaged with those on the mirrored crop (PredictorConfig.flip_average). Off in the node:
+    # the second network pass doubles the network's time, which on the 2-core CPU costs the camera rate
+    flip_average: bool = False
     track_max_distance: float = TrackerConfig.max_distance  # canonical NN distance above which a track is not visible
     track_min_confidence: float = TrackerConfig.min_confidence  # canonical confidence (>= 1; 1 = all) of searched pixels
     face_min_confidence: float = DetectorConfig.min_confidence  # face detector score threshold, [0, 1]

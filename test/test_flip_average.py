@@ -100,8 +100,9 @@ def test_every_engine_averages_the_same_way(tiny_checkpoint, tmp_path):
 
 
 def test_flip_average_is_a_checked_switch_of_the_predictor_and_the_node():
-    assert PredictorConfig().flip_average is True
-    assert NodeConfig(flip_average=False).predictor_config().flip_average is False
+    assert PredictorConfig().flip_average is True  # the API, reconstruct and eval
+    assert NodeConfig().flip_average is False and NodeConfig().predictor_config().flip_average is False  # the node
+    assert NodeConfig(flip_average=True).predictor_config().flip_average is True
     with pytest.raises(ValueError, match="flip_average must be true or false, got 'no'"):
         PredictorConfig(flip_average="no")
     with pytest.raises(ValueError, match="NodeConfig.flip_average must be true or false, got 1"):

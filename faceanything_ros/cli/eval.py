@@ -39,7 +39,7 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--device", default="cpu", help="torch device of the model (default: cpu)")
     parser.add_argument("--flip-average", action=argparse.BooleanOptionalAction, default=PredictorConfig.flip_average,
                         help="average the model's outputs on each crop with those on its mirror image, as "
-                             f"reconstruct and the node do by default (default: {PredictorConfig.flip_average})")
+                             f"reconstruct and the Python API do by default (default: {PredictorConfig.flip_average})")
     parser.add_argument("--json", type=Path, required=True, help="write the results here")
     parser.set_defaults(run=run)
 

@@ -47,8 +47,9 @@ DESCRIPTIONS: dict[str, str] = {
     "metric_depth": "the model's metric depth scale: face_size (the face has the canonical template's metric "
                     "size, as the face-mesh method assumes) or rays (the network's depth for the focal length its "
                     "rays imply, rescaled to the camera's)",
-    "flip_average": "average the model's outputs on each face crop with those on its mirror image: two network "
-                    "passes per crop for lower canonical, depth and tracking error",
+    "flip_average": "average the model's outputs on each face crop with those on its mirror image: lower "
+                    "canonical, depth and tracking error for a second network pass per crop (off by default: on "
+                    "a small CPU it costs the camera rate)",
     "track_max_distance": "canonical nearest-neighbour distance above which a track is not visible",
     "track_min_confidence": "canonical confidence (>= 1; 1 = all) below which a pixel is not searched",
     "face_min_confidence": "face detector score threshold",
