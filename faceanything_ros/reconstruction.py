@@ -109,6 +109,7 @@ class FaceReconstruction:
 
 MAP_NAMES = ("depth", "depth_confidence", "canonical", "canonical_confidence", "mask", "cloud_mask")
 REGION_MAP_NAMES = MAP_NAMES[:4]  # the float maps a Reconstruction merges (Reconstruction.in_region)
+ON_MASK_MAP_NAMES = ("depth", "canonical")  # a face's maps that are NaN off its mask (FaceReconstruction)
 
 
 def image_region(region: tuple[slice, slice], image_size: tuple[int, int]) -> tuple[slice, slice]:
@@ -260,11 +261,15 @@ class Reconstruction:
             if name not in REGION_MAP_NAMES:
                 raise ValueError(f"no frame map {name!r}: one of {', '.join(REGION_MAP_NAMES)}")
             region = self.region
-            index = self.face_index[region]
-            values = np.full(index.shape + ((3,) if name == "canonical" else ()), np.nan, dtype=np.float32)
-            for i, face in enumerate(self.faces):
-                where = index == i
-                np.copyto(values, face.over(name, region), where=where[..., None] if values.ndim == 3 else where)
+            if len(self.faces) == 1 and name in ON_MASK_MAP_NAMES:
+                # a lone face is the visible one on all its mask, and these maps are NaN off it already
+                values = self.faces[0].over(name, region)
+            else:
+                index = self.face_index[region]
+                values = np.full(index.shape + ((3,) if name == "canonical" else ()), np.nan, dtype=np.float32)
+                for i, face in enumerate(self.faces):
+                    where = index == i
+                    np.copyto(values, face.over(name, region), where=where[..., None] if values.ndim == 3 else where)
             values.flags.writeable = False
             self._region_maps[name] = values
         return self._region_maps[name]

@@ -118,6 +118,17 @@ def test_colouring_the_face_region_equals_colouring_the_whole_map(mesh_reconstru
         reconstruction.in_region("mask")
 
 
+def test_a_lone_faces_frame_maps_are_its_own_maps_where_it_is_the_visible_face(mesh_reconstruction):
+    _, reconstruction = mesh_reconstruction
+    (face,), region = reconstruction.faces, reconstruction.region
+    visible = reconstruction.face_index[region] == 0
+    assert visible.any() and not visible.all()
+    for name in ("depth", "depth_confidence", "canonical", "canonical_confidence"):
+        own = face.over(name, region)
+        expected = np.where(visible[..., None] if own.ndim == 3 else visible, own, np.nan)
+        np.testing.assert_array_equal(reconstruction.in_region(name), expected, err_msg=name)
+
+
 def test_a_frame_map_over_any_region_equals_the_whole_map_cut_there(mesh_reconstruction):
     _, reconstruction = mesh_reconstruction
     (rows, cols), (height, width) = reconstruction.region, reconstruction.image_size
