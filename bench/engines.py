@@ -32,8 +32,8 @@ from faceanything_ros.config import MODEL_SIZES, ModelConfig, PredictorConfig, T
 from faceanything_ros.engines import ENGINE_NAMES, EngineUnavailableError, create_engine, resolve_engine
 from faceanything_ros.engines.static_engine import parameter_millions
 from faceanything_ros.io.frames import open_frames
-from faceanything_ros.model.flip_average import flip_averaged
 from faceanything_ros.model.checkpoint import init_checkpoint, load_checkpoint
+from faceanything_ros.model.flip_average import flip_averaged
 from faceanything_ros.predictor import Predictor
 from faceanything_ros.tracking import MultiFaceTracker
 

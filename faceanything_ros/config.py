@@ -202,6 +202,7 @@ NODE_CHOICES: dict[str, tuple[str, ...]] = {
 # per-output switches (NodeConfig booleans); the node also skips an output nobody subscribes to
 NODE_SWITCHES = ("publish_depth", "publish_points", "publish_canonical", "publish_tracks", "publish_markers",
                  "publish_faces", "publish_tf")
+NODE_BOOLEANS = (*NODE_SWITCHES, "flip_average")  # every NodeConfig boolean
 
 
 @dataclass
@@ -211,7 +212,7 @@ class NodeConfig:
     Flat on purpose (ROS parameters are flat names); the model-related fields map onto
     ``PredictorConfig`` / ``TrackerConfig`` through ``predictor_config()`` / ``tracker_config()``,
     the only place the two meet. Numeric ranges are ``NODE_RANGES``, string choices
-    ``NODE_CHOICES``, booleans ``NODE_SWITCHES``.
+    ``NODE_CHOICES``, booleans ``NODE_BOOLEANS``.
     """
 
     method: str = "auto"  # model | mesh | auto (the given or bundled model, else the face-mesh method)
@@ -265,7 +266,7 @@ class NodeConfig:
                 raise ValueError(f"NodeConfig.{name} must be {'an integer' if integer else 'a number'}, got {value!r}")
             if not low <= value <= high:
                 raise ValueError(f"NodeConfig.{name} = {value} is outside its range [{low}, {high}]")
-        for name in (*NODE_SWITCHES, "flip_average"):
+        for name in NODE_BOOLEANS:
             if not isinstance(getattr(self, name), bool):
                 raise ValueError(f"NodeConfig.{name} must be true or false, got {getattr(self, name)!r}")
         if not isinstance(self.frame_id, str):

@@ -18,7 +18,9 @@ def test_reconstruct_writes_every_output(tiny_checkpoint, tmp_path):
     config = tmp_path / "predictor.yaml"
     # The untrained network's mask is arbitrary: threshold 0 makes the whole crop "face" so that
     # clouds and tracks are non-empty and their files can be checked.
-    save_yaml(PredictorConfig(detector=DetectorConfig(crop_scale=1.5), mask_threshold=0.0), config)
+    # One pass (flip_average off): the untrained network's depth is rough enough that its mirror average turns
+    # some seeded tracks away by the facing and depth-step checks; the bundled model's demo runs flip-averaged.
+    save_yaml(PredictorConfig(detector=DetectorConfig(crop_scale=1.5), mask_threshold=0.0, flip_average=False), config)
     out = tmp_path / "out"
     torch.set_num_threads(2)
     code = main(["reconstruct", str(video), "-o", str(out), "--model", str(tiny_checkpoint), "--config", str(config),
@@ -40,10 +42,7 @@ def test_reconstruct_writes_every_output(tiny_checkpoint, tmp_path):
     assert len(vertices) == load_reconstruction_npz(out / "maps" / "000002.npz")["mask"].sum()
     tracks = np.load(out / "tracks.npz")
     assert tracks["pixels"].shape[:1] == (5,) and 25 <= tracks["ids"].size <= 100
-    # seeded on frame 0, each query finds itself there (the untrained network's rough depth may still
-    # turn a few away by the facing and depth-step checks)
-    np.testing.assert_allclose(tracks["distance"][0], 0.0, atol=1e-3)
-    assert tracks["visible"][0].mean() > 0.5
+    assert tracks["visible"][0].all()  # seeded on frame 0, each query finds itself
     video_out = cv2.VideoCapture(str(out / "side_by_side.mp4"))
     assert int(video_out.get(cv2.CAP_PROP_FRAME_COUNT)) == 5
     assert int(video_out.get(cv2.CAP_PROP_FRAME_WIDTH)) == 4 * 360  # four square panels, 360 px high

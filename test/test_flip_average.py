@@ -60,7 +60,8 @@ def test_a_mirror_symmetric_network_is_left_as_it_is():
 
 
 def test_averaging_makes_the_shipped_network_exactly_mirror_equivariant():
-    """The mirror image's averaged maps are the averaged maps mirrored; the network alone is not."""
+    """The mirror image's averaged maps are the averaged maps mirrored, as averaging makes them for any
+    mirroring of the outputs; the network alone is so only roughly, and only for the right mirroring."""
     model, _ = load_checkpoint(bundled_checkpoint())
     images = face_crops(model.config.image_size)
     with torch.inference_mode():
@@ -86,7 +87,7 @@ def test_averaging_makes_the_shipped_network_exactly_mirror_equivariant():
 
 
 @pytest.mark.skipif(not onnx_available(), reason="onnxruntime / onnx not installed")
-def test_every_engine_averages_the_same_way(tiny_checkpoint, tmp_path):
+def test_the_onnx_engine_averages_as_eager_torch_does(tiny_checkpoint, tmp_path):
     model, _ = load_checkpoint(tiny_checkpoint)
     frames = (face_crops(model.config.image_size)[:, 0].permute(0, 2, 3, 1) * 255).round().to(torch.uint8).numpy()
     eager = create_engine("torch", model, tiny_checkpoint)
@@ -107,3 +108,40 @@ def test_flip_average_is_a_checked_switch_of_the_predictor_and_the_node():
         PredictorConfig(flip_average="no")
     with pytest.raises(ValueError, match="NodeConfig.flip_average must be true or false, got 1"):
         NodeConfig(flip_average=1)
+
+
+@pytest.mark.parametrize(("switch", "expected"), [([], True), (["--no-flip-average"], False), (["--flip-average"], True)])
+def test_reconstruct_runs_the_network_as_its_flip_average_setting_says(switch, expected, tmp_path, monkeypatch):
+    from conftest import face_video
+    from faceanything_ros.cli import main
+    from faceanything_ros.engines.base import Engine
+
+    calls = []
+    infer = Engine.infer
+
+    def recording_infer(self, images, flip_average=False):
+        calls.append(flip_average)
+        return infer(self, images, flip_average)
+
+    monkeypatch.setattr(Engine, "infer", recording_infer)
+    video = face_video("liveportrait_d18_man_frontal_mouth.mp4")
+    assert main(["reconstruct", str(video), "-o", str(tmp_path / "out"), "--max-frames", "2", "--window", "1",
+                 "--engine", "torch", "--ply-every", "0", *switch]) == 0
+    assert calls == [expected, expected]
+
+
+def test_the_node_processor_runs_the_network_as_its_flip_average_parameter_says(monkeypatch):
+    from faceanything_ros.engines.base import Engine
+    from faceanything_ros.stream.processing import FrameProcessor
+
+    calls = []
+    infer = Engine.infer
+    monkeypatch.setattr(Engine, "infer", lambda self, images, flip_average=False: (
+        calls.append(flip_average), infer(self, images, flip_average))[1])
+    rgb = read_image(face_image("deca_exp_1.jpg"))
+    for flip_average in (False, True):
+        calls.clear()
+        with FrameProcessor(NodeConfig(method="model", engine="torch", flip_average=flip_average)) as processor:
+            processor.warm_up()
+            assert processor.process(rgb, 0, "camera").reconstruction.found
+        assert calls and set(calls) == {flip_average}  # the warm-up's engine shapes and every frame

@@ -44,6 +44,9 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
                      f"(default: {NodeConfig.cpu_threads})")
     rec.add_argument("--window", type=int, default=4, help="frames reconstructed jointly (default: 4)")
     rec.add_argument("--max-faces", type=int, help="faces per frame, largest first (default: config, 1)")
+    rec.add_argument("--flip-average", action=argparse.BooleanOptionalAction,
+                     help="average the model's outputs on each face crop with those on its mirror image: more "
+                     "accurate, a second network pass (default: config, on)")
     rec.add_argument("--num-tracks", type=int, default=TrackerConfig.num_tracks,
                      help=f"tracks per face (default: {TrackerConfig.num_tracks})")
     rec.add_argument("--track-queries", choices=TRACK_QUERIES, default=TrackerConfig.queries,
@@ -71,6 +74,8 @@ def run(args: argparse.Namespace) -> int:
     config = load_yaml(PredictorConfig, args.config) if args.config else PredictorConfig()
     if args.max_faces is not None:
         config.detector.max_faces = args.max_faces
+    if args.flip_average is not None:
+        config.flip_average = args.flip_average
     intrinsics = intrinsics_matrix(*args.intrinsics) if args.intrinsics else None
     source = open_frames(args.input, max_frames=args.max_frames, stride=args.stride)
     predictor = create_reconstructor(args, config, tracking=source.kind == "video")

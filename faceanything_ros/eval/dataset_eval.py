@@ -74,7 +74,8 @@ def model_predictions(model: torch.nn.Module, batch: dict[str, torch.Tensor], de
     made metric as ``Predictor`` makes it given the true K (``metric_depth``: ``face_size`` along the
     true camera's rays with the canonical space's ``mm_per_unit``, else, and for a crop with too few
     face pixels, by true / predicted focal); ``flip_average``: the network's outputs averaged with
-    those on the mirrored crops, as ``Predictor`` does with ``PredictorConfig.flip_average``."""
+    those on the mirrored crops, as ``Predictor`` does with ``PredictorConfig.flip_average`` (off by
+    default: training validates the network's one pass)."""
     model.eval()
     images = images_to_float(batch["images"].to(device))
     with autocast if autocast is not None else contextlib.nullcontext():

@@ -42,13 +42,13 @@ def flip_averaged(forward: Callable[[Tensor], dict[str, Tensor]], images: Tensor
         images: ``(B, T, 3, H, W)`` float RGB in ``[0, 1]``.
 
     Returns:
-        The network's output dict (same names, shapes and units), each map the mean of the two
-        estimates; ``rays`` renormalised to unit length. ``forward`` runs once on a batch of ``2 B``.
+        The network's output dict (same names, shapes and units; float32), each map the mean of the
+        two estimates; ``rays`` renormalised to unit length. ``forward`` runs once on a batch of ``2 B``.
     """
     batch = images.shape[0]
     outputs = forward(torch.cat([images, images.flip(-1)]))
-    direct = {name: value[:batch] for name, value in outputs.items()}
-    mirrored = mirror_outputs({name: value[batch:] for name, value in outputs.items()})
+    direct = {name: value[:batch].float() for name, value in outputs.items()}
+    mirrored = mirror_outputs({name: value[batch:].float() for name, value in outputs.items()})
     averaged = {name: (direct[name] + mirrored[name]) / 2 for name in outputs}
     for name in UNIT_VECTOR_OUTPUTS:
         averaged[name] = torch.nn.functional.normalize(averaged[name], dim=-1)

@@ -35,7 +35,6 @@ from training.data.augment import photometric
 from training.data.config import AugmentConfig
 
 
-
 @dataclass(frozen=True)
 class TrainAugmentConfig:
     """Per-epoch augmentation of stored samples.
