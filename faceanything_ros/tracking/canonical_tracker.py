@@ -30,7 +30,10 @@ from faceanything_ros.tracking.tracks import Tracks, TrackState
 from faceanything_ros.tracking.visibility import depth_step, facing, head_rotation
 from faceanything_ros.tracking.window_search import window_nearest
 
-COARSE_STRIDE = 2  # a query found anew is first matched over every COARSE_STRIDE-th face pixel row and column
+COARSE_STRIDE = 2  # a query found anew is first matched over every COARSE_STRIDE-th face pixel row and column,
+# or every n-th for a larger n on a face of more than COARSE_CANDIDATES * COARSE_STRIDE^2 pixels, so that the index
+# built per frame holds about COARSE_CANDIDATES pixels at most however close the face is
+COARSE_CANDIDATES = 16_384
 # Pixels up to SEARCH_BOUND * max_distance away are matched: near the silhouette one pixel spans a large
 # canonical step, and only the distance after sub-pixel refinement decides visibility.
 SEARCH_BOUND = 2.0
@@ -258,7 +261,7 @@ class CanonicalTracker:
         visible on the last step is first matched in the ``search_radius`` window around its last
         pixel (kept when interior and within the bound); the others are matched over every
         ``COARSE_STRIDE``-th searchable row and column, then in a ``COARSE_STRIDE`` window around
-        that match at full resolution.
+        that match at full resolution (``coarse_stride``: every n-th on a large face, in an n window).
         """
         nearest = np.full(self.num_queries, -1, np.int64)
         if not self.num_queries or not searchable.any():
@@ -276,7 +279,7 @@ class CanonicalTracker:
             rows = np.flatnonzero(warm)[accepted]
             nearest[rows], pending[rows] = index[accepted], False
         if pending.any():
-            stride = COARSE_STRIDE if radius else 1
+            stride = coarse_stride(np.count_nonzero(searchable)) if radius else 1
             coarse = np.zeros_like(searchable)
             grid = strided_grid(frame.origin, stride)
             coarse[grid] = searchable[grid]
@@ -331,6 +334,12 @@ class CanonicalTracker:
                     self.add_queries(frame, pixels)
             states.append(self.step(frame))
         return Tracks.from_states(states)
+
+
+def coarse_stride(pixels: int) -> int:
+    """Grid step of the coarse match over a face of ``pixels`` searchable pixels: ``COARSE_STRIDE``, or the
+    smallest larger step whose grid holds about ``COARSE_CANDIDATES`` of them at most."""
+    return max(COARSE_STRIDE, math.ceil(math.sqrt(pixels / COARSE_CANDIDATES)))
 
 
 def _check_config(config: TrackerConfig) -> None:
