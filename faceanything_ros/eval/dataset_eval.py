@@ -35,8 +35,6 @@ from faceanything_ros.geometry.rays import fit_focal_scale, ray_sample_stride, s
 from faceanything_ros.io.crop import CropBox
 from faceanything_ros.model.flip_average import flip_averaged
 
-MASK_THRESHOLD = 0.5  # face-mask probability above which a model pixel is a face pixel
-
 
 @dataclass
 class SamplePrediction:
@@ -81,7 +79,8 @@ def model_predictions(model: torch.nn.Module, batch: dict[str, torch.Tensor], de
     with autocast if autocast is not None else contextlib.nullcontext():
         outputs = flip_averaged(model, images) if flip_average else model(images)
     outputs = {name: value.float().cpu() for name, value in outputs.items()}
-    mask = ((torch.sigmoid(outputs["mask_logit"]) >= MASK_THRESHOLD) & batch["in_frame"]).numpy()
+    # face pixels as Predictor takes them (its default threshold)
+    mask = ((torch.sigmoid(outputs["mask_logit"]) > PredictorConfig.mask_threshold) & batch["in_frame"]).numpy()
     out = []
     for b in range(images.shape[0]):
         ratio = np.array([_focal_ratio(outputs["rays"][b, t].numpy(), outputs["ray_confidence"][b, t].numpy(),
