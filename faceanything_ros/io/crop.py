@@ -199,7 +199,14 @@ def paste_back(
     per_channel = (...,) + (None,) * (data.ndim - 2)  # a (S, S) map broadcast over the channels
     weight = warp(valid.astype(source.dtype))
     values = warp(np.where(valid[per_channel], source, 0).astype(source.dtype))
-    np.divide(values, weight[per_channel], out=out[inside], where=(weight > 0)[per_channel])
+    # values / weight as values * (1 / weight): one division per pixel, not per channel, and a plain
+    # broadcast product (NaN where no valid pixel is read, then ``fill`` there)
+    covered = weight > 0
+    reciprocal = np.divide(1.0, weight, out=np.full_like(weight, np.nan), where=covered)
+    np.multiply(values, reciprocal[per_channel], out=out[inside])
+    fill_value = default_fill if fill is None else fill
+    if not np.isnan(fill_value):
+        out[inside][~covered] = fill_value
     return out
 
 
@@ -208,9 +215,9 @@ def surface_on_mask(surface: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, 
     (``(h, w)`` bool) that received a depth: ``(mask, depth (h, w), canonical (h, w, 3))``, float32, NaN
     off the returned mask."""
     mask = mask & np.isfinite(surface[..., 0])
-    nan = np.float32(np.nan)
-    return (mask, np.where(mask, surface[..., 0], nan).astype(np.float32, copy=False),
-            np.where(mask[..., None], surface[..., 1:], nan).astype(np.float32, copy=False))
+    keep = np.where(mask, np.float32(1.0), np.float32(np.nan))  # x * 1 = x exactly; x * NaN = NaN
+    return (mask, (surface[..., 0] * keep).astype(np.float32, copy=False),
+            (surface[..., 1:] * keep[..., None]).astype(np.float32, copy=False))
 
 
 def crop_footprint(box: CropBox, image_height: int, image_width: int) -> tuple[slice, slice]:
