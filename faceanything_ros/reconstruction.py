@@ -38,9 +38,9 @@ class FaceReconstruction:
     face: FaceBox  # detection (pixels, image coordinates)
     crop: CropBox  # the square crop the model saw (the face mesh: the grid it was rasterised on)
     region: tuple[slice, slice]  # (rows, cols) of the image that the maps below cover
-    depth: np.ndarray  # (h, w) float32 metres, NaN outside the face mask
+    depth: np.ndarray  # (h, w) float32 metres, finite on the face mask, NaN outside it
     depth_confidence: np.ndarray  # (h, w) float32 >= 1 inside the crop, NaN outside it
-    canonical: np.ndarray  # (h, w, 3) float32 in [-1, 1], NaN outside the face mask
+    canonical: np.ndarray  # (h, w, 3) float32 in [-1, 1] on the face mask, NaN outside it
     canonical_confidence: np.ndarray  # (h, w) float32 >= 1 inside the crop, NaN outside it
     mask: np.ndarray  # (h, w) bool face pixels
     intrinsics: np.ndarray  # (3, 3) float64 pinhole K of the image, pixels
@@ -109,7 +109,7 @@ class FaceReconstruction:
 
 MAP_NAMES = ("depth", "depth_confidence", "canonical", "canonical_confidence", "mask", "cloud_mask")
 REGION_MAP_NAMES = MAP_NAMES[:4]  # the float maps a Reconstruction merges (Reconstruction.in_region)
-ON_MASK_MAP_NAMES = ("depth", "canonical")  # a face's maps that are NaN off its mask (FaceReconstruction)
+NAN_OFF_MASK_MAPS = ("depth", "canonical")  # a face's maps that are NaN off its mask, finite on it (FaceReconstruction)
 
 
 def image_region(region: tuple[slice, slice], image_size: tuple[int, int]) -> tuple[slice, slice]:
@@ -261,9 +261,9 @@ class Reconstruction:
             if name not in REGION_MAP_NAMES:
                 raise ValueError(f"no frame map {name!r}: one of {', '.join(REGION_MAP_NAMES)}")
             region = self.region
-            if len(self.faces) == 1 and name in ON_MASK_MAP_NAMES:
+            if len(self.faces) == 1 and name in NAN_OFF_MASK_MAPS:
                 # a lone face is the visible one on all its mask, and these maps are NaN off it already
-                values = self.faces[0].over(name, region)
+                values = self.faces[0].over(name, region).astype(np.float32, copy=False)
             else:
                 index = self.face_index[region]
                 values = np.full(index.shape + ((3,) if name == "canonical" else ()), np.nan, dtype=np.float32)

@@ -118,6 +118,28 @@ def test_colouring_the_face_region_equals_colouring_the_whole_map(mesh_reconstru
         reconstruction.in_region("mask")
 
 
+@pytest.mark.parametrize("producer", ["mesh", "mesh resampled", "model"])
+def test_every_producer_keeps_a_faces_depth_and_canonical_finite_on_its_mask_and_nan_off_it(producer):
+    """The rule ``Reconstruction``'s frame maps rely on (a lone face's maps are then the frame's)."""
+    from conftest import face_image
+    from faceanything_ros.config import FaceMeshConfig
+    from faceanything_ros.io.frames import read_image
+    from faceanything_ros.model.bundled import bundled_checkpoint
+    from faceanything_ros.predictor import Predictor
+    from faceanything_ros.reference import MeshReference
+
+    rgb = read_image(face_image("mica_carell.jpg"))
+    reconstructor = Predictor(bundled_checkpoint()) if producer == "model" else \
+        MeshReference(FaceMeshConfig(max_raster_side=64 if producer == "mesh resampled" else 4096))
+    with reconstructor:
+        (reconstruction,) = reconstructor.predict(rgb[None])
+    (face,) = reconstruction.faces
+    assert face.mask.any() and (~face.mask).any()
+    assert np.isfinite(face.depth[face.mask]).all() and np.isnan(face.depth[~face.mask]).all()
+    assert np.isfinite(face.canonical[face.mask]).all() and np.isnan(face.canonical[~face.mask]).all()
+    assert face.depth.dtype == face.canonical.dtype == np.float32
+
+
 def test_a_lone_faces_frame_maps_are_its_own_maps_where_it_is_the_visible_face(mesh_reconstruction):
     _, reconstruction = mesh_reconstruction
     (face,), region = reconstruction.faces, reconstruction.region

@@ -201,7 +201,7 @@ def paste_back(
     values = warp(np.where(valid[per_channel], source, 0).astype(source.dtype))
     # values / weight as values * (1 / weight): one division per pixel, not per channel, and a plain
     # broadcast product (NaN where no valid pixel is read, then ``fill`` there)
-    covered = weight > 0
+    covered = weight > np.finfo(weight.dtype).tiny  # a finite reciprocal (cv2's bilinear weights are >= 1/1024)
     reciprocal = np.divide(1.0, weight, out=np.full_like(weight, np.nan), where=covered)
     np.multiply(values, reciprocal[per_channel], out=out[inside])
     fill_value = default_fill if fill is None else fill

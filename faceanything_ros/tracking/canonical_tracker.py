@@ -28,11 +28,12 @@ from faceanything_ros.tracking.subpixel import refine_matches
 from faceanything_ros.tracking.template_surface import canonical_queries, template_surface
 from faceanything_ros.tracking.tracks import Tracks, TrackState
 from faceanything_ros.tracking.visibility import depth_step, facing, head_rotation
-from faceanything_ros.tracking.window_search import window_nearest
+from faceanything_ros.tracking.window_search import window_descent, window_nearest
 
 COARSE_STRIDE = 2  # a query found anew is first matched over every COARSE_STRIDE-th face pixel row and column,
 # or every n-th for a larger n on a face of more than COARSE_CANDIDATES * COARSE_STRIDE^2 pixels, so that the index
-# built per frame holds about COARSE_CANDIDATES pixels at most however close the face is
+# built per frame holds about COARSE_CANDIDATES pixels at most however close the face is (then refined in
+# n-pixel windows: tracking.window_search.window_descent)
 COARSE_CANDIDATES = 16_384
 # Pixels up to SEARCH_BOUND * max_distance away are matched: near the silhouette one pixel spans a large
 # canonical step, and only the distance after sub-pixel refinement decides visibility.
@@ -260,8 +261,9 @@ class CanonicalTracker:
         index built per frame). Otherwise, while the windows hold fewer pixels than the face, a query
         visible on the last step is first matched in the ``search_radius`` window around its last
         pixel (kept when interior and within the bound); the others are matched over every
-        ``COARSE_STRIDE``-th searchable row and column, then in a ``COARSE_STRIDE`` window around
-        that match at full resolution (``coarse_stride``: every n-th on a large face, in an n window).
+        n-th searchable row and column (``coarse_stride``: ``COARSE_STRIDE``, more on a large face), then
+        in n-pixel windows around that match at full resolution, re-centred while the match lies on a
+        window's border (``window_descent``).
         """
         nearest = np.full(self.num_queries, -1, np.int64)
         if not self.num_queries or not searchable.any():
@@ -285,7 +287,8 @@ class CanonicalTracker:
             coarse[grid] = searchable[grid]
             candidates = np.flatnonzero(coarse if coarse.any() else searchable)
             reference = np.take(frame.canonical.reshape(-1, 3), candidates, axis=0)
-            # A coarse match may lie up to a stride away from the best pixel: a looser bound.
+            # A coarse match may lie a grid step from the best pixel: a looser bound. The step grows with the
+            # face, so it spans about the same canonical distance on every face.
             bound = SEARCH_BOUND * self.config.max_distance * (2.0 if stride > 1 else 1.0)
             index = build_neighbour_index(reference, self.backend, self.device)
             found, _ = index.query(self._canonical[pending], bound)
@@ -293,8 +296,8 @@ class CanonicalTracker:
             nearest[rows] = candidates[found[found >= 0]]
             if stride > 1 and len(rows):
                 pixel_rows, pixel_cols = np.divmod(nearest[rows], frame.width)
-                nearest[rows], _, _ = window_nearest(frame.canonical, searchable, self._canonical[rows],
-                                                     np.stack([pixel_cols, pixel_rows], 1), stride)
+                nearest[rows] = window_descent(frame.canonical, searchable, self._canonical[rows],
+                                               np.stack([pixel_cols, pixel_rows], 1), stride)
         # Distances recomputed in float64 so every search path reports identical values.
         distance = np.where(nearest >= 0, np.linalg.norm(
             self._canonical - frame.canonical.reshape(-1, 3)[np.maximum(nearest, 0)], axis=1), np.nan)

@@ -3,13 +3,16 @@
 The tracker's search without a per-frame index over every face pixel: a face moves a few pixels
 between frames and its canonical map is smooth and one-to-one, so a query visible on the last
 frame is matched in a window around its last pixel, and a query to be found anew is matched by
-an index over every ``stride``-th face pixel row and column followed by a window around that
-coarse match at full resolution (``CanonicalTracker._nearest``). The windows pay while they read
-fewer pixels than the face has (few tracks on a large face).
+an index over every ``stride``-th face pixel row and column followed by windows around that
+coarse match at full resolution, re-centred while the match lies on a window's border
+(``window_descent``; ``CanonicalTracker._nearest``). The windows pay while they read fewer pixels
+than the face has (few tracks on a large face).
 """
 from __future__ import annotations
 
 import numpy as np
+
+DESCENT_WINDOWS = 4  # windows at most per query in window_descent
 
 
 def window_nearest(canonical: np.ndarray, valid: np.ndarray, queries: np.ndarray, centres: np.ndarray,
@@ -38,3 +41,23 @@ def window_nearest(canonical: np.ndarray, valid: np.ndarray, queries: np.ndarray
         (np.abs(offsets[col]) < radius) | (best_col == 0) | (best_col == width - 1))
     found = np.isfinite(best_squared)
     return np.where(found, best_row * width + best_col, -1), best_squared, interior & found
+
+
+def window_descent(canonical: np.ndarray, valid: np.ndarray, queries: np.ndarray, centres: np.ndarray,
+                   radius: int, windows: int = DESCENT_WINDOWS) -> np.ndarray:
+    """``(Q,)`` int64 flat pixel index of each query's nearest valid pixel, found by ``window_nearest``
+    windows of ``radius`` re-centred on their match while it lies on the window's border (the
+    distance may fall further outside), ``windows`` windows at most: the exact nearest pixel wherever
+    no other local minimum of the distance lies between the centre and it. Arguments as
+    ``window_nearest``; each centre must be a valid pixel (the match is then never -1)."""
+    width = valid.shape[1]
+    index, _, interior = window_nearest(canonical, valid, queries, centres, radius)
+    moving = ~interior
+    for _ in range(windows - 1):
+        if not moving.any():
+            break
+        rows, cols = np.divmod(index[moving], width)
+        index[moving], _, settled = window_nearest(canonical, valid, queries[moving], np.stack([cols, rows], 1),
+                                                   radius)
+        moving[moving] = ~settled
+    return index
