@@ -174,8 +174,9 @@ def paste_back(
     out_rows, out_cols = region if region is not None else (slice(0, image_height), slice(0, image_width))
     if not (0 <= out_rows.start <= out_rows.stop <= image_height and 0 <= out_cols.start <= out_cols.stop <= image_width):
         raise ValueError(f"region {region} is not inside the {image_width}x{image_height} image")
+    fill_value = default_fill if fill is None else fill
     out = np.full((out_rows.stop - out_rows.start, out_cols.stop - out_cols.start) + data.shape[2:],
-                  default_fill if fill is None else fill, dtype=out_dtype)
+                  fill_value, dtype=out_dtype)
     footprint_rows, footprint_cols = crop_footprint(box, image_height, image_width)
     rows = slice(max(footprint_rows.start, out_rows.start), min(footprint_rows.stop, out_rows.stop))
     cols = slice(max(footprint_cols.start, out_cols.start), min(footprint_cols.stop, out_cols.stop))
@@ -204,7 +205,6 @@ def paste_back(
     covered = weight > np.finfo(weight.dtype).tiny  # a finite reciprocal (cv2's bilinear weights are >= 1/1024)
     reciprocal = np.divide(1.0, weight, out=np.full_like(weight, np.nan), where=covered)
     np.multiply(values, reciprocal[per_channel], out=out[inside])
-    fill_value = default_fill if fill is None else fill
     if not np.isnan(fill_value):
         out[inside][~covered] = fill_value
     return out
