@@ -295,9 +295,8 @@ class CanonicalTracker:
             rows = np.flatnonzero(pending)[found >= 0]
             nearest[rows] = candidates[found[found >= 0]]
             if stride > 1 and len(rows):
-                pixel_rows, pixel_cols = np.divmod(nearest[rows], frame.width)
-                nearest[rows] = window_descent(frame.canonical, searchable, self._canonical[rows],
-                                               np.stack([pixel_cols, pixel_rows], 1), stride)
+                nearest[rows] = window_descent(frame.canonical, searchable, self._canonical[rows], nearest[rows],
+                                               stride)
         # Distances recomputed in float64 so every search path reports identical values.
         distance = np.where(nearest >= 0, np.linalg.norm(
             self._canonical - frame.canonical.reshape(-1, 3)[np.maximum(nearest, 0)], axis=1), np.nan)

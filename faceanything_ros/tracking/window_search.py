@@ -43,17 +43,17 @@ def window_nearest(canonical: np.ndarray, valid: np.ndarray, queries: np.ndarray
     return np.where(found, best_row * width + best_col, -1), best_squared, interior & found
 
 
-def window_descent(canonical: np.ndarray, valid: np.ndarray, queries: np.ndarray, centres: np.ndarray,
+def window_descent(canonical: np.ndarray, valid: np.ndarray, queries: np.ndarray, starts: np.ndarray,
                    radius: int, windows: int = DESCENT_WINDOWS) -> np.ndarray:
     """``(Q,)`` int64 flat pixel index of each query's nearest valid pixel, found by ``window_nearest``
-    windows of ``radius`` re-centred on their match while it lies on the window's border (the
-    distance may fall further outside), ``windows`` windows at most: the exact nearest pixel wherever
-    no other local minimum of the distance lies between the centre and it. Arguments as
-    ``window_nearest``; each centre must be a valid pixel (the match is then never -1)."""
+    windows of ``radius`` from each ``starts`` ``(Q,)`` flat pixel index (a valid pixel, so the match
+    is never -1), re-centred on their match while it lies on the window's border (the distance may
+    fall further outside), ``windows`` windows at most: the exact nearest pixel wherever no other
+    local minimum of the distance lies between the start and it. Other arguments as ``window_nearest``."""
     width = valid.shape[1]
-    index, _, interior = window_nearest(canonical, valid, queries, centres, radius)
-    moving = ~interior
-    for _ in range(windows - 1):
+    index = np.array(starts, dtype=np.int64)
+    moving = np.ones(len(index), bool)
+    for _ in range(windows):
         if not moving.any():
             break
         rows, cols = np.divmod(index[moving], width)
