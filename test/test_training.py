@@ -14,7 +14,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from faceanything_ros.config import ModelConfig, save_yaml
+from faceanything_ros.config import ModelConfig, load_yaml, save_yaml
 from faceanything_ros.model.checkpoint import read_checkpoint_metadata
 from faceanything_ros.model.net import FaceAnythingNet
 from training import train_cli
@@ -69,6 +69,22 @@ def test_a_resumed_run_continues_exactly(small_dataset, tmp_path):
     a = torch.load(tmp_path / "straight" / "state.pt", weights_only=True)["model"]
     b = torch.load(tmp_path / "resumed" / "state.pt", weights_only=True)["model"]
     assert all(torch.allclose(a[name], b[name], atol=1e-6) for name in a)
+
+
+def test_seed_option_draws_another_stream_and_is_kept_for_resume(small_dataset, tmp_path, caplog):
+    torch.set_num_threads(1)
+    config_path = tmp_path / "c.yaml"
+    save_yaml(small_config(steps=3, eval_every=3), config_path)
+    common = [str(config_path), "--data", str(small_dataset), "--device", "cpu", "--threads", "1"]
+    assert train_cli.main([*common, "--out", str(tmp_path / "own")]) == 0
+    assert train_cli.main([*common, "--out", str(tmp_path / "other"), "--seed", "9", "--stop-after", "2"]) == 0
+    assert load_yaml(TrainConfig, tmp_path / "other" / "config.yaml").seed == 9
+    own, other = train_losses(tmp_path / "own"), train_losses(tmp_path / "other")
+    assert own[1] != pytest.approx(other[1], rel=1e-4)
+    assert train_cli.main([*common, "--out", str(tmp_path / "other"), "--resume"]) == 2
+    assert "differs from the given config" in caplog.text
+    assert train_cli.main([*common, "--out", str(tmp_path / "other"), "--resume", "--seed", "9"]) == 0
+    assert sorted(train_losses(tmp_path / "other")) == [1, 2, 3]
 
 
 def test_two_gloo_processes_match_one_process_with_the_same_global_batch(small_dataset, tmp_path):

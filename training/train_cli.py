@@ -9,6 +9,7 @@ gloo on CPU; each process its own data stream).
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import logging
 import os
 import sys
@@ -59,6 +60,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="end after this step with a resumable state, schedule unchanged (--resume continues)")
     parser.add_argument("--device", choices=("cpu", "cuda"), help="default: cuda when available")
     parser.add_argument("--threads", type=int, help="CPU threads of this process (default: torch's)")
+    parser.add_argument("--seed", type=int, help="random seed of the data stream and augmentations (default: the "
+                                                 "config's); a new one per fine-tuning stage draws new samples")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     if args.minutes is not None and not args.minutes > 0:
@@ -71,6 +74,8 @@ def main(argv: list[str] | None = None) -> int:
         torch.set_num_threads(args.threads)
     try:
         config = load_yaml(TrainConfig, args.config)
+        if args.seed is not None:
+            config = dataclasses.replace(config, seed=args.seed)
         process = process_from_environment(args.device)
         trainer = Trainer(config, args.data, args.out, args.minutes, args.init, args.resume, process)
         summary = trainer.run(args.stop_after)
