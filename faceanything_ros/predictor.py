@@ -19,7 +19,7 @@ from .geometry.face_scale import face_size_scale
 from .geometry.focal_estimate import StreamFocal
 from .geometry.rays import fit_focal_scale, ray_sample_stride, sample_crop_rays
 from .geometry.virtual_camera import depth_from_virtual, virtual_rays, virtual_rotation
-from .io.crop import CropBox, crop_box_for_face, crop_image, crop_pixels_footprint, paste_back, surface_on_mask
+from .io.crop import CropBox, crop_box_for_face, crop_image, crop_pixels_footprint, paste_back, paste_surface
 from .io.face_detector import FaceBox, FaceDetector
 from .io.validation import validate_frame_indices, validate_frames, validate_intrinsics_for_frames
 from .model.checkpoint import CheckpointMetadata, load_checkpoint
@@ -191,8 +191,8 @@ class Predictor:
         scales it by ``focal(camera) / ray_focal`` (the focal length the predicted rays imply: a
         face of fixed size lies farther for a longer focal). It is then turned into the image
         camera's z-depth (``depth_from_virtual`` with ``camera``'s crop intrinsics and virtual rotation). Depth
-        and canonical coordinates are pasted back from face pixels only (``paste_back`` with
-        ``valid``), so no off-face value enters a face pixel.
+        and canonical coordinates are pasted back from face pixels only (``paste_surface``), so no
+        off-face value enters a face pixel.
         """
         height, width = frame.shape[:2]
         prediction, crop = result.prediction, result.crop
@@ -209,14 +209,13 @@ class Predictor:
             ray_focal = ray_focal if ray_focal is not None else self._ray_focal(result, camera)
             depth_scale = 1.0 if ray_focal is None else mean_focal(camera) / ray_focal
         crop_depth = depth_from_virtual(prediction.depth[0] * depth_scale, crop_camera, rotation).astype(np.float32)
-        scalars = np.stack([prediction.mask_probability[0], prediction.depth_confidence[0],
-                            prediction.canonical_confidence[0]], axis=-1)
         with STAGE_TIMES.stage("paste_back"):
-            mask_probability, depth_confidence, canonical_confidence = np.ascontiguousarray(
-                np.moveaxis(paste_back(scalars, crop, height, width, fill=np.nan, region=region), -1, 0))
-            surface = paste_back(np.concatenate([crop_depth[..., None], prediction.canonical[0]], axis=-1), crop,
-                                 height, width, fill=np.nan, valid=crop_face, region=region)
-            mask, depth, canonical = surface_on_mask(surface, mask_probability > self.config.mask_threshold)
+            mask_probability, depth_confidence, canonical_confidence = (
+                paste_back(scalar[0], crop, height, width, fill=np.nan, region=region)
+                for scalar in (prediction.mask_probability, prediction.depth_confidence,
+                               prediction.canonical_confidence))
+            mask, depth, canonical = paste_surface(crop_depth, prediction.canonical[0], crop_face, crop, height, width,
+                                                   region=region, face=mask_probability > self.config.mask_threshold)
         return FaceReconstruction(
             face=result.face, crop=crop, region=region, depth=depth, depth_confidence=depth_confidence,
             canonical=canonical, canonical_confidence=canonical_confidence, mask=mask, intrinsics=camera, image=frame,

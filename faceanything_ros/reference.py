@@ -11,7 +11,7 @@ confidence is 1 on the face mask and NaN elsewhere. The
 detector's six keypoints taken from mesh landmarks; the ``CropBox`` is the square grid the mesh is
 rasterised on, from the corner of the face's region: one crop pixel per image pixel up to
 ``FaceMeshConfig.max_raster_side`` pixels a side (the maps are then the raster itself), coarser for a
-larger face, whose maps are resampled into the image like the model's (``io.crop.paste_back``), so
+larger face, whose maps are resampled into the image like the model's (``io.crop.paste_surface``), so
 a face close to the camera costs what a face of ``max_raster_side`` pixels costs.
 """
 from __future__ import annotations
@@ -24,7 +24,7 @@ from faceanything_ros.canonical.mediapipe_space import IRIS_CENTERS, NOSE_TIP
 from faceanything_ros.canonical.pseudo_labels import FaceMeshLabeler, MeshLabel
 from faceanything_ros.config import FaceMeshConfig
 from faceanything_ros.geometry.rasterizer import rasterize
-from faceanything_ros.io.crop import CropBox, paste_back, surface_on_mask
+from faceanything_ros.io.crop import CropBox, paste_surface
 from faceanything_ros.io.face_detector import FaceBox
 from faceanything_ros.io.validation import validate_frame_indices, validate_frames, validate_intrinsics_for_frames
 from faceanything_ros.reconstruction import FaceReconstruction, Reconstruction
@@ -131,7 +131,7 @@ def face_reconstruction_from_label(rgb: np.ndarray, label: MeshLabel,
     """One labelled face as a ``FaceReconstruction`` of the frame ``rgb`` over its ``mesh_region``: the mesh is
     rasterised on the square crop grid from the region's corner, one crop pixel per image pixel (the
     maps are then the raster's), or for a face larger than ``max_raster_side`` pixels on a grid of that
-    side, resampled into the region (bilinear, from face pixels only: ``paste_back``). Its cloud is
+    side, resampled into the region (bilinear, from face pixels only: ``paste_surface``). Its cloud is
     made on demand."""
     if max_raster_side < 1:
         raise ValueError(f"max_raster_side must be >= 1 pixel, got {max_raster_side}")
@@ -146,9 +146,8 @@ def face_reconstruction_from_label(rgb: np.ndarray, label: MeshLabel,
         mask = raster.mask[:shape[0], :shape[1]]
         depth, canonical = raster.depth[:shape[0], :shape[1]], raster.attributes[:shape[0], :shape[1]]
     else:
-        surface = paste_back(np.concatenate([raster.depth[..., None], raster.attributes], axis=-1), crop, height,
-                             width, valid=raster.mask, region=region)
-        mask, depth, canonical = surface_on_mask(surface, paste_back(raster.mask, crop, height, width, region=region))
+        mask, depth, canonical = paste_surface(raster.depth, raster.attributes, raster.mask, crop, height, width,
+                                               region=region)
     confidence = np.where(mask, np.float32(1.0), np.float32(np.nan))
     return FaceReconstruction(face=face_box_from_landmarks(label.landmarks_px, height, width), crop=crop, region=region,
                               depth=depth, depth_confidence=confidence, canonical=canonical,

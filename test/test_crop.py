@@ -9,7 +9,7 @@ from faceanything_ros.config import DetectorConfig
 from faceanything_ros.geometry.camera import intrinsics_matrix, pixel_grid
 from faceanything_ros.geometry.projection import unproject_pixels
 from faceanything_ros.io import CropBox, FaceBox, FaceDetector, crop_box_for_face, crop_image, paste_back, read_image
-from faceanything_ros.io.crop import crop_footprint, crop_pixels_footprint
+from faceanything_ros.io.crop import crop_footprint, crop_pixels_footprint, paste_surface
 
 QUANTUM = 1.0 / 32.0  # OpenCV's bilinear position resolution, pixels
 
@@ -139,29 +139,41 @@ def test_paste_back_into_a_region_is_that_region_of_the_full_paste():
     box = CropBox(x0=-6.3, y0=12.7, side=31.0, output_size=24)  # cut by the image's left border
     footprint = crop_footprint(box, 50, 60)
     assert footprint == (slice(13, 44), slice(0, 25))  # pixel centres inside [x0 - 0.5, x0 + side - 0.5)
-    values = np.random.default_rng(0).random((24, 24, 2)).astype(np.float32)
-    valid = np.random.default_rng(1).random((24, 24)) > 0.3
+    rng = np.random.default_rng(0)
+    values = rng.random((24, 24, 2)).astype(np.float32)
+    depth, canonical = rng.random((24, 24)).astype(np.float32), rng.random((24, 24, 3)).astype(np.float32)
+    valid = rng.random((24, 24)) > 0.3
     for region in (footprint, (slice(20, 50), slice(10, 60)), (slice(0, 5), slice(0, 5))):
-        full = paste_back(values, box, 50, 60, valid=valid)
-        part = paste_back(values, box, 50, 60, valid=valid, region=region)
         # equal up to warpAffine's 1/32-pixel position rounding, which starts at the region's corner
-        np.testing.assert_allclose(part, full[region], atol=1e-3, equal_nan=True)
+        np.testing.assert_allclose(paste_back(values, box, 50, 60, region=region),
+                                   paste_back(values, box, 50, 60)[region], atol=1e-3, equal_nan=True)
+        full = paste_surface(depth, canonical, valid, box, 50, 60)
+        part = paste_surface(depth, canonical, valid, box, 50, 60, region=region)
+        assert np.mean(part[0] != full[0][region]) < 0.01  # a weight at 0.5 may fall either side
+        both = part[0] & full[0][region]
+        for pasted, whole in zip(part[1:], full[1:]):
+            np.testing.assert_allclose(pasted[both], whole[region][both], atol=1e-3)
     assert np.isfinite(paste_back(values, box, 50, 60, region=footprint)).all()  # the footprint is all filled
     with pytest.raises(ValueError, match="not inside"):
         paste_back(values, box, 50, 60, region=(slice(40, 51), slice(0, 5)))
+    with pytest.raises(ValueError, match="not inside"):
+        paste_surface(depth, canonical, valid, box, 50, 60, region=(slice(40, 51), slice(0, 5)))
 
 
 @pytest.mark.parametrize("box", [CropBox(x0=10.4, y0=5.2, side=48.0, output_size=24),  # enlarged 2x
                                  CropBox(x0=-6.3, y0=12.7, side=31.0, output_size=24)])  # cut by the border
-def test_paste_back_of_some_crop_pixels_reaches_only_their_footprint(box):
-    values = np.random.default_rng(2).random((24, 24)).astype(np.float32)
+def test_paste_surface_of_some_crop_pixels_reaches_only_their_footprint(box):
+    rng = np.random.default_rng(2)
+    depth, canonical = rng.random((24, 24)).astype(np.float32), rng.random((24, 24, 3)).astype(np.float32)
     blob = np.zeros((24, 24), bool)
     blob[7:13, 9:17] = True
     region = crop_pixels_footprint(box, blob, 50, 60)
-    full = paste_back(values, box, 50, 60, valid=blob)
+    mask, pasted_depth, pasted_canonical = paste_surface(depth, canonical, blob, box, 50, 60,
+                                                         face=np.ones((50, 60), bool))
     outside = np.ones((50, 60), bool)
     outside[region] = False
-    assert np.isfinite(full[region]).any() and not np.isfinite(full[outside]).any()
+    assert mask[region].any() and not mask[outside].any()
+    assert np.array_equal(np.isfinite(pasted_depth), mask) and np.array_equal(np.isfinite(pasted_canonical).all(-1), mask)
     assert all(outer.start <= inner.start < inner.stop <= outer.stop
                for inner, outer in zip(region, crop_footprint(box, 50, 60)))
     assert crop_pixels_footprint(box, np.zeros((24, 24), bool), 50, 60) == crop_footprint(box, 50, 60)
@@ -241,46 +253,56 @@ def sphere_crop(box: CropBox, camera: np.ndarray) -> tuple[np.ndarray, np.ndarra
 
 
 @pytest.mark.parametrize("side, size", [(251.3, 224), (251.3, 96)], ids=["upscale", "downscale"])
-def test_mask_aware_paste_back_puts_every_point_on_the_true_surface(side, size):
+def test_paste_surface_puts_every_point_on_the_true_surface(side, size):
     """Depth and canonical pasted from face pixels only: no point off the sphere, no canonical value
     off the unit sphere, however steep the surface at the mask's edge (plain bilinear mixes in the wall)."""
     camera = intrinsics_matrix(500.0, 500.0, 319.5, 239.5)
     box = CropBox.centred(*project(camera, SPHERE_CENTRE), side, size)
     depth, canonical, face = sphere_crop(box, camera)
-    mask = paste_back(face.astype(np.float32), box, 480, 640) > 0.5
-    maps = np.concatenate([depth[..., None], canonical], axis=-1)
-    aware = paste_back(maps, box, 480, 640, valid=face)
-    plain = paste_back(maps, box, 480, 640)
-    assert mask.sum() > 20_000 and np.isfinite(aware[mask]).all()
+    mask, aware_depth, aware_canonical = paste_surface(depth, canonical, face, box, 480, 640)
+    assert np.array_equal(mask, paste_back(face, box, 480, 640))  # the face: the pasted face map >= 0.5
+    plain = paste_back(np.concatenate([depth[..., None], canonical], axis=-1), box, 480, 640)
+    assert mask.sum() > 20_000 and np.isfinite(aware_depth[mask]).all() and np.isnan(aware_depth[~mask]).all()
     grid = pixel_grid(480, 640)[mask]
     pixel_step_m = SPHERE_CENTRE[2] / camera[0, 0] / box.scale  # a crop pixel on the sphere, metres
 
-    def off_surface(pasted: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        points = unproject_pixels(grid, pasted[mask][:, 0], camera)
+    def off_surface(pasted_depth: np.ndarray, pasted_canonical: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        points = unproject_pixels(grid, pasted_depth[mask], camera)
         return (np.abs(np.linalg.norm(points - SPHERE_CENTRE, axis=1) - SPHERE_RADIUS),
-                np.abs(np.linalg.norm(pasted[mask][:, 1:], axis=1) - 1))
+                np.abs(np.linalg.norm(pasted_canonical[mask], axis=1) - 1))
 
-    to_surface, off_unit = off_surface(aware)
+    to_surface, off_unit = off_surface(aware_depth, aware_canonical)
     assert to_surface.max() < pixel_step_m and off_unit.max() < 0.05
     assert np.median(to_surface) < 1e-4  # interpolating a curved surface inside the mask: well under 0.1 mm
-    plain_surface, plain_unit = off_surface(plain)
+    plain_surface, plain_unit = off_surface(plain[..., 0], plain[..., 1:])
     assert plain_surface.max() > 0.1 and plain_unit.max() > 0.1  # the flying pixels of plain bilinear
 
 
-def test_mask_aware_paste_back_fills_pixels_without_a_valid_neighbour():
+def test_paste_surface_keeps_the_given_face_pixels_that_read_a_valid_crop_pixel():
     box = CropBox(x0=0.0, y0=0.0, side=8.0, output_size=8)  # one crop pixel per image pixel
-    values = np.arange(64, dtype=np.float64).reshape(8, 8)
+    depth = np.arange(64, dtype=np.float32).reshape(8, 8)
+    canonical = np.stack([depth, -depth, 2 * depth], axis=-1)
     valid = np.zeros((8, 8), bool)
     valid[2:6, 2:6] = True
-    for interpolation in ("linear", "nearest"):
-        pasted = paste_back(values, box, 8, 8, fill=-1.0, interpolation=interpolation, valid=valid)
-        np.testing.assert_array_equal(pasted, np.where(valid, values, -1.0))
+    mask, pasted, pasted_canonical = paste_surface(depth, canonical, valid, box, 8, 8)
+    assert np.array_equal(mask, valid)
+    np.testing.assert_array_equal(pasted, np.where(valid, depth, np.nan))
+    np.testing.assert_array_equal(pasted_canonical, np.where(valid[..., None], canonical, np.nan))
     half = CropBox(x0=0.5, y0=0.0, side=8.0, output_size=8)  # image pixels halfway between crop pixels
-    pasted = paste_back(values, half, 8, 8, valid=valid)
-    np.testing.assert_array_equal(pasted[2:6, 2], values[2:6, 2])  # only the valid one of the two
-    np.testing.assert_array_equal(pasted[2:6, 3], (values[2:6, 2] + values[2:6, 3]) / 2)
-    assert np.isnan(pasted[2:6, 1]).all() and np.isnan(pasted[1]).all()
+    everywhere = np.ones((8, 8), bool)
+    mask, pasted, pasted_canonical = paste_surface(depth, canonical, valid, half, 8, 8, face=everywhere)
+    np.testing.assert_array_equal(pasted[2:6, 2], depth[2:6, 2])  # only the valid one of the two
+    np.testing.assert_array_equal(pasted[2:6, 3], (depth[2:6, 2] + depth[2:6, 3]) / 2)
+    np.testing.assert_array_equal(pasted_canonical[2:6, 3, 1], -pasted[2:6, 3])
+    assert np.isnan(pasted[2:6, 1]).all() and np.isnan(pasted[1]).all() and not mask[1].any()
+    assert not paste_surface(depth, canonical, valid, half, 8, 8, face=~everywhere)[0].any()
+    broken = depth.copy()
+    broken[3, 3] = np.nan  # a non-finite crop value is not valid: its neighbours are read instead
+    mask, pasted, _ = paste_surface(broken, canonical, valid, box, 8, 8)
+    assert not mask[3, 3] and mask.sum() == 15 and np.isfinite(pasted[mask]).all()
     with pytest.raises(ValueError, match=r"valid must be a bool \(8, 8\) map"):
-        paste_back(values, box, 8, 8, valid=valid[:4])
-    with pytest.raises(TypeError, match="float maps only"):
-        paste_back(values.astype(np.uint8), box, 8, 8, valid=valid)
+        paste_surface(depth, canonical, valid[:4], box, 8, 8)
+    with pytest.raises(ValueError, match=r"shapes \(8, 8\) and \(8, 8, 3\)"):
+        paste_surface(depth, canonical[..., :2], valid, box, 8, 8)
+    with pytest.raises(ValueError, match=r"face must be the region's \(8, 8\) bool map"):
+        paste_surface(depth, canonical, valid, box, 8, 8, face=everywhere[:4])

@@ -123,7 +123,6 @@ def paste_back(
     image_width: int,
     fill: float | bool | None = None,
     interpolation: str = "linear",
-    valid: np.ndarray | None = None,
     region: tuple[slice, slice] | None = None,
 ) -> np.ndarray:
     """Resample a per-pixel crop map ``(S, S)`` or ``(S, S, C)`` into the full ``(H, W)`` / ``(H, W, C)`` image,
@@ -134,26 +133,20 @@ def paste_back(
     ``u_crop = (u - x0 + 0.5) * scale - 0.5``. Image pixels whose centre lies outside the crop's
     footprint (``[x0 - 0.5, x0 + side - 0.5)`` in ``u``) get ``fill``; inside, the edge crop pixels
     extend to the footprint border. ``interpolation``: ``"linear"`` (bilinear; a NaN spreads to
-    the pixels that read it) or ``"nearest"``.
+    the pixels that read it) or ``"nearest"``. ``paste_surface`` pastes a face's depth and canonical
+    coordinates from its face pixels only.
 
     dtypes: float maps (float16 comes back as float32, float32/float64 keep theirs; ``fill``
     defaults to NaN), uint8 maps (``fill`` defaults to 0) and bool masks (``fill`` defaults to
     False): ``"nearest"`` copies mask values, ``"linear"`` interpolates the mask as 0/1 and
     thresholds at 0.5, which gives smoother outlines.
-
-    valid: ``(S, S)`` bool crop pixels whose values may be read (e.g. the face mask), or None for
-    all. Only float maps take it. Then no value of an invalid crop pixel reaches the image:
-    ``"linear"`` normalises the bilinear weights over the valid neighbours (a convex combination
-    of valid values), ``"nearest"`` reads only a valid nearest pixel; image pixels with none get ``fill``.
     """
     data = np.asarray(crop_map)
-    size = box.output_size
-    if data.ndim not in (2, 3) or data.shape[:2] != (size, size):
-        raise ValueError(f"crop_map must have shape ({size}, {size}) or ({size}, {size}, C) for this box, got {data.shape}")
+    if data.ndim not in (2, 3) or data.shape[:2] != (box.output_size,) * 2:
+        raise ValueError(f"crop_map must have shape ({box.output_size}, {box.output_size}) or "
+                         f"({box.output_size}, {box.output_size}, C) for this box, got {data.shape}")
     if interpolation not in _INTERPOLATIONS:
         raise ValueError(f"interpolation must be one of {sorted(_INTERPOLATIONS)}, got {interpolation!r}")
-    if image_height < 1 or image_width < 1:
-        raise ValueError(f"image size must be >= 1 pixel, got {image_height}x{image_width} (HxW)")
     is_mask = data.dtype == np.bool_
     if is_mask:
         source = data.astype(np.float32 if interpolation == "linear" else np.uint8)
@@ -165,59 +158,96 @@ def paste_back(
         source, out_dtype, default_fill = data.astype(np.float32), np.dtype(np.float32), np.nan
     else:
         raise TypeError(f"crop_map dtype {data.dtype} is not supported; expected float16/32/64, uint8 or bool")
-    if valid is not None:
-        valid = np.asarray(valid)
-        if valid.shape != (size, size) or valid.dtype != np.bool_:
-            raise ValueError(f"valid must be a bool ({size}, {size}) map for this box, got {valid.dtype} {valid.shape}")
-        if is_mask or data.dtype == np.uint8:
-            raise TypeError(f"valid applies to float maps only, got a {data.dtype} map")
-    out_rows, out_cols = region if region is not None else (slice(0, image_height), slice(0, image_width))
-    if not (0 <= out_rows.start <= out_rows.stop <= image_height and 0 <= out_cols.start <= out_cols.stop <= image_width):
-        raise ValueError(f"region {region} is not inside the {image_width}x{image_height} image")
-    fill_value = default_fill if fill is None else fill
-    out = np.full((out_rows.stop - out_rows.start, out_cols.stop - out_cols.start) + data.shape[2:],
-                  fill_value, dtype=out_dtype)
-    footprint_rows, footprint_cols = crop_footprint(box, image_height, image_width)
-    rows = slice(max(footprint_rows.start, out_rows.start), min(footprint_rows.stop, out_rows.stop))
-    cols = slice(max(footprint_cols.start, out_cols.start), min(footprint_cols.stop, out_cols.stop))
-    if cols.start >= cols.stop or rows.start >= rows.stop:
-        return out
-    offset_u, offset_v = box.image_pixels_to_crop(np.array([[cols.start, rows.start]], dtype=np.float64))[0]
-    to_crop = np.array([[box.scale, 0.0, offset_u], [0.0, box.scale, offset_v]])
-
-    def warp(image: np.ndarray) -> np.ndarray:
-        return cv2.warpAffine(
-            image, to_crop, (cols.stop - cols.start, rows.stop - rows.start),
-            flags=_INTERPOLATIONS[interpolation] | cv2.WARP_INVERSE_MAP, borderMode=cv2.BORDER_REPLICATE,
-        ).reshape((rows.stop - rows.start, cols.stop - cols.start) + image.shape[2:])
-
-    inside = (slice(rows.start - out_rows.start, rows.stop - out_rows.start),
-              slice(cols.start - out_cols.start, cols.stop - out_cols.start))  # of ``out``
-    if valid is None:
-        warped = warp(source)
-        out[inside] = warped >= 0.5 if is_mask else warped
-        return out
-    per_channel = (...,) + (None,) * (data.ndim - 2)  # a (S, S) map broadcast over the channels
-    weight = warp(valid.astype(source.dtype))
-    values = warp(np.where(valid[per_channel], source, 0).astype(source.dtype))
-    # values / weight as values * (1 / weight): one division per pixel, not per channel, and a plain
-    # broadcast product (NaN where no valid pixel is read, then ``fill`` there)
-    covered = weight > np.finfo(weight.dtype).tiny  # a finite reciprocal (cv2's bilinear weights are >= 1/1024)
-    reciprocal = np.divide(1.0, weight, out=np.full_like(weight, np.nan), where=covered)
-    np.multiply(values, reciprocal[per_channel], out=out[inside])
-    if not np.isnan(fill_value):
-        out[inside][~covered] = fill_value
-    return out
+    warp = _RegionWarp(box, image_height, image_width, region, interpolation)
+    fill = default_fill if fill is None else fill
+    if not warp.reads_crop:
+        return np.full(warp.shape + data.shape[2:], fill, dtype=out_dtype)
+    warped = warp(source)
+    return warp.place(warped >= 0.5 if is_mask else warped, fill)
 
 
-def surface_on_mask(surface: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """``paste_back``'s ``(h, w, 4)`` depth and canonical coordinates kept on the face pixels ``mask``
-    (``(h, w)`` bool) that received a depth: ``(mask, depth (h, w), canonical (h, w, 3))``, float32, NaN
-    off the returned mask."""
-    mask = mask & np.isfinite(surface[..., 0])
-    keep = np.where(mask, np.float32(1.0), np.float32(np.nan))  # x * 1 = x exactly; x * NaN = NaN
-    return (mask, (surface[..., 0] * keep).astype(np.float32, copy=False),
-            (surface[..., 1:] * keep[..., None]).astype(np.float32, copy=False))
+def paste_surface(
+    depth: np.ndarray,
+    canonical: np.ndarray,
+    valid: np.ndarray,
+    box: CropBox,
+    image_height: int,
+    image_width: int,
+    region: tuple[slice, slice] | None = None,
+    face: np.ndarray | None = None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A face's crop depth ``(S, S)`` and canonical coordinates ``(S, S, 3)`` pasted into the image (or its
+    ``region``, as ``paste_back``) from its ``valid`` crop pixels only (``(S, S)`` bool, the face mask):
+    the bilinear weights are normalised over the valid neighbours, so every pasted value is a convex
+    combination of face values and no off-face value reaches the image (a crop pixel with a non-finite
+    depth or canonical value is not valid).
+
+    face: ``(h, w)`` bool image pixels of the face (of ``region``), or None for the pasted ``valid``
+    map >= 0.5 (``paste_back``'s linear mask). Returns ``(mask (h, w) bool, depth (h, w), canonical
+    (h, w, 3))``, float32, NaN off ``mask``: the face pixels that read at least one valid crop pixel.
+    """
+    size = box.output_size
+    depth, canonical, valid = np.asarray(depth), np.asarray(canonical), np.asarray(valid)
+    if depth.shape != (size, size) or canonical.shape != (size, size, 3):
+        raise ValueError(f"depth and canonical must have shapes ({size}, {size}) and ({size}, {size}, 3) for this "
+                         f"box, got {depth.shape} and {canonical.shape}")
+    if valid.shape != (size, size) or valid.dtype != np.bool_:
+        raise ValueError(f"valid must be a bool ({size}, {size}) map for this box, got {valid.dtype} {valid.shape}")
+    warp = _RegionWarp(box, image_height, image_width, region, "linear")
+    if face is not None and np.shape(face) != warp.shape:
+        raise ValueError(f"face must be the region's {warp.shape} bool map, got {np.shape(face)}")
+    if not warp.reads_crop:
+        return (np.zeros(warp.shape, dtype=bool), np.full(warp.shape, np.nan, dtype=np.float32),
+                np.full(warp.shape + (3,), np.nan, dtype=np.float32))
+    valid = valid & np.isfinite(depth + canonical[..., 0] + canonical[..., 1] + canonical[..., 2])
+    weight = warp(valid.astype(np.float32))
+    # cv2's bilinear weights are multiples of 1/1024: a positive one has a finite reciprocal
+    keep = (weight >= 0.5 if face is None else face[warp.inside]) & (weight > np.finfo(np.float32).tiny)
+    # values / weight as values * (1 / weight): one division per pixel, NaN off the face; channel planes
+    # (contiguous products, merged once) cost a third of what an (h, w, 3) map times an (h, w, 1) one does
+    reciprocal = np.divide(np.float32(1.0), weight, out=np.full_like(weight, np.nan), where=keep)
+    planes = [warp(np.where(valid, plane, 0).astype(np.float32)) * reciprocal
+              for plane in (depth, *np.moveaxis(canonical, -1, 0))]
+    return warp.place(keep, False), warp.place(planes[0], np.nan), warp.place(cv2.merge(planes[1:]), np.nan)
+
+
+class _RegionWarp:
+    """``paste_back``'s resampling of crop maps into an image region: ``shape`` (h, w) of the region,
+    ``inside`` its slices that the crop's footprint covers (``reads_crop``: any), and the call warps a
+    crop map onto ``inside``."""
+
+    def __init__(self, box: CropBox, image_height: int, image_width: int, region: tuple[slice, slice] | None,
+                 interpolation: str) -> None:
+        if image_height < 1 or image_width < 1:
+            raise ValueError(f"image size must be >= 1 pixel, got {image_height}x{image_width} (HxW)")
+        out_rows, out_cols = region if region is not None else (slice(0, image_height), slice(0, image_width))
+        if not (0 <= out_rows.start <= out_rows.stop <= image_height
+                and 0 <= out_cols.start <= out_cols.stop <= image_width):
+            raise ValueError(f"region {region} is not inside the {image_width}x{image_height} image")
+        self.shape = (out_rows.stop - out_rows.start, out_cols.stop - out_cols.start)
+        footprint_rows, footprint_cols = crop_footprint(box, image_height, image_width)
+        rows = slice(max(footprint_rows.start, out_rows.start), min(footprint_rows.stop, out_rows.stop))
+        cols = slice(max(footprint_cols.start, out_cols.start), min(footprint_cols.stop, out_cols.stop))
+        self.reads_crop = rows.start < rows.stop and cols.start < cols.stop
+        self.inside = (slice(rows.start - out_rows.start, rows.stop - out_rows.start),
+                       slice(cols.start - out_cols.start, cols.stop - out_cols.start))
+        self.size = (cols.stop - cols.start, rows.stop - rows.start)
+        offset_u, offset_v = box.image_pixels_to_crop(np.array([[cols.start, rows.start]], dtype=np.float64))[0]
+        self.to_crop = np.array([[box.scale, 0.0, offset_u], [0.0, box.scale, offset_v]])
+        self.flags = _INTERPOLATIONS[interpolation] | cv2.WARP_INVERSE_MAP
+
+    def __call__(self, crop_map: np.ndarray) -> np.ndarray:
+        warped = cv2.warpAffine(crop_map, self.to_crop, self.size, flags=self.flags, borderMode=cv2.BORDER_REPLICATE)
+        return warped.reshape(self.size[::-1] + crop_map.shape[2:])
+
+    def place(self, part: np.ndarray, fill: float | bool) -> np.ndarray:
+        """``part`` (a map of ``inside``) as a map of the whole region, ``fill`` elsewhere (``part`` itself
+        when ``inside`` is the whole region: a lone face's region lies inside its crop's footprint)."""
+        if part.shape[:2] == self.shape:
+            return part
+        whole = np.full(self.shape + part.shape[2:], fill, dtype=part.dtype)
+        whole[self.inside] = part
+        return whole
 
 
 def crop_footprint(box: CropBox, image_height: int, image_width: int) -> tuple[slice, slice]:
