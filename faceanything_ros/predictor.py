@@ -138,6 +138,11 @@ class Predictor:
             for t in range(context_frames, num_frames)
         ]
 
+    def infer_crops(self, images: np.ndarray) -> ModelPrediction:
+        """The network's outputs for a ``(T, S, S, 3)`` uint8 window of face crops (``S = input_size``),
+        flip-averaged when ``config.flip_average`` says so."""
+        return self.engine.infer(images, self.config.flip_average)
+
     def _run_model(self, frames: np.ndarray, detections: list[list[FaceBox]]) -> list[list[_CropResult]]:
         """Crop each frame's detected faces and run the network; faces of the same size rank form one sequence."""
         boxes = [[crop_box_for_face(face, self.config.detector.crop_scale, self.input_size) for face in faces]
@@ -146,7 +151,7 @@ class Predictor:
         for rank in range(max((len(faces) for faces in detections), default=0)):
             members = [t for t, faces in enumerate(detections) if len(faces) > rank]
             images = np.stack([crop_image(frames[t], boxes[t][rank]) for t in members])
-            prediction = self.engine.infer(images, self.config.flip_average)
+            prediction = self.infer_crops(images)
             for i, t in enumerate(members):
                 results[t].append(_CropResult(detections[t][rank], boxes[t][rank], prediction.select(i)))
         return results

@@ -147,8 +147,7 @@ class FrameProcessor:
         if self.method.method == "model":
             side = self.reconstructor.input_size
             for length in range(1, self.config.window + 1):
-                self.reconstructor.engine.infer(np.zeros((length, side, side, 3), np.uint8),
-                                                self.reconstructor.config.flip_average)
+                self.reconstructor.infer_crops(np.zeros((length, side, side, 3), np.uint8))
         self.reconstructor.predict(np.full((*WARM_UP_SIZE, 3), 128, np.uint8))
 
     def reset(self) -> None:
