@@ -143,16 +143,23 @@ def test_paste_back_into_a_region_is_that_region_of_the_full_paste():
     values = rng.random((24, 24, 2)).astype(np.float32)
     depth, canonical = rng.random((24, 24)).astype(np.float32), rng.random((24, 24, 3)).astype(np.float32)
     valid = rng.random((24, 24)) > 0.3
-    for region in (footprint, (slice(20, 50), slice(10, 60)), (slice(0, 5), slice(0, 5))):
+    face = rng.random((50, 60)) > 0.2
+    for region in (footprint, (slice(20, 50), slice(10, 60)), (slice(30, 31), slice(3, 20)), (slice(0, 5), slice(0, 5))):
         # equal up to warpAffine's 1/32-pixel position rounding, which starts at the region's corner
         np.testing.assert_allclose(paste_back(values, box, 50, 60, region=region),
                                    paste_back(values, box, 50, 60)[region], atol=1e-3, equal_nan=True)
-        full = paste_surface(depth, canonical, valid, box, 50, 60)
-        part = paste_surface(depth, canonical, valid, box, 50, 60, region=region)
-        assert np.mean(part[0] != full[0][region]) < 0.01  # a weight at 0.5 may fall either side
-        both = part[0] & full[0][region]
-        for pasted, whole in zip(part[1:], full[1:]):
-            np.testing.assert_allclose(pasted[both], whole[region][both], atol=1e-3)
+        for given in (None, face):
+            full = paste_surface(depth, canonical, valid, box, 50, 60, face=given)
+            part = paste_surface(depth, canonical, valid, box, 50, 60, region=region,
+                                 face=None if given is None else given[region])
+            shape = (region[0].stop - region[0].start, region[1].stop - region[1].start)
+            assert [(m.shape, m.dtype) for m in part] == [(shape, bool), (shape, np.float32), (shape + (3,), np.float32)]
+            assert np.mean(part[0] != full[0][region]) < 0.01  # a weight at 0.5 may fall either side
+            both = part[0] & full[0][region]
+            assert both.any() == all(r.start < f.stop and f.start < r.stop for r, f in zip(region, footprint))
+            for pasted, whole in zip(part[1:], full[1:]):
+                np.testing.assert_allclose(pasted[both], whole[region][both], atol=1e-3)
+                assert np.isnan(pasted[~part[0]]).all()
     assert np.isfinite(paste_back(values, box, 50, 60, region=footprint)).all()  # the footprint is all filled
     with pytest.raises(ValueError, match="not inside"):
         paste_back(values, box, 50, 60, region=(slice(40, 51), slice(0, 5)))
@@ -300,9 +307,15 @@ def test_paste_surface_keeps_the_given_face_pixels_that_read_a_valid_crop_pixel(
     broken[3, 3] = np.nan  # a non-finite crop value is not valid: its neighbours are read instead
     mask, pasted, _ = paste_surface(broken, canonical, valid, box, 8, 8)
     assert not mask[3, 3] and mask.sum() == 15 and np.isfinite(pasted[mask]).all()
+    broken = canonical.copy()
+    broken[4, 2, 2] = np.inf  # so is a crop pixel with one non-finite canonical coordinate
+    mask, _, pasted_canonical = paste_surface(depth, broken, valid, box, 8, 8)
+    assert not mask[4, 2] and mask.sum() == 15 and np.isfinite(pasted_canonical[mask]).all()
     with pytest.raises(ValueError, match=r"valid must be a bool \(8, 8\) map"):
         paste_surface(depth, canonical, valid[:4], box, 8, 8)
     with pytest.raises(ValueError, match=r"shapes \(8, 8\) and \(8, 8, 3\)"):
         paste_surface(depth, canonical[..., :2], valid, box, 8, 8)
     with pytest.raises(ValueError, match=r"face must be the region's \(8, 8\) bool map"):
         paste_surface(depth, canonical, valid, box, 8, 8, face=everywhere[:4])
+    with pytest.raises(ValueError, match="face must be the region's"):
+        paste_surface(depth, canonical, valid, box, 8, 8, face=everywhere.astype(np.uint8))

@@ -2,9 +2,9 @@
 
 ``open_frames`` reads videos, image folders and images; ``validation`` checks arrays and
 intrinsics; ``FaceDetector`` finds faces (mediapipe, imported only when a detector is built);
-``crop`` cuts square face crops and pastes per-pixel crop maps back into the full image.
+``crop`` cuts square face crops and pastes per-pixel crop maps (and a face's surface) back into the full image.
 """
-from faceanything_ros.io.crop import CropBox, crop_box_for_face, crop_image, paste_back
+from faceanything_ros.io.crop import CropBox, crop_box_for_face, crop_image, paste_back, paste_surface
 from faceanything_ros.io.face_detector import FaceBox, FaceDetector
 from faceanything_ros.io.frames import Frame, FrameSource, open_frames, read_image
 from faceanything_ros.io.validation import (
@@ -29,6 +29,7 @@ __all__ = [
     "crop_image",
     "open_frames",
     "paste_back",
+    "paste_surface",
     "read_image",
     "validate_frames",
     "validate_intrinsics_for_frames",

@@ -194,12 +194,15 @@ def paste_surface(
     if valid.shape != (size, size) or valid.dtype != np.bool_:
         raise ValueError(f"valid must be a bool ({size}, {size}) map for this box, got {valid.dtype} {valid.shape}")
     warp = _RegionWarp(box, image_height, image_width, region, "linear")
-    if face is not None and np.shape(face) != warp.shape:
-        raise ValueError(f"face must be the region's {warp.shape} bool map, got {np.shape(face)}")
+    if face is not None:
+        face = np.asarray(face)
+        if face.shape != warp.shape or face.dtype != np.bool_:
+            raise ValueError(f"face must be the region's {warp.shape} bool map, got {face.dtype} {face.shape}")
     if not warp.reads_crop:
         return (np.zeros(warp.shape, dtype=bool), np.full(warp.shape, np.nan, dtype=np.float32),
                 np.full(warp.shape + (3,), np.nan, dtype=np.float32))
-    valid = valid & np.isfinite(depth + canonical[..., 0] + canonical[..., 1] + canonical[..., 2])
+    valid = valid & np.isfinite(depth) & np.isfinite(canonical[..., 0]) & np.isfinite(canonical[..., 1]) \
+        & np.isfinite(canonical[..., 2])
     weight = warp(valid.astype(np.float32))
     # cv2's bilinear weights are multiples of 1/1024: a positive one has a finite reciprocal
     keep = (weight >= 0.5 if face is None else face[warp.inside]) & (weight > np.finfo(np.float32).tiny)
