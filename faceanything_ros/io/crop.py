@@ -205,7 +205,7 @@ def paste_surface(
         & np.isfinite(canonical[..., 2])
     weight = warp(valid.astype(np.float32))
     # cv2's bilinear weights are multiples of 1/1024: a positive one has a finite reciprocal
-    keep = (weight >= 0.5 if face is None else face[warp.inside]) & (weight > np.finfo(np.float32).tiny)
+    keep = weight >= 0.5 if face is None else face[warp.inside] & (weight > np.finfo(np.float32).tiny)
     # values / weight as values * (1 / weight): one division per pixel, NaN off the face; channel planes
     # (contiguous products, merged once) cost a third of what an (h, w, 3) map times an (h, w, 1) one does
     reciprocal = np.divide(np.float32(1.0), weight, out=np.full_like(weight, np.nan), where=keep)
