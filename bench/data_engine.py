@@ -30,7 +30,7 @@ from faceanything_ros.canonical.space import load_canonical_space
 from faceanything_ros.geometry.rasterizer import rasterize
 from faceanything_ros.io.frames import IMAGE_EXTENSIONS, read_image
 from training.data.config import DataEngineConfig
-from training.data.generator import SampleGenerator, discover, plan_tasks
+from training.data.generator import FileSources, SampleGenerator, discover, plan_tasks
 from training.data.shards import ShardWriter
 
 DEFAULT_IMAGES = SHARED_DATA / "faces_train" / "images" / "stargan_v2_celebahq"
@@ -47,16 +47,17 @@ def measure(images: Path, sources: int, samples: int, config: DataEngineConfig) 
     """Rows for the stages of the module docstring."""
     space = load_canonical_space()
     labeler = FaceMeshLabeler(space)
-    generator = SampleGenerator(space, config, labeler)
+    sources = FileSources(space, config, labeler)
+    generator = SampleGenerator(space, config, sources)
     try:
         entries = discover(images, IMAGE_EXTENSIONS, config)[:sources]
     except (FileNotFoundError, ValueError) as error:
         raise SystemExit(str(error)) from error
     paths = [path for path, _ in entries]
     pictures = [read_image(p) for p in paths]
-    generator.label_frame(pictures[0], paths[0])  # warm up mediapipe
+    sources.label_frame(pictures[0], paths[0])  # warm up mediapipe
     start = time.perf_counter()
-    frames = [generator.label_frame(picture, path) for picture, path in zip(pictures, paths)]
+    frames = [sources.label_frame(picture, path) for picture, path in zip(pictures, paths)]
     rows = [row("label", time.perf_counter() - start, len(frames), "frame")]
     pool = [cv2.resize(p, (128, 128)) for p in pictures]
     rng = np.random.default_rng(0)

@@ -3,7 +3,8 @@
 Usage (repository root)::
 
     python -m bench.engines [--sizes tiny] [--resolutions 224 256 518] [--frames 1 4 8]
-        [--engines torch onnx compile] [--video NAME] [--e2e-frames 40] [--[no-]flip-average] [--json PATH]
+        [--engines torch onnx compile] [--precisions fp32 bf16] [--video NAME] [--e2e-frames 40]
+        [--[no-]flip-average] [--json PATH]
 
 Model-only: ``engine.run`` on ``(1, T, 3, S, S)`` random images (with ``--flip-average``, the
 default as in ``PredictorConfig``, on them and their mirror images: ``model.flip_average``) (weights: seeded random init,
@@ -30,6 +31,7 @@ import torch
 from bench.common import SHARED_DATA, latency_stats, report, time_calls
 from faceanything_ros.config import MODEL_SIZES, ModelConfig, PredictorConfig, TrackerConfig
 from faceanything_ros.engines import ENGINE_NAMES, EngineUnavailableError, create_engine, resolve_engine
+from faceanything_ros.engines.base import PRECISIONS
 from faceanything_ros.engines.static_engine import parameter_millions
 from faceanything_ros.io.frames import open_frames
 from faceanything_ros.model.checkpoint import init_checkpoint, load_checkpoint
@@ -63,8 +65,8 @@ def model_only(engine, frames: int, side: int, runs: int, warmup: int, flip_aver
     return percentiles(time_calls(run, runs=runs, warmup=warmup), frames)
 
 
-def end_to_end(checkpoint: Path, engine: str, device: str, video: Path, frames: int, max_frames: int,
-               cache_dir: Path, flip_average: bool) -> dict[str, float]:
+def end_to_end(checkpoint: Path, engine: str, precision: str | None, device: str, video: Path, frames: int,
+               max_frames: int, cache_dir: Path, flip_average: bool) -> dict[str, float]:
     """Per-window latency of decode + ``Predictor.predict`` + tracker steps over ``video``.
 
     The first window (engine build, compile, caches) is run untimed; then ``max_frames`` frames
@@ -75,7 +77,8 @@ def end_to_end(checkpoint: Path, engine: str, device: str, video: Path, frames: 
     # Random weights predict no face mask; threshold 0 makes the whole crop "face", so point clouds
     # and tracking carry at least a real face's load (an upper bound for the geometry stages).
     config = PredictorConfig(mask_threshold=0.0, flip_average=flip_average)
-    with Predictor(checkpoint, device=device, config=config, engine=engine, engine_cache=cache_dir) as predictor, \
+    with Predictor(checkpoint, device=device, config=config, engine=engine, precision=precision,
+                   engine_cache=cache_dir) as predictor, \
             open_frames(video, max_frames=max_frames + frames) as source:
         tracker = MultiFaceTracker(TrackerConfig(), device=device)
         iterator = iter(source)
@@ -106,22 +109,31 @@ def measure(args: argparse.Namespace, workdir: Path) -> list[dict]:
                        "checkpoint_mb": checkpoint.stat().st_size / 1e6, "requested_resolution": requested,
                        "resolution": side}
             for name in args.engines:
-                resolved = resolve_engine(name, args.device)
-                try:
-                    engine = create_engine(resolved, model, checkpoint, args.device, cache_dir=workdir / "cache")
-                except EngineUnavailableError as error:
-                    rows.append({**setting, "engine": resolved, "skipped": str(error)})
-                    print(f"skipped {resolved}: {error}")
-                    continue
-                for frames in args.frames:
-                    stats = model_only(engine, frames, side, args.runs, args.warmup, args.flip_average)
-                    rows.append({**setting, "engine": resolved, "precision": engine.precision, "frames": frames,
-                                 "mode": "model", **stats})
-                    if args.e2e_frames:
-                        stats = end_to_end(checkpoint, resolved, args.device, VIDEOS / args.video, frames,
-                                           args.e2e_frames, workdir / "cache", args.flip_average)
-                        rows.append({**setting, "engine": resolved, "precision": engine.precision,
-                                     "frames": frames, "mode": "end-to-end", **stats})
+                for precision in args.precisions or [None]:
+                    rows += _engine_rows(args, workdir, setting, model, checkpoint, name, precision)
+    return rows
+
+
+def _engine_rows(args: argparse.Namespace, workdir: Path, setting: dict, model, checkpoint: Path, name: str,
+                 precision: str | None) -> list[dict]:
+    """Rows of one engine at one precision (None = its default) for every window size; a ``skipped`` row
+    when it cannot run here."""
+    resolved = resolve_engine(name, args.device)
+    try:
+        engine = create_engine(resolved, model, checkpoint, args.device, precision, cache_dir=workdir / "cache")
+    except EngineUnavailableError as error:
+        print(f"skipped {resolved}: {error}")
+        return [{**setting, "engine": resolved, "precision": precision, "skipped": str(error)}]
+    rows = []
+    for frames in args.frames:
+        stats = model_only(engine, frames, setting["resolution"], args.runs, args.warmup, args.flip_average)
+        rows.append({**setting, "engine": resolved, "precision": engine.precision, "frames": frames,
+                     "mode": "model", **stats})
+        if args.e2e_frames:
+            stats = end_to_end(checkpoint, resolved, engine.precision, args.device, VIDEOS / args.video, frames,
+                               args.e2e_frames, workdir / "cache", args.flip_average)
+            rows.append({**setting, "engine": resolved, "precision": engine.precision, "frames": frames,
+                         "mode": "end-to-end", **stats})
     return rows
 
 
@@ -134,6 +146,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--frames", type=int, nargs="+", default=[1, 4, 8], help="window sizes T")
     parser.add_argument("--engines", nargs="+", default=["torch", "onnx", "compile", "tensorrt"],
                         choices=ENGINE_NAMES, help="engines to compare")
+    parser.add_argument("--precisions", nargs="+", choices=sorted(PRECISIONS),
+                        help="compute precisions, each engine at each (default: the engine's own)")
     parser.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda")
     parser.add_argument("--runs", type=int, default=20, help="timed model-only calls per setting")
     parser.add_argument("--warmup", type=int, default=3, help="untimed model-only calls first")

@@ -47,6 +47,22 @@ def small_dataset(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def source_pack(tmp_path_factory) -> Path:
+    """A pack of labelled sources (faceanything-data pack, 1.2 MB): two 4-frame clips of each lia_vox video
+    first, then UTKFace portraits (one identity each, so that some land in val and test)."""
+    images, videos = FACES_TRAIN / "images" / "utkface_crop", FACES_TRAIN / "videos" / "lia_vox"
+    if not images.is_dir() or not videos.is_dir():
+        pytest.skip(f"shared face data not found: {images}, {videos}")
+    folder = tmp_path_factory.mktemp("pack") / "pack"
+    from training.cli import main as data_main
+
+    code = data_main(["pack", "--images", str(images), "--videos", str(videos), "-o", str(folder),
+                      "--max-mb", "1.2", "--clips-per-video", "2", "--seq-len", "4"])
+    assert code == 0
+    return folder
+
+
+@pytest.fixture(scope="session")
 def tiny_checkpoint(tmp_path_factory) -> Path:
     """An untrained ``tiny`` checkpoint (seeded random weights)."""
     from faceanything_ros.model.checkpoint import init_checkpoint

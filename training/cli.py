@@ -3,7 +3,9 @@
 ``faceanything-data build --images DIR --videos DIR -o DATASET --samples N [--size 256]
 [--seq-len T] [--preview] [--workers N]`` labels the sources with the face mesh, re-renders them
 from random cameras (``training.data``) and writes shards + ``manifest.json`` (``training.data.shards``).
-``faceanything-data ingest-multiview`` does the same for a NeRSemble-layout capture.
+``faceanything-data pack --images DIR --videos DIR -o PACK [--max-mb 48]`` labels them once into a small
+pack (``training.data.pack``) that ``build --pack PACK`` renders without the face mesh, e.g. on another
+machine. ``faceanything-data ingest-multiview`` does the same for a NeRSemble-layout capture.
 """
 from __future__ import annotations
 
@@ -17,12 +19,13 @@ from typing import Any
 
 from tqdm import tqdm
 
-from faceanything_ros.canonical.space import load_canonical_space
+from faceanything_ros.canonical.space import CanonicalSpace, load_canonical_space
 from faceanything_ros.config import load_yaml, to_dict
 from faceanything_ros.data.format import space_metadata
 from faceanything_ros.io.frames import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS
 from training.data.config import DataEngineConfig
-from training.data.generator import SampleGenerator, Task, discover, plan_tasks
+from training.data.generator import FileSources, SampleGenerator, Task, discover, plan_tasks
+from training.data.pack import PackConfig, SourcePack, write_pack
 from training.data.preview import PREVIEW_FILE, PREVIEW_SAMPLES, write_preview
 from training.data.shards import ShardWriter
 
@@ -33,13 +36,18 @@ REFILL_ROUNDS = 3  # rounds of replacement tasks planned for failed samples befo
 _worker: SampleGenerator | None = None
 
 
-def _start_worker(config: DataEngineConfig) -> None:
-    """Pool initialiser: one canonical space, labeler and generator per process."""
+def _start_worker(config: DataEngineConfig, pack: str | None) -> None:
+    """Pool initialiser: one canonical space, source reader (the pack, else a face-mesh labeler) and
+    generator per process."""
     global _worker
+    space = load_canonical_space()
+    _worker = SampleGenerator(space, config, SourcePack(pack, space, config) if pack else _file_sources(space, config))
+
+
+def _file_sources(space: CanonicalSpace, config: DataEngineConfig) -> FileSources:
     from faceanything_ros.canonical.pseudo_labels import FaceMeshLabeler
 
-    space = load_canonical_space()
-    _worker = SampleGenerator(space, config, FaceMeshLabeler(space))
+    return FileSources(space, config, FaceMeshLabeler(space))
 
 
 def _run_task(task: Task) -> tuple[list, list]:
@@ -54,15 +62,17 @@ def build(args: argparse.Namespace) -> int:
     config = dataclasses.replace(config, image_size=args.size or config.image_size,
                                  seq_len=args.seq_len or config.seq_len,
                                  seed=config.seed if args.seed is None else args.seed)
-    if args.images is None and args.videos is None:
-        raise ValueError("give --images DIR and/or --videos DIR")
-    images = discover(Path(args.images), IMAGE_EXTENSIONS, config) if args.images else []
-    videos = discover(Path(args.videos), VIDEO_EXTENSIONS, config) if args.videos else []
     space = load_canonical_space()
+    if args.pack:
+        if args.images or args.videos:
+            raise ValueError("give either --pack PACK or --images/--videos, not both")
+        images, videos = SourcePack(args.pack, space, config).catalogue()
+    else:
+        images, videos = _sources(args, config)
     metadata: dict[str, Any] = {
         "image_size": config.image_size, "seq_len": config.seq_len,
         "canonical_space": space_metadata(space),
-        "config": to_dict(config), "skipped": [],
+        "config": to_dict(config), "skipped": [], **({"pack": str(Path(args.pack).resolve())} if args.pack else {}),
     }
     previews: list = []
     written = 0
@@ -74,7 +84,7 @@ def build(args: argparse.Namespace) -> int:
                 break
             round_config = dataclasses.replace(config, seed=config.seed + round_index)
             tasks = plan_tasks(images, videos, missing, round_config)
-            for samples, skips in _results(tasks, round_config, args.workers):
+            for samples, skips in _results(tasks, round_config, args.workers, args.pack):
                 metadata["skipped"].extend(skips)
                 for arrays, record in samples:
                     writer.add(arrays, record)
@@ -96,15 +106,34 @@ def build(args: argparse.Namespace) -> int:
     return 0 if written == args.samples else 1
 
 
-def _results(tasks: list[Task], config: DataEngineConfig, workers: int):
+def _sources(args: argparse.Namespace, config: DataEngineConfig) -> tuple[list, list]:
+    """``(images, videos)`` found under ``--images`` and ``--videos`` (``generator.discover``)."""
+    if args.images is None and args.videos is None:
+        raise ValueError("give --images DIR and/or --videos DIR")
+    images = discover(Path(args.images), IMAGE_EXTENSIONS, config) if args.images else []
+    videos = discover(Path(args.videos), VIDEO_EXTENSIONS, config) if args.videos else []
+    return images, videos
+
+
+def _results(tasks: list[Task], config: DataEngineConfig, workers: int, pack: str | None):
     """Task results in task order, computed in this process (``workers <= 1``) or a process pool."""
     if workers <= 1 or len(tasks) == 1:
-        _start_worker(config)
+        _start_worker(config, pack)
         yield from map(_run_task, tasks)
         return
     context = multiprocessing.get_context("spawn")
-    with context.Pool(workers, initializer=_start_worker, initargs=(config,)) as pool:
+    with context.Pool(workers, initializer=_start_worker, initargs=(config, pack)) as pool:
         yield from pool.imap(_run_task, tasks)
+
+
+def pack(args: argparse.Namespace) -> int:
+    """Run the ``pack`` command; returns the exit code."""
+    config = DataEngineConfig()
+    settings = PackConfig(seq_len=args.seq_len, frame_stride=args.frame_stride, clips_per_video=args.clips_per_video,
+                          face_px=args.face_px, max_bytes=round(args.max_mb * 1e6), seed=args.seed)
+    images, videos = _sources(args, config)
+    write_pack(args.output, images, videos, _file_sources(load_canonical_space(), config), settings)
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -114,6 +143,7 @@ def main(argv: list[str] | None = None) -> int:
     build_parser = commands.add_parser("build", help="re-render real faces into a sharded training dataset")
     build_parser.add_argument("--images", help="folder of source images (its data root has SOURCES.md)")
     build_parser.add_argument("--videos", help="folder of source videos (its data root has SOURCES.md)")
+    build_parser.add_argument("--pack", help="a pack of labelled sources (faceanything-data pack) instead of the folders")
     build_parser.add_argument("-o", "--output", required=True, help="new dataset folder")
     build_parser.add_argument("--samples", type=int, required=True, help="number of samples to write")
     build_parser.add_argument("--size", type=int, help="output image side in pixels (default 256)")
@@ -123,6 +153,19 @@ def main(argv: list[str] | None = None) -> int:
     build_parser.add_argument("--workers", type=int, default=1, help="worker processes (default 1)")
     build_parser.add_argument("--preview", action="store_true", help=f"write {PREVIEW_FILE} (RGB, depth, canonical, mask)")
     build_parser.set_defaults(run=build)
+    pack_parser = commands.add_parser("pack", help="label sources once into a small pack that build --pack renders")
+    pack_parser.add_argument("--images", help="folder of source images (its data root has SOURCES.md)")
+    pack_parser.add_argument("--videos", help="folder of source videos (its data root has SOURCES.md)")
+    pack_parser.add_argument("-o", "--output", required=True, help="new pack folder")
+    defaults = PackConfig()
+    pack_parser.add_argument("--max-mb", type=float, default=defaults.max_bytes / 1e6,
+                             help="frames kept, megabytes (default %(default)s): clips first, then images in a seeded order")
+    pack_parser.add_argument("--clips-per-video", type=int, default=defaults.clips_per_video)
+    pack_parser.add_argument("--seq-len", type=int, default=defaults.seq_len, help="frames per clip")
+    pack_parser.add_argument("--frame-stride", type=int, default=defaults.frame_stride, help="video frames between a clip's frames")
+    pack_parser.add_argument("--face-px", type=int, default=defaults.face_px, help="largest face extent kept, pixels")
+    pack_parser.add_argument("--seed", type=int, default=defaults.seed, help="order of the images")
+    pack_parser.set_defaults(run=pack)
     from training.data.multiview import add_ingest_parser
 
     add_ingest_parser(commands)

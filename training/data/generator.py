@@ -1,4 +1,4 @@
-"""Source files -> training samples: label, sample cameras, re-render, track, augment.
+"""Source files (or a pack of labelled sources) -> training samples: label, sample cameras, re-render, track, augment.
 
 A *task* is one source (an image, or a clip of ``seq_len`` video frames ``frame_stride`` apart)
 rendered ``views_per_label`` times with independent random camera trajectories; the expensive
@@ -37,8 +37,8 @@ BACKGROUND_SIDE = 256  # background images are downscaled to at most this side (
 
 @dataclass(frozen=True)
 class Task:
-    """One unit of work: ``source`` path, its ``record`` (manifest fields), ``seed``, ``count`` samples,
-    and ``backgrounds``: paths of other images to cut backgrounds from."""
+    """One unit of work: ``source`` (a path, or a ``pack.SourcePack`` key), its ``record`` (manifest fields),
+    ``seed``, ``count`` samples, and ``backgrounds``: other image sources to cut backgrounds from."""
 
     source: str
     record: dict[str, Any]
@@ -110,41 +110,22 @@ def plan_tasks(images: list[tuple[str, dict]], videos: list[tuple[str, dict]], s
     return tasks
 
 
-class SampleGenerator:
-    """Runs ``Task``s: owns the face-mesh labeler (one per process) and the camera sampler."""
+class FileSources:
+    """Source files labelled as they are read: an image, or a clip of ``config.seq_len`` video frames
+    ``config.frame_stride`` apart (a random start, ``CLIP_ATTEMPTS`` tries), each frame's largest face
+    labelled with the face mesh (``labeler``: ``FaceMeshLabeler``). ``pack.SourcePack`` serves the same
+    calls from labels made earlier."""
 
     def __init__(self, space: CanonicalSpace, config: DataEngineConfig, labeler: Any) -> None:
-        self.space = space
-        self.config = config
-        self.labeler = labeler
-        self.sampler = CameraSampler(config.cameras)
-        self.canonical = space.canonical_template
+        self.space, self.config, self.labeler = space, config, labeler
 
-    def run(self, task: Task) -> tuple[list[tuple[dict[str, np.ndarray], dict[str, Any]]], list[dict[str, Any]]]:
-        """``(samples, skips)``: samples as ``(arrays, manifest record)``; skips as ``{source, reason}``."""
-        rng = np.random.default_rng(task.seed)
-        try:
-            frames, indices = self._label(task.source, rng)
-        except ValueError as error:
-            return [], [{"source": task.record["source"], "reason": str(error), "samples": task.count}]
-        pool = [_downscaled(read_image(path)) for path in task.backgrounds]
-        samples, skips = [], []
-        for _ in range(task.count):
-            try:
-                arrays, source_view = self.render(rng, frames, pool)
-            except ValueError as error:
-                skips.append({"source": task.record["source"], "reason": str(error), "samples": 1})
-                continue
-            samples.append((arrays, {**task.record, "frames": indices, SOURCE_VIEW_KEY: source_view}))
-        return samples, skips
-
-    def _label(self, path: str, rng: np.random.Generator) -> tuple[list[SourceFrame], list[int]]:
+    def frames(self, source: str, rng: np.random.Generator) -> tuple[list[SourceFrame], list[int]]:
         """Labelled source frames (T of them) and their frame indices; ``ValueError`` if no face."""
         seq_len = self.config.seq_len
-        if Path(path).suffix.lower() in IMAGE_EXTENSIONS:
-            frame = self.label_frame(read_image(path), path)
+        if Path(source).suffix.lower() in IMAGE_EXTENSIONS:
+            frame = self.label_frame(read_image(source), source)
             return [frame] * seq_len, [0] * seq_len
-        capture = cv2.VideoCapture(path)
+        capture = cv2.VideoCapture(source)
         try:
             length = int(capture.get(cv2.CAP_PROP_FRAME_COUNT))
             span = (seq_len - 1) * self.config.frame_stride + 1
@@ -155,20 +136,58 @@ class SampleGenerator:
                 start = int(rng.integers(length - span + 1))
                 indices = [start + i * self.config.frame_stride for i in range(seq_len)]
                 try:
-                    return [self.label_frame(_read_frame(capture, i, path), f"{path} frame {i}") for i in indices], indices
+                    return [self.label_frame(read_video_frame(capture, i, source), f"{source} frame {i}")
+                            for i in indices], indices
                 except ValueError as failure:
                     error = failure
             raise error
         finally:
             capture.release()
 
+    def image(self, source: str) -> np.ndarray:
+        """``(H, W, 3)`` uint8 RGB of an image source (background material)."""
+        return read_image(source)
+
     def label_frame(self, rgb: np.ndarray, name: str) -> SourceFrame:
         """The largest face of a (H, W, 3) uint8 frame as a ``SourceFrame``; ``ValueError`` naming ``name`` if none."""
+        label = self.largest_face(rgb, name)
+        return source_frame(rgb, label.vertices, label.intrinsics, label.rotation, self.space.topology)
+
+    def largest_face(self, rgb: np.ndarray, name: str) -> Any:
+        """The ``MeshLabel`` of the largest face of a (H, W, 3) uint8 frame; ``ValueError`` naming ``name`` if none."""
         labels = self.labeler.label(rgb)
         if not labels:
             raise ValueError(f"no face found in {name}")
-        label = labels[0]
-        return source_frame(rgb, label.vertices, label.intrinsics, label.rotation, self.space.topology)
+        return labels[0]
+
+
+class SampleGenerator:
+    """Runs ``Task``s: labelled frames from ``sources`` (``FileSources`` or ``pack.SourcePack``), the camera sampler."""
+
+    def __init__(self, space: CanonicalSpace, config: DataEngineConfig, sources: Any) -> None:
+        self.space = space
+        self.config = config
+        self.sources = sources
+        self.sampler = CameraSampler(config.cameras)
+        self.canonical = space.canonical_template
+
+    def run(self, task: Task) -> tuple[list[tuple[dict[str, np.ndarray], dict[str, Any]]], list[dict[str, Any]]]:
+        """``(samples, skips)``: samples as ``(arrays, manifest record)``; skips as ``{source, reason}``."""
+        rng = np.random.default_rng(task.seed)
+        try:
+            frames, indices = self.sources.frames(task.source, rng)
+        except ValueError as error:
+            return [], [{"source": task.record["source"], "reason": str(error), "samples": task.count}]
+        pool = [_downscaled(self.sources.image(source)) for source in task.backgrounds]
+        samples, skips = [], []
+        for _ in range(task.count):
+            try:
+                arrays, source_view = self.render(rng, frames, pool)
+            except ValueError as error:
+                skips.append({"source": task.record["source"], "reason": str(error), "samples": 1})
+                continue
+            samples.append((arrays, {**task.record, "frames": indices, SOURCE_VIEW_KEY: source_view}))
+        return samples, skips
 
     def render(self, rng: np.random.Generator, frames: list[SourceFrame],
                pool: list[np.ndarray]) -> tuple[dict[str, np.ndarray], bool]:
@@ -230,7 +249,7 @@ def sample_arrays(views: list[RenderedView], tracks: Tracks) -> dict[str, np.nda
     }
 
 
-def _read_frame(capture: cv2.VideoCapture, index: int, path: str) -> np.ndarray:
+def read_video_frame(capture: cv2.VideoCapture, index: int, path: str) -> np.ndarray:
     """Frame ``index`` of an open video as (H, W, 3) uint8 RGB; ``ValueError`` if it does not decode."""
     capture.set(cv2.CAP_PROP_POS_FRAMES, index)
     ok, bgr = capture.read()
