@@ -5,7 +5,7 @@
 # Run from the repository root.
 #
 #   prepare-train  (here) .device/pack: the training sources labelled by the face mesh (faceanything-data pack,
-#                  about 47 MB; carry ".device/pack")
+#                  about 48 MB; carry ".device/pack")
 #   prepare-bench  (here) .device/bench: mediapipe's wheels for the machine's python 3.12 and a face video
 #                  (about 36 MB; carry ".device/bench")
 #   train          (there) renders the pack into the four training sets of the bundled model's recipe, then
@@ -16,7 +16,8 @@
 #                  only and end to end, one pass as the node runs it) and bench.tracking (the torch neighbour
 #                  search) on CUDA. $OUT: engines_gpu.json, tracking_gpu.json and session.log.
 #
-# Environment: OUT (required there), TRAIN_MINUTES (6), TRAIN_CONFIG (training/configs/finetune_gpu.yaml),
+# Environment: OUT (required there), TRAIN_MINUTES (6, less when rendering leaves less of SESSION_MINUTES, 9.5),
+# TRAIN_CONFIG (training/configs/finetune_gpu.yaml),
 # SCALE (1: multiplies the sample counts), DEVICE (cuda), WORKERS (every core), PACK (.device/pack), WORK
 # (/tmp/faceanything), PYTHON (python3; .venv/bin/python for the prepare modes).
 set -euo pipefail
@@ -70,8 +71,13 @@ train)
   build seq128 6000 4 1
   build real128 8000 1 0 training/configs/data_source_view.yaml
   build realseq128 3000 4 2 training/configs/data_source_view.yaml
+  # the command must end inside SESSION_MINUTES (the machine's 10-minute limit less a margin): training gets what
+  # rendering left of it, less 1.5 minutes for start-up, the final validation, the export and the copies
+  minutes=$($python -c "print(round(min(${TRAIN_MINUTES:-6}, ${SESSION_MINUTES:-9.5} - $SECONDS / 60 - 1.5), 2))")
+  $python -c "import sys; sys.exit($minutes < 0.5)" || { echo "rendering left $minutes min of the session: no training"; exit 3; }
+  echo "training for $minutes min"
   $python -m training.train_cli "${TRAIN_CONFIG:-training/configs/finetune_gpu.yaml}" --device "${DEVICE:-cuda}" \
-    --minutes "${TRAIN_MINUTES:-6}" --data "$work"/real128 "$work"/realseq128 "$work"/seq128 "$work"/single128 \
+    --minutes "$minutes" --data "$work"/real128 "$work"/realseq128 "$work"/seq128 "$work"/single128 \
     --init faceanything_ros/model/weights/faceanything_tiny.safetensors --out "$work/run"
   for name in model.safetensors metrics.json config.yaml train.csv val.csv; do
     [ ! -f "$work/run/$name" ] || cp "$work/run/$name" "$out"/

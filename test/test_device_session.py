@@ -51,3 +51,10 @@ def test_device_training_session_renders_the_pack_and_exports_a_model(source_pac
 def test_device_training_session_without_a_pack_says_so(tmp_path):
     done = _session(tmp_path, tmp_path / "no_pack")
     assert done.returncode == 2 and "no pack at" in done.stdout
+
+
+def test_device_training_session_keeps_inside_its_time(source_pack, tmp_path):
+    """Rendering that leaves under half a minute of SESSION_MINUTES ends the command before training starts."""
+    done = _session(tmp_path, source_pack, SCALE="0.001", SESSION_MINUTES="1")
+    assert done.returncode == 3 and "no training" in done.stdout
+    assert "rendered realseq128: 16 samples" in done.stdout and not (tmp_path / "work" / "run").exists()
