@@ -15,11 +15,10 @@ from faceanything_ros.data.format import read_manifest
 from faceanything_ros.geometry.projection import project_points
 from faceanything_ros.io.frames import read_image
 from training.cli import main as data_main
-from training.data.config import DataEngineConfig
+from training.data.config import CameraSamplerConfig, DataEngineConfig
 from training.data.pack import JPEG_QUALITY, PACK_ARRAYS, PACK_JSON, SourcePack
 from training.data.splits import check_splits
 
-IMAGES = FACES_TRAIN / "images" / "stargan_v2_celebahq"
 MAX_MB = 1.2  # conftest.source_pack's budget
 
 
@@ -42,12 +41,12 @@ def test_pack_keeps_clips_first_within_its_budget(source_pack):
 
 
 def test_packed_image_matches_its_direct_label(source_pack):
-    pack = source_pack
     """The stored crop, intrinsics and mesh are the image's own label: the mesh projects onto the same pixels."""
+    pack = source_pack
     from faceanything_ros.canonical.pseudo_labels import FaceMeshLabeler
     from training.data.generator import FileSources
 
-    space, config = load_canonical_space(), DataEngineConfig(seq_len=2)
+    space, config = load_canonical_space(), DataEngineConfig(image_size=64, seq_len=2)
     reader = SourcePack(pack, space, config)
     images, videos = reader.catalogue()
     key, record = images[0]
@@ -83,7 +82,7 @@ def test_packed_image_matches_its_direct_label(source_pack):
 def test_clip_windows_are_consecutive_frames(source_pack):
     pack = source_pack
     space = load_canonical_space()
-    reader = SourcePack(pack, space, DataEngineConfig(seq_len=2, frame_stride=2))
+    reader = SourcePack(pack, space, DataEngineConfig(image_size=64, seq_len=2, frame_stride=2))
     _, videos = reader.catalogue()
     assert videos and all(record["source"].startswith("videos/") for _, record in videos)
     rng = np.random.default_rng(1)
@@ -97,8 +96,8 @@ def test_clip_windows_are_consecutive_frames(source_pack):
 
 
 def test_build_from_a_pack_needs_no_face_mesh(source_pack, tmp_path):
-    pack = source_pack
     """What a machine without mediapipe runs: the dataset is built and mediapipe is never imported."""
+    pack = source_pack
     output = tmp_path / "from_pack"
     script = ("import sys; from training.cli import main; "
               f"code = main(['build', '--pack', {str(pack)!r}, '-o', {str(output)!r}, '--samples', '24', "
@@ -120,9 +119,9 @@ def test_bad_packs_get_clear_errors(source_pack, tmp_path):
     with pytest.raises(FileNotFoundError, match="no source pack file"):
         SourcePack(tmp_path / "missing", space, DataEngineConfig())
     with pytest.raises(ValueError, match="clips of 4 frames 2 apart"):
-        SourcePack(pack, space, DataEngineConfig(seq_len=5))
+        SourcePack(pack, space, DataEngineConfig(image_size=64, seq_len=5))
     with pytest.raises(ValueError, match="clips of 4 frames 2 apart"):
-        SourcePack(pack, space, DataEngineConfig(seq_len=2, frame_stride=3))
+        SourcePack(pack, space, DataEngineConfig(image_size=64, seq_len=2, frame_stride=3))
     broken = tmp_path / "broken"
     broken.mkdir()
     (broken / PACK_JSON).write_bytes((pack / PACK_JSON).read_bytes())
@@ -134,8 +133,29 @@ def test_bad_packs_get_clear_errors(source_pack, tmp_path):
     with pytest.raises(ValueError, match="is not a faceanything-source-pack"):
         SourcePack(broken, space, DataEngineConfig())
     with pytest.raises(KeyError, match="is not a source of pack"):
-        SourcePack(pack, space, DataEngineConfig()).image("images/nowhere.jpg")
-    assert data_main(["pack", "--images", str(IMAGES), "-o", str(pack)]) == 2  # never overwrites a pack
-    assert data_main(["pack", "--images", str(IMAGES), "-o", str(tmp_path / "tiny"), "--max-mb", "0.001"]) == 2
-    assert data_main(["build", "--pack", str(pack), "--images", str(IMAGES), "-o", str(tmp_path / "x"),
+        SourcePack(pack, space, DataEngineConfig(image_size=64)).image("images/nowhere.jpg")
+    with pytest.raises(ValueError, match="holds faces at most 96 px wide.*--face-px 197"):
+        SourcePack(pack, space, DataEngineConfig(image_size=256))
+    with pytest.raises(ValueError, match="keeps 2.2 face extents"):
+        SourcePack(pack, space, DataEngineConfig(image_size=128, cameras=CameraSamplerConfig(
+            crop_scale=(1.3, 2.2), source_view_probability=1.0)))
+    rows = json.loads((pack / PACK_JSON).read_text())
+    rows["sources"][0]["rows"][0] = -1
+    (broken / PACK_JSON).write_text(json.dumps(rows))
+    with pytest.raises(ValueError, match="do not match"):
+        SourcePack(broken, space, DataEngineConfig())
+    del rows["sources"][0]["rows"]
+    (broken / PACK_JSON).write_text(json.dumps(rows))
+    with pytest.raises(ValueError, match="lacks 'rows'"):
+        SourcePack(broken, space, DataEngineConfig())
+
+
+def test_pack_command_refuses_what_it_cannot_do(source_pack, tmp_path, caplog):
+    images = str(FACES_TRAIN / "images" / "utkface_crop")
+    assert data_main(["pack", "--images", images, "-o", str(source_pack)]) == 2
+    assert "already holds a pack" in caplog.text  # never overwrites a pack
+    assert data_main(["pack", "--images", images, "-o", str(tmp_path / "tiny"), "--max-mb", "0.001"]) == 2
+    assert "no source could be packed" in caplog.text
+    assert data_main(["build", "--pack", str(source_pack), "--images", images, "-o", str(tmp_path / "x"),
                       "--samples", "1"]) == 2
+    assert "either --pack PACK or --images/--videos, not both" in caplog.text

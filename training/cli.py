@@ -3,7 +3,7 @@
 ``faceanything-data build --images DIR --videos DIR -o DATASET --samples N [--size 256]
 [--seq-len T] [--preview] [--workers N]`` labels the sources with the face mesh, re-renders them
 from random cameras (``training.data``) and writes shards + ``manifest.json`` (``training.data.shards``).
-``faceanything-data pack --images DIR --videos DIR -o PACK [--max-mb 48]`` labels them once into a small
+``faceanything-data pack --images DIR --videos DIR -o PACK [--max-mb 45]`` labels them once into a small
 pack (``training.data.pack``) that ``build --pack PACK`` renders without the face mesh, e.g. on another
 machine. ``faceanything-data ingest-multiview`` does the same for a NeRSemble-layout capture.
 """
@@ -136,13 +136,17 @@ def pack(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_source_folders(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--images", help="folder of source images (its data root has SOURCES.md)")
+    parser.add_argument("--videos", help="folder of source videos (its data root has SOURCES.md)")
+
+
 def main(argv: list[str] | None = None) -> int:
     """Console entry point of ``faceanything-data``; returns the exit code (2 for bad input)."""
     parser = argparse.ArgumentParser(prog="faceanything-data", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(required=True, metavar="COMMAND")
     build_parser = commands.add_parser("build", help="re-render real faces into a sharded training dataset")
-    build_parser.add_argument("--images", help="folder of source images (its data root has SOURCES.md)")
-    build_parser.add_argument("--videos", help="folder of source videos (its data root has SOURCES.md)")
+    _add_source_folders(build_parser)
     build_parser.add_argument("--pack", help="a pack of labelled sources (faceanything-data pack) instead of the folders")
     build_parser.add_argument("-o", "--output", required=True, help="new dataset folder")
     build_parser.add_argument("--samples", type=int, required=True, help="number of samples to write")
@@ -154,8 +158,7 @@ def main(argv: list[str] | None = None) -> int:
     build_parser.add_argument("--preview", action="store_true", help=f"write {PREVIEW_FILE} (RGB, depth, canonical, mask)")
     build_parser.set_defaults(run=build)
     pack_parser = commands.add_parser("pack", help="label sources once into a small pack that build --pack renders")
-    pack_parser.add_argument("--images", help="folder of source images (its data root has SOURCES.md)")
-    pack_parser.add_argument("--videos", help="folder of source videos (its data root has SOURCES.md)")
+    _add_source_folders(pack_parser)
     pack_parser.add_argument("-o", "--output", required=True, help="new pack folder")
     defaults = PackConfig()
     pack_parser.add_argument("--max-mb", type=float, default=defaults.max_bytes / 1e6,

@@ -47,21 +47,24 @@ def mean_focal(intrinsics: np.ndarray) -> float:
     return float(intrinsics[0, 0] + intrinsics[1, 1]) / 2.0
 
 
-def crop_resize_intrinsics(intrinsics: np.ndarray, x0: float, y0: float, scale: float) -> np.ndarray:
+def crop_resize_intrinsics(intrinsics: np.ndarray, x0: float, y0: float, scale: float,
+                           scale_y: float | None = None) -> np.ndarray:
     """``(..., 3, 3)`` intrinsics of the image cropped at top-left corner ``(x0, y0)`` then resized by ``scale``.
 
     ``x0, y0`` are the crop's left/top pixel *edges* in the source image (pixels); ``scale`` is
-    output pixels per source pixel. A source pixel centre ``u`` lands at
-    ``(u - x0 + 0.5) * scale - 0.5`` in the crop, so ``fx' = scale * fx`` and
-    ``cx' = (cx - x0 + 0.5) * scale - 0.5`` (same for y). Inverse: ``uncrop_intrinsics``.
+    output pixels per source pixel (``scale_y``, when given, vertically: a resize to a whole number of
+    pixels on each axis). A source pixel centre ``u`` lands at ``(u - x0 + 0.5) * scale - 0.5`` in the
+    crop, so ``fx' = scale * fx`` and ``cx' = (cx - x0 + 0.5) * scale - 0.5`` (same for y). Inverse:
+    ``uncrop_intrinsics``.
     """
+    scale_y = scale if scale_y is None else scale_y
     K = np.asarray(intrinsics, dtype=np.float64)
     out = K.copy()
     out[..., 0, 0] = K[..., 0, 0] * scale
-    out[..., 1, 1] = K[..., 1, 1] * scale
+    out[..., 1, 1] = K[..., 1, 1] * scale_y
     out[..., 0, 1] = K[..., 0, 1] * scale
     out[..., 0, 2] = (K[..., 0, 2] - x0 + 0.5) * scale - 0.5
-    out[..., 1, 2] = (K[..., 1, 2] - y0 + 0.5) * scale - 0.5
+    out[..., 1, 2] = (K[..., 1, 2] - y0 + 0.5) * scale_y - 0.5
     return out
 
 

@@ -128,7 +128,7 @@ class FileSources:
         capture = cv2.VideoCapture(source)
         try:
             length = int(capture.get(cv2.CAP_PROP_FRAME_COUNT))
-            span = (seq_len - 1) * self.config.frame_stride + 1
+            span = clip_span(seq_len, self.config.frame_stride)
             if length < span:
                 raise ValueError(f"video has {length} frames, fewer than a clip of {span}")
             error = ValueError("no clip tried")
@@ -247,6 +247,11 @@ def sample_arrays(views: list[RenderedView], tracks: Tracks) -> dict[str, np.nda
         "track_canonical": tracks.canonical,
         "track_query_frame": tracks.query_frame,
     }
+
+
+def clip_span(seq_len: int, frame_stride: int) -> int:
+    """Video frames a clip of ``seq_len`` frames ``frame_stride`` apart spans, first and last included."""
+    return (seq_len - 1) * frame_stride + 1
 
 
 def read_video_frame(capture: cv2.VideoCapture, index: int, path: str) -> np.ndarray:

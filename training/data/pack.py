@@ -7,8 +7,10 @@ One entry per source: an image, or a clip of ``seq_len`` video frames ``frame_st
 rectangle of ``context`` face extents around the face (the clip's union of faces; never beyond the
 image, so every stored pixel is a real one) and shrunk so that the face spans at most ``face_px``
 pixels (area filter), then stored as JPEG with its label: the posed mesh's vertices (a float64 centre
-plus float16 offsets, 0.03 mm steps for a face) and the crop's intrinsics, derived exactly from the
-image's. Video clips come first, then images in a seeded order, until ``max_bytes`` are used.
+plus float16 offsets: at most 0.03 mm off on a face) and the crop's intrinsics, derived exactly from the
+image's (``geometry.camera.crop_resize_intrinsics``, one scale per axis). Video clips come first, then
+images in a seeded order, until ``max_bytes`` are used. A build asks of a pack what it holds: faces no
+larger than ``face_px`` at its image size, and source-view crops within ``context``.
 
 Files: ``PACK/pack.json`` (format, settings, canonical space, provenance table, sources with their
 manifest record and rows) and ``PACK/frames.npz`` (``jpeg`` all frames' bytes, ``offsets`` (N + 1,),
@@ -32,10 +34,11 @@ from tqdm import tqdm
 
 from faceanything_ros.canonical.space import CanonicalSpace
 from faceanything_ros.data.format import space_metadata
+from faceanything_ros.geometry.camera import crop_resize_intrinsics
 from faceanything_ros.geometry.projection import project_points
 from faceanything_ros.io.frames import read_image
 from training.data.config import DataEngineConfig
-from training.data.generator import FileSources, read_video_frame
+from training.data.generator import FileSources, clip_span, read_video_frame
 from training.data.rerender import SourceFrame, source_frame
 from training.data.splits import split_of
 
@@ -46,6 +49,7 @@ PACK_VERSION = 1
 PACK_JSON = "pack.json"
 PACK_ARRAYS = "frames.npz"
 JPEG_QUALITY = 88
+FACE_PX_SLACK = 1.1  # a build may show the stored faces this much larger (bilinear texture lookups)
 
 
 @dataclass(frozen=True)
@@ -72,15 +76,22 @@ class PackConfig:
 def write_pack(folder: str | Path, images: list[tuple[str, dict]], videos: list[tuple[str, dict]],
                sources: FileSources, config: PackConfig) -> dict[str, Any]:
     """Label ``images`` and ``videos`` (``generator.discover`` lists) with ``sources`` and write the pack;
-    its ``pack.json`` dict. Sources without a face are left out and listed under ``skipped``."""
+    its ``pack.json`` dict. Sources without a face (or a video without a whole clip, or a frame that does not
+    decode) are left out and listed under ``skipped`` with the reason."""
     folder = Path(folder)
     if (folder / PACK_JSON).exists():
         raise FileExistsError(f"{folder} already holds a pack ({PACK_JSON}); choose a new output folder")
     rows: dict[str, list] = {name: [] for name in ("jpeg", "centre", "vertices", "intrinsics", "rotation")}
     entries, skipped, provenance, used = [], [], [], 0
-    order = [(path, record, start) for path, record in videos for start in _clip_starts(path, config)]
+    order = []
+    for path, record in videos:
+        starts = _clip_starts(path, config)
+        if not starts:
+            skipped.append({"source": record["source"], "reason": f"no clip of {config.seq_len} frames "
+                            f"{config.frame_stride} apart in the video (too short, or it does not open)"})
+        order += [(path, record, start) for start in starts]
     order += [(images[i][0], images[i][1], None) for i in np.random.default_rng(config.seed).permutation(len(images))]
-    for path, record, start in tqdm(order, unit="source", desc="packing"):
+    for position, (path, record, start) in enumerate(tqdm(order, unit="source", desc="packing")):
         try:
             frames, indices = _labelled(path, start, sources, config)
         except ValueError as error:
@@ -89,6 +100,7 @@ def write_pack(folder: str | Path, images: list[tuple[str, dict]], videos: list[
         encoded = [_encode(frame.rgb) for frame in frames]
         size = sum(len(jpeg) + frame.vertices.size * 2 for jpeg, frame in zip(encoded, frames))
         if used + size > config.max_bytes:
+            log.info("max_bytes reached: %d of %d clips and images were not packed", len(order) - position, len(order))
             break
         used += size
         first = len(rows["jpeg"])
@@ -115,8 +127,8 @@ def write_pack(folder: str | Path, images: list[tuple[str, dict]], videos: list[
                 "canonical_space": space_metadata(sources.space), "provenance": provenance,
                 "sources": entries, "skipped": skipped}
     (folder / PACK_JSON).write_text(json.dumps(manifest))
-    log.info("packed %d sources (%d frames, %.1f MB of frames) into %s; %d left out for no face",
-             len(entries), len(rows["jpeg"]), used / 1e6, folder, len(skipped))
+    log.info("packed %d sources (%d frames, %.1f MB of frames) into %s; %d left out (no face, no whole clip "
+             "or undecodable: pack.json's skipped)", len(entries), len(rows["jpeg"]), used / 1e6, folder, len(skipped))
     return manifest
 
 
@@ -140,6 +152,15 @@ class SourcePack:
             raise ValueError(f"pack {self.folder} holds clips of {settings['seq_len']} frames {settings['frame_stride']} "
                              f"apart; build with seq_len <= {settings['seq_len']} and frame_stride "
                              f"{settings['frame_stride']} (asked: {config.seq_len}, {config.frame_stride})")
+        cameras = config.cameras
+        face_px = config.image_size / cameras.crop_scale[0]  # the largest face a sample shows
+        if face_px > FACE_PX_SLACK * settings["face_px"]:
+            raise ValueError(f"pack {self.folder} holds faces at most {settings['face_px']} px wide, and {config.image_size} px "
+                             f"samples show them up to {face_px:.0f} px: pack with --face-px {math.ceil(face_px)} for this size")
+        reach = cameras.crop_scale[1] * (1.0 + 2.0 * cameras.crop_shift)  # a source-view crop, in face extents
+        if cameras.source_view_probability > 0 and reach > settings["context"]:
+            raise ValueError(f"pack {self.folder} keeps {settings['context']} face extents around each face; source-view "
+                             f"crops of crop_scale {cameras.crop_scale[1]} and crop_shift {cameras.crop_shift} reach {reach:.2f}")
         self._arrays = arrays
         self._entries = {entry["key"]: entry for entry in manifest["sources"]}
         self._provenance = manifest["provenance"]
@@ -174,7 +195,8 @@ class SourcePack:
 
     def _pixels(self, row: int) -> np.ndarray:
         offsets = self._arrays["offsets"]
-        bgr = cv2.imdecode(self._arrays["jpeg"][offsets[row]:offsets[row + 1]], cv2.IMREAD_COLOR)
+        data = self._arrays["jpeg"][offsets[row]:offsets[row + 1]]
+        bgr = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
         if bgr is None:
             raise ValueError(f"frame {row} of pack {self.folder} does not decode")
         return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
@@ -186,7 +208,7 @@ class SourcePack:
 
 
 def _read(folder: Path) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
-    """A pack's manifest and arrays, checked."""
+    """A pack's manifest and arrays, checked (``ValueError`` naming what is wrong)."""
     paths = folder / PACK_JSON, folder / PACK_ARRAYS
     for path in paths:
         if not path.is_file():
@@ -197,22 +219,32 @@ def _read(folder: Path) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
             arrays = {name: data[name] for name in ("jpeg", "offsets", "centre", "vertices", "intrinsics", "rotation")}
     except (json.JSONDecodeError, zipfile.BadZipFile, EOFError, OSError, KeyError, ValueError) as error:
         raise ValueError(f"corrupt source pack {folder}: {error}") from error
-    if manifest.get("format") != PACK_FORMAT or manifest.get("version") != PACK_VERSION:
+    if not isinstance(manifest, dict) or manifest.get("format") != PACK_FORMAT or manifest.get("version") != PACK_VERSION:
         raise ValueError(f"{paths[0]} is not a {PACK_FORMAT} v{PACK_VERSION} file")
-    frames = len(arrays["offsets"]) - 1
-    if any(len(arrays[name]) != frames for name in ("centre", "vertices", "intrinsics", "rotation")) \
-            or arrays["offsets"][-1] != len(arrays["jpeg"]) \
-            or any(row >= frames for entry in manifest["sources"] for row in entry["rows"]):
+    frames, offsets = len(arrays["offsets"]) - 1, arrays["offsets"]
+    try:
+        entries = [(entry["rows"], entry["frames"], entry["clip"], entry["record"]["identity"])
+                   for entry in manifest["sources"]]
+        settings, space = manifest["settings"], manifest["canonical_space"]
+        consistent = (frames >= 0 and all(len(arrays[name]) == frames for name in ("centre", "vertices", "intrinsics", "rotation"))
+                      and offsets[0] == 0 and np.all(np.diff(offsets) >= 0) and offsets[-1] == len(arrays["jpeg"])
+                      and all(rows and len(rows) == len(indices) and all(0 <= row < frames for row in rows)
+                              for rows, indices, _, _ in entries)
+                      and {"seq_len", "frame_stride", "face_px", "context"} <= set(settings) and "id" in space)
+    except (KeyError, TypeError, IndexError) as error:
+        raise ValueError(f"corrupt source pack {folder}: {PACK_JSON} lacks {error}") from error
+    if not consistent:
         raise ValueError(f"corrupt source pack {folder}: {PACK_JSON} and {PACK_ARRAYS} do not match")
     return manifest, arrays
 
 
 def _clip_starts(path: str, config: PackConfig) -> list[int]:
-    """First frames of a video's clips: ``clips_per_video`` spread evenly over it (fewer in a short video)."""
+    """First frames of a video's clips: ``clips_per_video`` spread evenly over it (fewer in a short video;
+    none when it holds no whole clip or does not open)."""
     capture = cv2.VideoCapture(path)
     length = int(capture.get(cv2.CAP_PROP_FRAME_COUNT))
     capture.release()
-    last = length - (config.seq_len - 1) * config.frame_stride - 1
+    last = length - clip_span(config.seq_len, config.frame_stride)
     if last < 0:
         return []
     return sorted({round(x) for x in np.linspace(0, last, config.clips_per_video)})
@@ -257,18 +289,9 @@ def _labelled(path: str, start: int | None, sources: FileSources, config: PackCo
         if size != (x1 - x0, y1 - y0):
             crop = cv2.resize(crop, size, interpolation=cv2.INTER_AREA)
         frames.append(_Cut(np.ascontiguousarray(crop), np.asarray(label.vertices, np.float64),
-                           _cut_intrinsics(label.intrinsics, x0, y0, size[0] / (x1 - x0), size[1] / (y1 - y0)),
+                           crop_resize_intrinsics(label.intrinsics, x0, y0, size[0] / (x1 - x0), size[1] / (y1 - y0)),
                            np.asarray(label.rotation, np.float64)))
     return frames, indices
-
-
-def _cut_intrinsics(intrinsics: np.ndarray, x0: int, y0: int, scale_x: float, scale_y: float) -> np.ndarray:
-    """``(3, 3)`` intrinsics of the image cut at pixel edges ``(x0, y0)`` and resized by ``scale_x``, ``scale_y``
-    (pixel centre ``u`` -> ``(u - x0 + 0.5) * scale_x - 0.5``, as ``cv2.resize`` maps them)."""
-    K = np.asarray(intrinsics, dtype=np.float64)
-    to_crop = np.array([[scale_x, 0.0, (0.5 - x0) * scale_x - 0.5], [0.0, scale_y, (0.5 - y0) * scale_y - 0.5],
-                        [0.0, 0.0, 1.0]])
-    return to_crop @ K
 
 
 def _encode(rgb: np.ndarray) -> bytes:
