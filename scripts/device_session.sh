@@ -63,7 +63,7 @@ mkdir -p "$work" "$out"
 exec > >(tee -a "$out/session.log") 2>&1
 tee_pid=$!
 trap 'exec >&- 2>&-; wait "$tee_pid"' EXIT  # session.log complete when the command returns
-echo "device_session $mode: $(date -u +%FT%TZ), $(nproc) cores," \
+echo "device_session $mode: $(date -u +%FT%TZ), $(nproc) cores, /dev/shm $(df -h --output=avail /dev/shm | tail -1)," \
   "$($python -c 'import torch; print(torch.__version__, torch.cuda.get_device_name() if torch.cuda.is_available() else "no CUDA")')"
 
 build() {  # NAME SAMPLES SEQ_LEN SEED [DATA_CONFIG]: one training set rendered from the pack

@@ -167,3 +167,22 @@ def test_a_sample_of_unknown_camera_trains_no_rays_focal_or_metric_depth():
     outputs["canonical"] = outputs["canonical"].detach() + torch.tensor([0.0, 1.0]).reshape(2, 1, 1, 1, 1) * 0.1
     shifted = compute_losses(outputs, batch, LossWeights())
     assert float(shifted["canonical"]) > 0.01  # the unknown-camera sample's canonical error counts
+
+
+def test_batched_trimming_equals_the_per_sample_quantile():
+    """Against a per-sample reference (the kthvalue of each sample's valid errors), with ties, empty,
+    one-pixel and fully valid samples, and maps of any shape after the batch axis."""
+    generator = torch.Generator().manual_seed(0)
+    for case in range(60):
+        shape = [(3, 50), (4, 2, 8, 8), (2, 3), (5, 1)][case % 4]
+        error = torch.rand(shape, generator=generator)
+        if case % 3 == 0:
+            error = (error * 4).round()
+        valid = torch.rand(shape, generator=generator) < [0.0, 0.05, 0.5, 1.0][case % 4]
+        expected = valid.clone()
+        for index in range(shape[0]):
+            values = error[index][valid[index]]
+            if values.numel() >= 2:
+                rank = max(1, round(0.98 * values.numel()))
+                expected[index] &= error[index] <= values.kthvalue(rank).values
+        assert torch.equal(trimmed(error, valid), expected)

@@ -51,15 +51,19 @@ def confidence_weighted(error: Tensor, confidence: Tensor, valid: Tensor, alpha:
 def trimmed(error: Tensor, valid: Tensor) -> Tensor:
     """``valid`` without the pixels whose (detached) ``error`` exceeds its ``TRIM_QUANTILE`` over the
     sample's ``valid`` pixels (per sample, leading axis ``B``, so a batch split over processes
-    trims exactly as the whole batch)."""
-    keep = valid.clone()
-    for index in range(error.shape[0]):
-        values = error[index].detach()[valid[index]]
-        if values.numel() < 2:
-            continue
-        rank = max(1, int(round(TRIM_QUANTILE * values.numel())))
-        keep[index] &= error[index].detach() <= values.float().kthvalue(rank).values
-    return keep
+    trims exactly as the whole batch; a sample with fewer than 2 valid pixels keeps them all).
+
+    One sort of the batch, no per-sample loop: the threshold is the ``round(TRIM_QUANTILE * n)``-th
+    smallest of a sample's ``n`` valid errors (invalid ones sorted last as +inf).
+    """
+    values = error.detach().float().flatten(1)
+    flat_valid = valid.flatten(1)
+    count = flat_valid.sum(1)
+    ordered = torch.where(flat_valid, values, torch.full_like(values, float("inf"))).sort(dim=1).values
+    rank = (TRIM_QUANTILE * count.double()).round().long().clamp(1, values.shape[1])
+    threshold = ordered.gather(1, (rank - 1)[:, None]).squeeze(1)
+    shape = (-1,) + (1,) * (error.ndim - 1)
+    return valid & ((error.detach().float() <= threshold.view(shape)) | (count < 2).view(shape))
 
 
 def masked_mean(values: Tensor, valid: Tensor) -> Tensor:

@@ -162,9 +162,10 @@ class Trainer:
         sampler = StepBatches([len(d) for d in self.train_sets], self.config.batch_size, self.process.rank,
                               self.process.world, self.config.seed, self.step, end_step)
         workers = self.config.workers
+        # two batches in flight per worker (torch's default): a 4-frame batch of 128 is about 0.3 GB of shared memory
         return DataLoader(EpochKeyed(self.train_sets), batch_sampler=sampler, num_workers=workers,
                           pin_memory=self.process.device.type == "cuda", persistent_workers=False,
-                          prefetch_factor=4 if workers else None, worker_init_fn=_single_threaded)
+                          worker_init_fn=_single_threaded)
 
     def run(self, stop_after: int | None = None) -> dict[str, dict[str, float]]:
         """Train to the end of the schedule (or the time budget); returns the exported model's summary.

@@ -108,7 +108,8 @@ class DPTHead(nn.Module):
             image_size: ``(H, W)`` of the input images, pixels.
 
         Returns:
-            ``{output.name: (N, output.channels, H, W)}`` activated values, one entry per group.
+            ``{output.name: (N, output.channels, H, W)}`` activated values (float32, under autocast too), one
+            entry per group.
         """
         levels = [
             level_project(resize(project(token_map)))
@@ -119,6 +120,8 @@ class DPTHead(nn.Module):
         path = self.fusions[2](path, levels[2], size=levels[1].shape[-2:])
         path = self.fusions[1](path, levels[1], size=levels[0].shape[-2:])
         path = self.fusions[0](path, levels[0], size=image_size)
-        raw = self.output_conv(path)
+        # activations in float32: under bf16/fp16 autocast an offset such as a ray's z + 1 would round its
+        # small raw value away (bf16 resolves 2^-7 at 1)
+        raw = self.output_conv(path).float()
         groups = raw.split([output.channels for output in self.outputs], dim=1)
         return {output.name: ACTIVATIONS[output.activation](group) for output, group in zip(self.outputs, groups)}
