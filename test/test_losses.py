@@ -11,7 +11,10 @@ import torch
 from faceanything_ros.geometry.camera import intrinsics_matrix
 from faceanything_ros.geometry.virtual_camera import virtual_rays, virtual_rotation
 from faceanything_ros.model.focal import focal_from_rays
-from training.losses import LossWeights, compute_losses, confidence_weighted, depth_losses, gradient_matching, ray_angle, trimmed
+from training.losses import (
+    LossWeights, compute_losses, confidence_weighted, depth_losses, gradient_matching, ray_angle, selected_thresholds,
+    sorted_thresholds, trimmed,
+)
 
 SIZE = 16
 
@@ -169,9 +172,9 @@ def test_a_sample_of_unknown_camera_trains_no_rays_focal_or_metric_depth():
     assert float(shifted["canonical"]) > 0.01  # the unknown-camera sample's canonical error counts
 
 
-def test_batched_trimming_equals_the_per_sample_quantile():
-    """Against a per-sample reference (the kthvalue of each sample's valid errors), with ties, empty,
-    one-pixel and fully valid samples, and maps of any shape after the batch axis."""
+def test_trim_thresholds_of_both_strategies_equal_the_per_sample_quantile():
+    """The CPU selection and the GPU sort against a per-sample reference (the kthvalue of each sample's
+    valid errors), with ties, empty, one-pixel and fully valid samples, on maps of any shape."""
     generator = torch.Generator().manual_seed(0)
     for case in range(60):
         shape = [(3, 50), (4, 2, 8, 8), (2, 3), (5, 1)][case % 4]
@@ -186,3 +189,5 @@ def test_batched_trimming_equals_the_per_sample_quantile():
                 rank = max(1, round(0.98 * values.numel()))
                 expected[index] &= error[index] <= values.kthvalue(rank).values
         assert torch.equal(trimmed(error, valid), expected)
+        flat, flat_valid = error.flatten(1), valid.flatten(1)
+        assert torch.equal(sorted_thresholds(flat, flat_valid), selected_thresholds(flat, flat_valid))

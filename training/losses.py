@@ -53,17 +53,33 @@ def trimmed(error: Tensor, valid: Tensor) -> Tensor:
     sample's ``valid`` pixels (per sample, leading axis ``B``, so a batch split over processes
     trims exactly as the whole batch; a sample with fewer than 2 valid pixels keeps them all).
 
-    One sort of the batch, no per-sample loop: the threshold is the ``round(TRIM_QUANTILE * n)``-th
-    smallest of a sample's ``n`` valid errors (invalid ones sorted last as +inf).
+    The threshold is the ``round(TRIM_QUANTILE * n)``-th smallest of a sample's ``n`` valid errors: a
+    selection per sample on the CPU (the fastest there), one sort of the whole batch on a GPU (no
+    per-sample host synchronisation); both give the same thresholds.
     """
-    values = error.detach().float().flatten(1)
-    flat_valid = valid.flatten(1)
-    count = flat_valid.sum(1)
-    ordered = torch.where(flat_valid, values, torch.full_like(values, float("inf"))).sort(dim=1).values
+    values, flat_valid = error.detach().float().flatten(1), valid.flatten(1)
+    threshold = (sorted_thresholds if error.is_cuda else selected_thresholds)(values, flat_valid)
+    return valid & (error.detach().float() <= threshold.view((-1,) + (1,) * (error.ndim - 1)))
+
+
+def selected_thresholds(values: Tensor, valid: Tensor) -> Tensor:
+    """``(B,)`` trim thresholds of ``(B, N)`` errors over their ``valid`` entries (+inf: fewer than 2), by
+    ``kthvalue`` per sample."""
+    threshold = torch.full(values.shape[:1], float("inf"), device=values.device)
+    for index in range(values.shape[0]):
+        kept = values[index][valid[index]]
+        if kept.numel() >= 2:
+            threshold[index] = kept.kthvalue(max(1, int(round(TRIM_QUANTILE * kept.numel())))).values
+    return threshold
+
+
+def sorted_thresholds(values: Tensor, valid: Tensor) -> Tensor:
+    """``selected_thresholds`` by one sort of the batch (invalid entries last, as +inf)."""
+    count = valid.sum(1)
+    ordered = torch.where(valid, values, torch.full_like(values, float("inf"))).sort(dim=1).values
     rank = (TRIM_QUANTILE * count.double()).round().long().clamp(1, values.shape[1])
     threshold = ordered.gather(1, (rank - 1)[:, None]).squeeze(1)
-    shape = (-1,) + (1,) * (error.ndim - 1)
-    return valid & ((error.detach().float() <= threshold.view(shape)) | (count < 2).view(shape))
+    return torch.where(count >= 2, threshold, torch.full_like(threshold, float("inf")))
 
 
 def masked_mean(values: Tensor, valid: Tensor) -> Tensor:
