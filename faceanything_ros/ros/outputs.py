@@ -77,7 +77,7 @@ def output_messages(types: Types, frame: ProcessedFrame, config: NodeConfig, key
     reconstruction = frame.reconstruction
     region = canonical_region(reconstruction, config.canonical_region)
     builders = {
-        "depth/image": lambda: _depth_image(types, header, reconstruction.depth, config.depth_encoding),
+        "depth/image": lambda: _depth_image(types, header, reconstruction, config.depth_encoding),
         "depth/camera_info": lambda: _camera_info(types, header, frame),
         "points": lambda: point_cloud2(types, header, reconstruction.point_cloud(config.point_stride, config.max_points)),
         "canonical": lambda: canonical_image(types, header, _scaled(
@@ -92,11 +92,14 @@ def output_messages(types: Types, frame: ProcessedFrame, config: NodeConfig, key
     return {key: builders[key]() for key in OUTPUT_TYPES if key in keys}
 
 
-def _depth_image(types: Types, header: Any, depth: np.ndarray, encoding: str) -> Any:
-    """``(H, W)`` metres (NaN = none) -> ``32FC1`` metres or ``16UC1`` millimetres (0 = none)."""
+def _depth_image(types: Types, header: Any, reconstruction: Reconstruction, encoding: str) -> Any:
+    """The whole image's depth as ``32FC1`` metres (NaN = none) or ``16UC1`` millimetres (0 = none); the
+    millimetres are converted on the faces' region only (all else is 0 anyway)."""
     if encoding == "16UC1":
-        return array_to_image(types, header, depth_to_millimetres(depth), "16UC1")
-    return depth_image(types, header, depth)
+        millimetres = np.zeros(reconstruction.image_size, np.uint16)
+        millimetres[reconstruction.region] = depth_to_millimetres(reconstruction.in_region("depth"))
+        return array_to_image(types, header, millimetres, "16UC1")
+    return depth_image(types, header, reconstruction.depth)
 
 
 def _camera_info(types: Types, header: Any, frame: ProcessedFrame, roi: tuple[int, int, int, int] | None = None) -> Any:
