@@ -20,6 +20,7 @@ import cv2
 import numpy as np
 
 from faceanything_ros.config import NodeConfig
+from faceanything_ros.export.colorize import colorize_region
 from faceanything_ros.export.depth import depth_to_millimetres
 from faceanything_ros.reconstruction import Reconstruction
 from faceanything_ros.stream.health import StreamHealth
@@ -96,8 +97,8 @@ def _depth_image(types: Types, header: Any, reconstruction: Reconstruction, enco
     """The whole image's depth as ``32FC1`` metres (NaN = none) or ``16UC1`` millimetres (0 = none); the
     millimetres are converted on the faces' region only (all else is 0 anyway)."""
     if encoding == "16UC1":
-        millimetres = np.zeros(reconstruction.image_size, np.uint16)
-        millimetres[reconstruction.region] = depth_to_millimetres(reconstruction.in_region("depth"))
+        millimetres = colorize_region(depth_to_millimetres, reconstruction.in_region("depth"), reconstruction.region,
+                                      reconstruction.image_size)
         return array_to_image(types, header, millimetres, "16UC1")
     return depth_image(types, header, reconstruction.depth)
 
