@@ -57,9 +57,9 @@ def trimmed(error: Tensor, valid: Tensor) -> Tensor:
     selection per sample on the CPU (the fastest there), one sort of the whole batch on a GPU (no
     per-sample host synchronisation); both give the same thresholds.
     """
-    values, flat_valid = error.detach().float().flatten(1), valid.flatten(1)
-    threshold = (sorted_thresholds if error.is_cuda else selected_thresholds)(values, flat_valid)
-    return valid & (error.detach().float() <= threshold.view((-1,) + (1,) * (error.ndim - 1)))
+    values = error.detach().float()
+    threshold = (sorted_thresholds if error.is_cuda else selected_thresholds)(values.flatten(1), valid.flatten(1))
+    return valid & (values <= threshold.view((-1,) + (1,) * (error.ndim - 1)))
 
 
 def selected_thresholds(values: Tensor, valid: Tensor) -> Tensor:
