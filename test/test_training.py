@@ -156,14 +156,13 @@ def test_batches_never_mix_datasets_and_resume_mid_stream():
 
 def test_a_run_adds_the_heads_image_branch_to_a_checkpoint_without_it(small_dataset, tmp_path):
     """``--init`` from weights without the image branch: the run starts from exactly that network (the
-    branch is zero), trains the branch at ``new_lr_scale`` times the learning rate (kept on resume), and
-    its export rebuilds the branched network; a checkpoint of another network is refused."""
+    branch is zero), trains the branch, and its export rebuilds the branched network; a checkpoint of
+    another network is refused."""
     torch.set_num_threads(1)
     Trainer(small_config(steps=2, eval_every=2), small_dataset, tmp_path / "plain").run()
     plain_path = tmp_path / "plain" / "model.safetensors"
-    branched_config = small_config(steps=4, eval_every=4, head_image_features=4,
-                                   optim=dataclasses.replace(small_config().optim, new_lr_scale=10.0))
-    trainer = Trainer(branched_config, small_dataset, tmp_path / "branched", init=plain_path)
+    trainer = Trainer(small_config(steps=4, eval_every=4, head_image_features=4), small_dataset, tmp_path / "branched",
+                      init=plain_path)
     plain, _ = load_checkpoint(plain_path)
     images = torch.rand(1, 2, 3, 32, 32, generator=torch.Generator().manual_seed(3))
     with torch.inference_mode():
@@ -171,13 +170,7 @@ def test_a_run_adds_the_heads_image_branch_to_a_checkpoint_without_it(small_data
     for name in expected:
         torch.testing.assert_close(started[name], expected[name], atol=1e-6, rtol=1e-6)
     trainer.model.train()
-    trainer.run(stop_after=2)
-    plain_group, new_group = trainer.optimizer.param_groups
-    assert {id(p) for p in new_group["params"]} == {id(p) for n, p in trainer.model.named_parameters() if ".image_skip." in n}
-    assert new_group["lr"] == pytest.approx(10 * plain_group["lr"])
-    resumed = Trainer(branched_config, small_dataset, tmp_path / "branched", resume=True)
-    assert resumed.new_parameters == trainer.new_parameters and len(resumed.optimizer.param_groups) == 2
-    resumed.run()
+    trainer.run()
     branched, metadata = load_checkpoint(tmp_path / "branched" / "model.safetensors")
     assert metadata.model_config.head_image_features == 4
     assert branched.canonical_head.image_skip.project.weight.abs().max() > 0

@@ -22,13 +22,10 @@ class OptimConfig:
     min_lr_ratio: float = 0.05
     grad_clip: float = 1.0  # max global gradient norm (0 = no clipping)
     ema_decay: float = 0.998  # exponential moving average of the weights (validated and exported)
-    new_lr_scale: float = 1.0  # learning-rate factor of the parameters an --init checkpoint lacks (a new image branch)
 
     def __post_init__(self) -> None:
         if not self.lr > 0 or self.weight_decay < 0 or self.warmup_steps < 0 or not 0 <= self.min_lr_ratio <= 1:
             raise ValueError(f"invalid optimiser settings: {self}")
-        if not self.new_lr_scale > 0:
-            raise ValueError(f"new_lr_scale must be > 0, got {self.new_lr_scale}")
         if not 0.0 <= self.ema_decay < 1.0:
             raise ValueError(f"ema_decay must be in [0, 1), got {self.ema_decay}")
 

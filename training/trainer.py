@@ -78,21 +78,17 @@ class Trainer:
                                           head_image_features=config.head_image_features)
         self.model = FaceAnythingNet(model_config).to(process.device)
         self.lineage: list[dict[str, Any]] = []
-        self.new_parameters: list[str] = []  # names the --init checkpoint lacked: trained at optim.new_lr_scale
-        state = self.run_folder.load_state() if resume else None
-        if state is not None:
-            self.new_parameters = state.get("new_parameters", [])  # states written before the image branch have none
-        elif init is not None:
+        if init is not None:
             self._load_init(Path(init))
         self.ema = AveragedModel(self.model, multi_avg_fn=get_ema_multi_avg_fn(config.optim.ema_decay), use_buffers=True)
-        self.optimizer = torch.optim.AdamW(self._parameter_groups(), lr=config.optim.lr, betas=config.optim.betas,
+        self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=config.optim.lr, betas=config.optim.betas,
                                            weight_decay=config.optim.weight_decay)
         self.step, self.total_steps, self.best = 0, config.steps, math.inf
         self.best_summary: dict[str, dict[str, float]] = {}
         self.seconds = 0.0  # training seconds of earlier runs of this folder (resume)
         self._started = time.monotonic()
-        if state is not None:
-            self._load_state(state)
+        if resume:
+            self._load_state(self.run_folder.load_state())
         network = DistributedDataParallel(self.model) if process.world > 1 else self.model
         self.network = torch.compile(network) if config.compile else network
 
@@ -107,16 +103,7 @@ class Trainer:
         missing, _ = self.model.load_state_dict(model.state_dict(), strict=metadata.model_config == self.model.config)
         if any(".image_skip." not in name for name in missing):
             raise ValueError(f"--init checkpoint {path} lacks weights {missing[:5]}")
-        self.new_parameters = list(missing)
         self.lineage = list(metadata.training_data.get("compute", []))
-
-    def _parameter_groups(self) -> list[dict[str, Any]]:
-        """AdamW groups: the parameters of the ``--init`` checkpoint, then those it lacked (learning rate
-        times ``optim.new_lr_scale``: they start from scratch while the rest is fine-tuned)."""
-        named = dict(self.model.named_parameters())
-        new = [named[name] for name in self.new_parameters]
-        groups = [{"params": [value for name, value in named.items() if name not in self.new_parameters], "lr_scale": 1.0}]
-        return groups + ([{"params": new, "lr_scale": self.config.optim.new_lr_scale}] if new else [])
 
     def _load_state(self, state: dict[str, Any]) -> None:
         self.model.load_state_dict(state["model"])
@@ -128,8 +115,7 @@ class Trainer:
     def _state(self) -> dict[str, Any]:
         return {"model": self.model.state_dict(), "ema": self.ema.state_dict(), "optimizer": self.optimizer.state_dict(),
                 "step": self.step, "total_steps": self.total_steps, "best": self.best,
-                "best_summary": self.best_summary, "seconds": self.elapsed_seconds(), "lineage": self.lineage,
-                "new_parameters": self.new_parameters}
+                "best_summary": self.best_summary, "seconds": self.elapsed_seconds(), "lineage": self.lineage}
 
     def elapsed_seconds(self) -> float:
         """Training seconds of this run folder: earlier runs (resume) plus this ``run()`` so far."""
@@ -155,7 +141,7 @@ class Trainer:
         batch = {name: _window(name, value, first, length) for name, value in batch.items()}
         batch = {name: value.to(self.process.device, non_blocking=True) for name, value in batch.items()}
         for group in self.optimizer.param_groups:
-            group["lr"] = self.learning_rate(self.step) * group["lr_scale"]
+            group["lr"] = self.learning_rate(self.step)
         self.model.train()
         with self._autocast():
             outputs = self.network(images_to_float(batch["images"]))
