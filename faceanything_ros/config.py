@@ -34,7 +34,6 @@ class ModelConfig:
     intermediate_layers: tuple[int, ...] = (2, 5, 8, 11)
     head_features: int = 32  # channels of the DPT fusion path
     head_out_channels: tuple[int, ...] = (16, 32, 64, 64)  # DPT reassemble channels per level
-    head_image_features: int = 0  # hidden channels of each head's full-resolution image branch (0 = none)
 
     def __post_init__(self) -> None:
         if self.image_size % self.patch_size:
@@ -45,8 +44,6 @@ class ModelConfig:
             raise ValueError(f"intermediate_layers {self.intermediate_layers} must be 4 block indices < depth {self.depth}")
         if len(self.head_out_channels) != 4:
             raise ValueError("head_out_channels needs one entry per DPT level (4)")
-        if self.head_image_features < 0:
-            raise ValueError(f"head_image_features must be >= 0 (0 = no image branch), got {self.head_image_features}")
 
     @classmethod
     def preset(cls, size: str, **overrides: Any) -> "ModelConfig":

@@ -243,38 +243,3 @@ def test_forward_exports_with_dynamic_batch_frames_and_size():
         expected, actual = run(model, images), exported.module()(images)
         for name, value in expected.items():
             torch.testing.assert_close(actual[name], value, atol=1e-5, rtol=1e-5)
-
-
-def test_heads_image_branch_starts_at_zero_then_adds_full_resolution_detail(tiny):
-    """A network whose heads gain the image branch computes exactly what the network without it
-    does from the same weights (the branch's projection starts at zero); once the branch is non-zero a
-    one-pixel change of the input moves the outputs most at that pixel, which the 4-pixel-stride DPT
-    path alone does not resolve."""
-    import dataclasses
-    branched = FaceAnythingNet(dataclasses.replace(tiny.config, head_image_features=8)).eval()
-    missing, unexpected = branched.load_state_dict(tiny.state_dict(), strict=False)
-    assert unexpected == [] and missing and all(".image_skip." in name for name in missing)
-    images = torch.rand(1, 2, 3, 64, 64, generator=torch.Generator().manual_seed(7))
-    plain, same = run(tiny, images), run(branched, images)
-    for name in plain:
-        torch.testing.assert_close(same[name], plain[name], atol=0, rtol=0)
-
-    torch.manual_seed(1)
-    for head in (branched.depth_head, branched.ray_head, branched.canonical_head):
-        torch.nn.init.normal_(head.image_skip.project.weight, std=0.5)
-    changed = images.clone()
-    changed[0, 0, :, 33, 30] = 1.0 - changed[0, 0, :, 33, 30]
-
-    def response(model):
-        depth = run(model, images)["depth"][0, 0].log() - run(model, changed)["depth"][0, 0].log()
-        return float(depth[33, 30].abs()), float(depth[27:40, 24:37].abs().mean())
-
-    at_pixel, around = response(branched)
-    plain_at_pixel, plain_around = response(tiny)
-    assert at_pixel > 3 * around
-    assert plain_at_pixel < 3 * plain_around
-
-
-def test_negative_image_branch_width_is_refused():
-    with pytest.raises(ValueError, match="head_image_features must be >= 0"):
-        ModelConfig.preset("tiny", head_image_features=-1)

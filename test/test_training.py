@@ -15,7 +15,7 @@ import torch
 from safetensors.torch import load_file
 
 from faceanything_ros.config import ModelConfig, load_yaml, save_yaml
-from faceanything_ros.model.checkpoint import load_checkpoint, read_checkpoint_metadata
+from faceanything_ros.model.checkpoint import read_checkpoint_metadata
 from faceanything_ros.model.net import FaceAnythingNet
 from training import train_cli
 from training.config import OptimConfig, TrainConfig
@@ -152,30 +152,3 @@ def test_batches_never_mix_datasets_and_resume_mid_stream():
     for dataset, length in ((0, 10), (1, 30)):  # an epoch visits every sample once
         keys = [key for batch in full for key in batch if key[0] == dataset and key[1] == 0]
         assert sorted(k[2] for k in keys) == list(range(length))
-
-
-def test_a_run_adds_the_heads_image_branch_to_a_checkpoint_without_it(small_dataset, tmp_path):
-    """``--init`` from weights without the image branch: the run starts from exactly that network (the
-    branch is zero), trains the branch, and its export rebuilds the branched network; a checkpoint of
-    another network is refused."""
-    torch.set_num_threads(1)
-    Trainer(small_config(steps=2, eval_every=2), small_dataset, tmp_path / "plain").run()
-    plain_path = tmp_path / "plain" / "model.safetensors"
-    trainer = Trainer(small_config(steps=4, eval_every=4, head_image_features=4), small_dataset, tmp_path / "branched",
-                      init=plain_path)
-    plain, _ = load_checkpoint(plain_path)
-    images = torch.rand(1, 2, 3, 32, 32, generator=torch.Generator().manual_seed(3))
-    with torch.inference_mode():
-        expected, started = plain(images), trainer.model.eval()(images)
-    for name in expected:
-        torch.testing.assert_close(started[name], expected[name], atol=1e-6, rtol=1e-6)
-    trainer.model.train()
-    trainer.run()
-    branched, metadata = load_checkpoint(tmp_path / "branched" / "model.safetensors")
-    assert metadata.model_config.head_image_features == 4
-    assert branched.canonical_head.image_skip.project.weight.abs().max() > 0
-    assert len(metadata.training_data["compute"]) == 2  # the plain run's entry, then this one's
-
-    with pytest.raises(ValueError, match="this config trains"):
-        Trainer(small_config(model_size="small", head_image_features=4), small_dataset, tmp_path / "other",
-                init=plain_path)

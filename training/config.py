@@ -36,7 +36,6 @@ class TrainConfig:
 
     stage: 1 = geometry (depth, rays, mask), 2 = adds canonical supervision and multi-frame windows;
     model_size / image_size: the network (``ModelConfig.preset``) and its square input side (pixels);
-    head_image_features: hidden channels of the heads' full-resolution image branch (``ModelConfig``; 0 = none);
     batch_size: global batch (split evenly over DDP processes); seq_lens: window lengths T drawn
     uniformly per step (each <= the dataset's T); steps: schedule length (a ``--minutes`` budget may end
     the run earlier, with the schedule shortened to fit); eval_every: validation + checkpoint interval
@@ -48,7 +47,6 @@ class TrainConfig:
     stage: int = 1
     model_size: str = "tiny"
     image_size: int = 128
-    head_image_features: int = 0
     batch_size: int = 16
     seq_lens: tuple[int, ...] = (1,)
     steps: int = 20000

@@ -16,7 +16,7 @@ import contextlib
 import math
 import platform
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -74,8 +74,7 @@ class Trainer:
                                  f"{config.image_size} px")
         self.run_folder = RunFolder(out, config, resume, writer=process.main)
         torch.manual_seed(config.seed)
-        model_config = ModelConfig.preset(config.model_size, image_size=config.image_size,
-                                          head_image_features=config.head_image_features)
+        model_config = ModelConfig.preset(config.model_size, image_size=config.image_size)
         self.model = FaceAnythingNet(model_config).to(process.device)
         self.lineage: list[dict[str, Any]] = []
         if init is not None:
@@ -93,16 +92,11 @@ class Trainer:
         self.network = torch.compile(network) if config.compile else network
 
     def _load_init(self, path: Path) -> None:
-        """Start from checkpoint ``path``: the same network, or the same one without the heads' image branch
-        (which starts at zero, so the initial network computes what the checkpoint does)."""
         model, metadata = load_checkpoint(path)
-        without_branch = replace(self.model.config, head_image_features=0)
-        if metadata.model_config not in (self.model.config, without_branch):
+        if metadata.model_config != self.model.config:
             raise ValueError(f"--init checkpoint {path} is a {metadata.model_config.size} network at "
                              f"{metadata.model_config.image_size} px; this config trains {self.model.config}")
-        missing, _ = self.model.load_state_dict(model.state_dict(), strict=metadata.model_config == self.model.config)
-        if any(".image_skip." not in name for name in missing):
-            raise ValueError(f"--init checkpoint {path} lacks weights {missing[:5]}")
+        self.model.load_state_dict(model.state_dict())
         self.lineage = list(metadata.training_data.get("compute", []))
 
     def _load_state(self, state: dict[str, Any]) -> None:

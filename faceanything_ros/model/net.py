@@ -32,8 +32,7 @@ class FaceAnythingNet(nn.Module):
         super().__init__()
         self.config = config or ModelConfig()
         self.aggregator = Aggregator(self.config)
-        head = partial(DPTHead, self.config.embed_dim, self.config.head_out_channels, self.config.head_features,
-                       image_features=self.config.head_image_features)
+        head = partial(DPTHead, self.config.embed_dim, self.config.head_out_channels, self.config.head_features)
         self.depth_head = head([HeadOutput("depth", 1, "exp"), HeadOutput("depth_confidence", 1, "expp1")])
         self.ray_head = head([HeadOutput("rays", 3, "unit_ray"), HeadOutput("ray_confidence", 1, "expp1")])
         self.canonical_head = head([
@@ -65,10 +64,9 @@ class FaceAnythingNet(nn.Module):
         check_images(images, self.config.patch_size)
         batch, frames, _, height, width = images.shape
         token_maps = self.aggregator(images)
-        frames_flat = images.reshape(batch * frames, 3, height, width)
         outputs: dict[str, Tensor] = {}
         for head in (self.depth_head, self.ray_head, self.canonical_head):
-            outputs.update(head(token_maps, frames_flat))
+            outputs.update(head(token_maps, (height, width)))
         return {name: _channel_last(value, batch, frames) for name, value in outputs.items()}
 
     @torch.inference_mode()

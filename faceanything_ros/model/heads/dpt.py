@@ -64,28 +64,6 @@ class FusionBlock(nn.Module):
         return path if size is None else F.interpolate(path, size=size, mode="bilinear", align_corners=False)
 
 
-class ImageSkip(nn.Module):
-    """Full-resolution image features for a DPT head's output convolution: ``conv3x3 -> ReLU -> conv1x1``,
-    ``(N, 3, H, W)`` RGB in ``[0, 1]`` -> ``(N, features, H, W)``.
-
-    The fused DPT path is bilinearly upsampled from a quarter of the patch grid's stride (4 px at patch
-    16), so on its own it cannot place an edge more finely than that; the image's own edges, added at
-    full resolution, can. The last convolution starts at zero, so a head that gains this branch computes
-    exactly what it computed without it until training moves it.
-    """
-
-    def __init__(self, hidden: int, features: int):
-        super().__init__()
-        self.conv = nn.Conv2d(3, hidden, 3, padding=1)
-        self.project = nn.Conv2d(hidden, features, 1)
-        nn.init.zeros_(self.project.weight)
-        nn.init.zeros_(self.project.bias)
-
-    def forward(self, images: Tensor) -> Tensor:
-        """``(N, 3, H, W)`` -> ``(N, features, H, W)``."""
-        return self.project(F.relu(self.conv(images)))
-
-
 class DPTHead(nn.Module):
     """Dense Prediction Transformer head: 4 token maps -> per-pixel outputs at input resolution.
 
@@ -95,13 +73,10 @@ class DPTHead(nn.Module):
     upsampled bilinearly to the input ``H x W`` *before* the output convolution (as VGGT's DPT
     does), so every output pixel is predicted by its own 3x3 convolution at full resolution
     (sub-pixel detail for tracking), then activated per ``HeadOutput`` group. The output
-    convolution's hidden width is ``max(features // 2, 8)``. With ``image_features > 0`` an
-    ``ImageSkip`` with that many hidden channels adds the input image's own full-resolution features to the
-    upsampled path first.
+    convolution's hidden width is ``max(features // 2, 8)``.
     """
 
-    def __init__(self, embed_dim: int, out_channels: Sequence[int], features: int, outputs: Sequence[HeadOutput],
-                 image_features: int = 0):
+    def __init__(self, embed_dim: int, out_channels: Sequence[int], features: int, outputs: Sequence[HeadOutput]):
         super().__init__()
         if len(out_channels) != 4:
             raise ValueError(f"DPTHead needs 4 out_channels (one per level), got {tuple(out_channels)}")
@@ -118,7 +93,6 @@ class DPTHead(nn.Module):
         self.level_projects = nn.ModuleList(
             nn.Conv2d(channels, features, 3, padding=1, bias=False) for channels in out_channels)
         self.fusions = nn.ModuleList(FusionBlock(features, has_skip=level < 3) for level in range(4))
-        self.image_skip = ImageSkip(image_features, features) if image_features > 0 else None
         hidden = max(features // 2, 8)
         self.output_conv = nn.Sequential(
             nn.Conv2d(features, hidden, 3, padding=1),
@@ -126,12 +100,12 @@ class DPTHead(nn.Module):
             nn.Conv2d(hidden, sum(output.channels for output in self.outputs), 1),
         )
 
-    def forward(self, token_maps: Sequence[Tensor], images: Tensor) -> dict[str, Tensor]:
+    def forward(self, token_maps: Sequence[Tensor], image_size: tuple[int, int]) -> dict[str, Tensor]:
         """Predict dense outputs from the backbone's 4 maps.
 
         Args:
             token_maps: 4 tensors ``(N, embed_dim, h, w)`` (``N = B * T`` frames), shallow to deep.
-            images: ``(N, 3, H, W)`` the input frames, RGB in ``[0, 1]``: their size is the outputs'.
+            image_size: ``(H, W)`` of the input images, pixels.
 
         Returns:
             ``{output.name: (N, output.channels, H, W)}`` activated values (float32, under autocast too), one
@@ -145,9 +119,7 @@ class DPTHead(nn.Module):
         path = self.fusions[3](levels[3], size=levels[2].shape[-2:])
         path = self.fusions[2](path, levels[2], size=levels[1].shape[-2:])
         path = self.fusions[1](path, levels[1], size=levels[0].shape[-2:])
-        path = self.fusions[0](path, levels[0], size=images.shape[-2:])
-        if self.image_skip is not None:
-            path = path + self.image_skip(images)
+        path = self.fusions[0](path, levels[0], size=image_size)
         # activations in float32: under bf16/fp16 autocast an offset such as a ray's z + 1 would round its
         # small raw value away (bf16 resolves 2^-7 at 1)
         raw = self.output_conv(path).float()
