@@ -112,8 +112,7 @@ def test_colouring_the_face_region_equals_colouring_the_whole_map(mesh_reconstru
         outside = np.ones(size, dtype=bool)
         outside[region] = False
         assert np.isnan(full[outside]).all() and np.isfinite(full[reconstruction.mask]).all()
-        np.testing.assert_array_equal(colorize_region(colorize, reconstruction.in_region(name), region, size),
-                                      colorize(full))
+        np.testing.assert_array_equal(colorize_region(colorize, reconstruction, name), colorize(full))
     with pytest.raises(ValueError, match="no frame map 'mask'"):
         reconstruction.in_region("mask")
 

@@ -1,10 +1,13 @@
 """False-colour pictures of depth and canonical maps for people to look at (uint8 RGB)."""
 from __future__ import annotations
 
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 import cv2
 import numpy as np
+
+if TYPE_CHECKING:
+    from faceanything_ros.reconstruction import Reconstruction
 
 
 def colorize_depth(depth: np.ndarray, near: float | None = None, far: float | None = None) -> np.ndarray:
@@ -31,15 +34,15 @@ def colorize_canonical(canonical: np.ndarray) -> np.ndarray:
     return np.rint(scaled).astype(np.uint8)
 
 
-def colorize_region(colorize: Callable[[np.ndarray], np.ndarray], values: np.ndarray,
-                    region: tuple[slice, slice], image_size: tuple[int, int]) -> np.ndarray:
-    """``(H, W[, C])`` image of ``image_size`` (H, W): ``colorize`` (e.g. ``colorize_depth``, or
-    ``export.depth.depth_to_millimetres``) of ``values``, the map inside ``region`` (a ``(rows, cols)``
-    slice pair, e.g. ``Reconstruction.in_region``), zeros (black) elsewhere, in ``colorize``'s dtype:
-    the image ``colorize`` makes of the whole map when it is NaN outside ``region``, at the region's cost."""
-    inside = colorize(values)
-    image = np.zeros(tuple(image_size) + inside.shape[2:], dtype=inside.dtype)
-    image[region] = inside
+def colorize_region(colorize: Callable[[np.ndarray], np.ndarray], reconstruction: Reconstruction,
+                    name: str) -> np.ndarray:
+    """``(H, W[, C])`` image of the reconstruction's whole frame: ``colorize`` (e.g. ``colorize_depth``, or
+    ``export.depth.depth_to_millimetres``) of its frame map ``name`` inside its faces' ``region``
+    (``Reconstruction.in_region``), zeros (black) elsewhere, in ``colorize``'s dtype: the image ``colorize``
+    makes of the whole map (NaN outside the region), at the region's cost."""
+    inside = colorize(reconstruction.in_region(name))
+    image = np.zeros(tuple(reconstruction.image_size) + inside.shape[2:], dtype=inside.dtype)
+    image[reconstruction.region] = inside
     return image
 
 

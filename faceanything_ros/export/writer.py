@@ -93,14 +93,13 @@ class SequenceWriter:
     def _write(self, frame: np.ndarray, reconstruction: Reconstruction, tracks: TrackState | None) -> None:
         """Write one frame's files; maps are converted and coloured in the faces' region only."""
         stem = f"{reconstruction.frame_index:06d}"
-        region, size = reconstruction.region, reconstruction.image_size
-        save_millimetres_png(self.out_dir / "depth" / f"{stem}.png", colorize_region(
-            depth_to_millimetres, reconstruction.in_region("depth"), region, size))
+        save_millimetres_png(self.out_dir / "depth" / f"{stem}.png",
+                             colorize_region(depth_to_millimetres, reconstruction, "depth"))
         save_reconstruction_npz(self.out_dir / "maps" / f"{stem}.npz", reconstruction)
-        canonical = colorize_region(colorize_canonical, reconstruction.in_region("canonical"), region, size)
+        canonical = colorize_region(colorize_canonical, reconstruction, "canonical")
         if not cv2.imwrite(str(self.out_dir / "canonical" / f"{stem}.png"), cv2.cvtColor(canonical, cv2.COLOR_RGB2BGR)):
             raise OSError(f"could not write {self.out_dir / 'canonical' / stem}.png")
         if self.ply_every and reconstruction.frame_index % self.ply_every == 0 and reconstruction.found:
             write_ply(self.out_dir / "clouds" / f"{stem}.ply", reconstruction.point_cloud(self.point_stride))
-        depth = colorize_region(colorize_depth, reconstruction.in_region("depth"), region, size)
+        depth = colorize_region(colorize_depth, reconstruction, "depth")
         self.video.write(side_by_side(frame, depth, canonical, tracks))

@@ -97,9 +97,7 @@ def _depth_image(types: Types, header: Any, reconstruction: Reconstruction, enco
     """The whole image's depth as ``32FC1`` metres (NaN = none) or ``16UC1`` millimetres (0 = none); the
     millimetres are converted on the faces' region only (all else is 0 anyway)."""
     if encoding == "16UC1":
-        millimetres = colorize_region(depth_to_millimetres, reconstruction.in_region("depth"), reconstruction.region,
-                                      reconstruction.image_size)
-        return array_to_image(types, header, millimetres, "16UC1")
+        return array_to_image(types, header, colorize_region(depth_to_millimetres, reconstruction, "depth"), "16UC1")
     return depth_image(types, header, reconstruction.depth)
 
 
