@@ -110,8 +110,9 @@ def _camera_info(types: Types, header: Any, frame: ProcessedFrame, roi: tuple[in
     info = camera_info(types, header, frame.intrinsics, width, height, estimated=True) if given is None else \
         types["sensor_msgs/msg/CameraInfo"](
             header=header, height=given.height, width=given.width, distortion_model=given.distortion_model,
-            d=given.d, k=given.k, r=given.r, p=given.p, binning_x=given.binning_x, binning_y=given.binning_y,
-            roi=given.roi)
+            d=np.asarray(given.d, dtype=np.float64), k=np.asarray(given.k, dtype=np.float64),
+            r=np.asarray(given.r, dtype=np.float64), p=np.asarray(given.p, dtype=np.float64),
+            binning_x=given.binning_x, binning_y=given.binning_y, roi=given.roi)
     if roi is not None:
         x, y, roi_width, roi_height = roi
         info.roi = types["sensor_msgs/msg/RegionOfInterest"](
