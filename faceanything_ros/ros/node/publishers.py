@@ -8,8 +8,8 @@ point cloud, canonical image or markers for nobody; ``skipped`` counts those fra
 Messages are built as ``rosbags`` messages (the ``typestore`` bag-eval writes with) and published
 as their CDR bytes, rclpy's path for serialized messages, instead of rclpy message objects, whose
 every field goes through a checked setter and a conversion to C (the 256 tracks' messages and
-markers above all). Building and publishing every output of a face-mesh frame took 7.3 -> 4.3 ms
-of CPU at 640x480 and 11.0 -> 7.7 ms at 1280x720 (2-core CPU). Subscribers read the same messages.
+markers above all): every output of a face-mesh frame, 7.5 -> 4.2 ms of CPU at 640x480 and
+10.9 -> 7.3 ms at 1280x720 (``bench.output_messages``). Subscribers read the same messages.
 """
 from __future__ import annotations
 
