@@ -323,35 +323,3 @@ def test_canonical_of_the_faces_only_is_placed_by_its_camera_info_roi(frames):
     assert not blank.reconstruction.found and (empty["canonical"].height, empty["canonical"].width) == (1, 1)
     assert np.isnan(image_to_array(empty["canonical"])).all()
 
-
-def test_node_publishes_rosbags_cdr_that_rclpy_reads_as_its_own_messages(frames):
-    """The node builds its outputs with rosbags and publishes their CDR bytes (``OutputPublishers``):
-    rclpy, reading those bytes, gets exactly the messages it would send from its own message
-    classes, also from a CameraInfo that came in as an rclpy message (its distortion an ``array.array``)."""
-    pytest.importorskip("sensor_msgs.msg")
-    from rclpy.serialization import deserialize_message, serialize_message
-    from sensor_msgs.msg import CameraInfo
-    from test_ros_conversions import RclpyTypes
-
-    from faceanything_ros.ros.message_types import typestore
-    from faceanything_ros.ros.outputs import OUTPUT_TYPES, output_messages
-
-    store, rclpy_types = typestore(), RclpyTypes()
-    height, width = frames[0].shape[:2]
-    k = np.array([[700.0, 0.0, width / 2 - 3.5], [0.0, 705.0, height / 2 + 2.0], [0.0, 0.0, 1.0]])
-    given = CameraInfo(height=height, width=width, distortion_model="plumb_bob", d=[0.1, -0.05, 0.001, 0.0, 0.0],
-                       k=k.ravel().tolist(), r=np.eye(3).ravel().tolist(), p=np.c_[k, np.zeros(3)].ravel().tolist())
-    with FrameProcessor(NodeConfig(method="mesh", num_tracks=16)) as processor:
-        result = processor.process(frames[0], 1_000, "cam", intrinsics=k, camera_info=given)
-    keys = ["depth/image", "depth/camera_info", "points", "canonical", "canonical/camera_info", "track_markers"]
-    for encoding in ("32FC1", "16UC1"):
-        config = NodeConfig(method="mesh", depth_encoding=encoding)
-        ours, theirs = output_messages(store.types, result, config, keys), output_messages(rclpy_types, result, config, keys)
-        for key in keys:
-            kind = rclpy_types[OUTPUT_TYPES[key]]
-            read = deserialize_message(bytes(store.serialize_cdr(ours[key], OUTPUT_TYPES[key])), kind)
-            assert read == deserialize_message(serialize_message(theirs[key]), kind), key
-    info = deserialize_message(bytes(store.serialize_cdr(ours["depth/camera_info"], OUTPUT_TYPES["depth/camera_info"])),
-                               CameraInfo)
-    assert list(info.d) == [0.1, -0.05, 0.001, 0.0, 0.0] and info.k[0] == 700.0  # the calibration, as given
-    assert len(theirs["points"].data) > 1000 and len(theirs["track_markers"].markers) > 1

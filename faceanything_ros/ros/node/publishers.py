@@ -9,7 +9,10 @@ Messages are built as ``rosbags`` messages (the ``typestore`` bag-eval writes wi
 as their CDR bytes, rclpy's path for serialized messages, instead of rclpy message objects, whose
 every field goes through a checked setter and a conversion to C (the 256 tracks' messages and
 markers above all): every output of a face-mesh frame, 7.5 -> 4.2 ms of CPU at 640x480 and
-10.9 -> 7.3 ms at 1280x720 (``bench.output_messages``). Subscribers read the same messages.
+10.9 -> 7.3 ms at 1280x720 (``bench.output_messages``). Subscribers read the same messages: an
+output goes out as CDR only when the typestore's definition of its type has the very type hash
+(RIHS01) that the installed ROS 2 gives its publisher; any other output (another distribution's
+definition) is published from rclpy message objects, and the node says which at configure.
 """
 from __future__ import annotations
 
@@ -18,6 +21,7 @@ from typing import Any, Mapping
 
 from rclpy.lifecycle import LifecycleNode
 from rclpy.qos import QoSProfile, ReliabilityPolicy
+from rosbags.typesys.store import Typestore
 
 from faceanything_ros.config import NodeConfig
 from faceanything_ros.ros.message_types import typestore
@@ -35,19 +39,30 @@ class OutputPublishers:
     """Lifecycle publishers of every ``outputs.OUTPUT_TYPES`` key whose type is in ``types`` (``tf``
     needs tf2_msgs); they publish only while the node is active.
 
-    types: ROS type name -> rclpy message class, the publishers' types.
+    types: ROS type name -> rclpy message class, the publishers' types. store: the typestore the
+    CDR outputs are built and serialized with (default: ``message_types.typestore()``).
     """
 
-    def __init__(self, node: LifecycleNode, types: Mapping[str, Any]) -> None:
+    def __init__(self, node: LifecycleNode, types: Mapping[str, Any], store: Typestore | None = None) -> None:
         self._node = node
         self._types = types
-        self._store = typestore()
+        self._store = typestore() if store is None else store
         self._publishers = {
             key: node.create_lifecycle_publisher(types[kind], GLOBAL_TOPICS.get(key, f"~/{key}"),
                                                  TF_QOS if key in GLOBAL_TOPICS else OUTPUT_QOS)
             for key, kind in OUTPUT_TYPES.items() if kind in types
         }
+        self.cdr_outputs = frozenset(key for key in self._publishers if self._same_type_hash(key))
+        self.object_outputs = frozenset(self._publishers) - self.cdr_outputs  # published from rclpy objects
         self.skipped: Counter[str] = Counter()  # frames whose output was not built, per output key
+
+    def _same_type_hash(self, key: str) -> bool:
+        """True when our publisher of ``key`` has the type hash of the typestore's definition of its type."""
+        publisher = self._publishers[key]
+        ours = [info for info in self._node.get_publishers_info_by_topic(publisher.topic_name)
+                if (info.node_name, info.node_namespace) == (self._node.get_name(), self._node.get_namespace())]
+        wanted = self._store.hash_rihs01(OUTPUT_TYPES[key])
+        return bool(ours) and all(str(getattr(info, "topic_type_hash", "")) == wanted for info in ours)
 
     def publish(self, result: ProcessedFrame, config: NodeConfig) -> None:
         """Build and publish the outputs of ``result`` that are switched on in ``config`` and subscribed."""
@@ -56,10 +71,13 @@ class OutputPublishers:
         for key in self._publishers.keys() - set(wanted):
             self.skipped[key] += 1
         with STAGE_TIMES.stage("message_build"):
-            messages = output_messages(self._store.types, result, config, wanted)
+            serialized = output_messages(self._store.types, result, config, self.cdr_outputs.intersection(wanted))
+            objects = output_messages(self._types, result, config, set(wanted) - self.cdr_outputs)
         with STAGE_TIMES.stage("publish"):
-            for key, message in messages.items():
+            for key, message in serialized.items():
                 self._publishers[key].publish(bytes(self._store.serialize_cdr(message, OUTPUT_TYPES[key])))
+            for key, message in objects.items():
+                self._publishers[key].publish(message)
 
     def destroy(self) -> None:
         """Destroy every publisher."""
