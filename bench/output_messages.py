@@ -33,7 +33,7 @@ from bench.node_graph_client import video_frames
 from faceanything_ros.config import METHODS, NodeConfig
 from faceanything_ros.ros.message_types import typestore
 from faceanything_ros.ros.node.message_types import rclpy_message_types
-from faceanything_ros.ros.node.publishers import OUTPUT_QOS
+from faceanything_ros.ros.node.publishers import OUTPUT_QOS, cdr_bytes
 from faceanything_ros.ros.outputs import OUTPUT_TYPES, enabled_outputs, output_messages
 from faceanything_ros.stream.processing import FrameProcessor
 
@@ -65,7 +65,7 @@ def publish_costs(config: NodeConfig, results: list, repeats: int) -> dict[str, 
                     costs[key]["rclpy_ms"].append(time.thread_time() - start)
                     start = time.thread_time()
                     message = output_messages(store.types, result, config, [key])[key]
-                    publishers[key].publish(bytes(store.serialize_cdr(message, OUTPUT_TYPES[key])))
+                    publishers[key].publish(cdr_bytes(store, message, OUTPUT_TYPES[key]))
                     costs[key]["cdr_ms"].append(time.thread_time() - start)
                 time.sleep(1 / 30)  # camera rate: the subscriber keeps up
     finally:

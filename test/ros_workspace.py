@@ -1,7 +1,7 @@
 """Test helpers: colcon-build this repository in a throw-away workspace and run code from it.
 
 The generated message types (``faceanything_ros.msg``) exist only in a colcon install, not in
-the editable pip install the tests otherwise import, so every ROS test works through a built
+the editable pip install the tests otherwise import, so every ROS test that needs them works through a built
 workspace: it copies the repository's sources to ``WS/src/faceanything_ros``, runs ``colcon
 build`` and runs Python (the node, a test client) in subprocesses after ``source
 install/setup.bash``. That also proves the installed package, not the source tree, works. Tests
@@ -13,7 +13,8 @@ publishes TF there as on a robot; the package's own build never holds it, so it 
 a robot's real tf2_msgs.
 
 DDS traffic stays on this machine: ``ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST`` and a
-``ROS_DOMAIN_ID`` derived from the test process id, so parallel test runs do not hear each other.
+``ROS_DOMAIN_ID`` derived from the test process id, so parallel test runs do not hear each other
+(in-process rclpy tests pass the same to ``rclpy.init``).
 """
 from __future__ import annotations
 

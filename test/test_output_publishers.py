@@ -9,21 +9,25 @@ import time
 import numpy as np
 import pytest
 
+from rosbags.typesys import Stores, get_types_from_msg, get_typestore
+
 from conftest import face_video
 from faceanything_ros.config import NodeConfig
 from faceanything_ros.io.frames import open_frames
 from faceanything_ros.ros.message_types import typestore
-from faceanything_ros.ros.outputs import OUTPUT_TYPES, output_messages
+from faceanything_ros.ros.outputs import OUTPUT_TYPES, output_messages, output_topic
 from faceanything_ros.stream.processing import FrameProcessor
+from ros_workspace import ros_domain_id
 from test_ros_conversions import RclpyTypes
 
 rclpy = pytest.importorskip("rclpy")
 from rclpy.executors import SingleThreadedExecutor  # noqa: E402
 from rclpy.lifecycle import LifecycleNode  # noqa: E402
 from rclpy.serialization import deserialize_message, serialize_message  # noqa: E402
-from rosbags.typesys import Stores, get_types_from_msg, get_typestore  # noqa: E402
 
 from faceanything_ros.ros.node.publishers import OUTPUT_QOS, OutputPublishers  # noqa: E402
+
+NODE_NAME = "faceanything_publishers_test"
 
 # sensor_msgs/Image with one more field before its data: the same name, another definition and wire
 # format, another type hash
@@ -47,11 +51,13 @@ def processed():
 
 
 @pytest.fixture()
-def graph():
-    """An rclpy context with a lifecycle node (the publishers') and a listener node, spun in a thread."""
+def graph(monkeypatch):
+    """An rclpy context on loopback in this test process's domain (``ros_workspace``) with a lifecycle
+    node (the publishers') and a listener node, spun in a thread."""
+    monkeypatch.setenv("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
     context = rclpy.Context()
-    rclpy.init(context=context)
-    node = LifecycleNode("faceanything_publishers_test", context=context)
+    rclpy.init(context=context, domain_id=ros_domain_id())
+    node = LifecycleNode(NODE_NAME, context=context)
     listener = rclpy.create_node("faceanything_publishers_listener", context=context)
     executor = SingleThreadedExecutor(context=context)
     executor.add_node(node)
@@ -80,7 +86,7 @@ def received_outputs(node, listener, publishers: OutputPublishers, result, confi
     received: dict[str, object] = {}
     keys = sorted(publishers.cdr_outputs | publishers.object_outputs)
     subscriptions = [listener.create_subscription(
-        types[OUTPUT_TYPES[key]], f"/faceanything_publishers_test/{key}",
+        types[OUTPUT_TYPES[key]], output_topic(key, NODE_NAME),
         lambda message, key=key: received.setdefault(key, message), OUTPUT_QOS) for key in keys]
     node.trigger_configure()
     node.trigger_activate()
@@ -116,9 +122,8 @@ def test_every_output_goes_out_as_cdr_and_arrives_as_rclpy_would_send_it(graph, 
 
 def test_a_type_defined_otherwise_than_installed_is_published_from_rclpy_objects(graph, processed):
     node, listener = graph
-    jazzy = get_typestore(Stores.ROS2_JAZZY)
     other = get_typestore(Stores.EMPTY)
-    other.register({**jazzy.fielddefs, **get_types_from_msg(OTHER_IMAGE, "sensor_msgs/msg/Image")})
+    other.register({**typestore().fielddefs, **get_types_from_msg(OTHER_IMAGE, "sensor_msgs/msg/Image")})
     assert other.hash_rihs01("sensor_msgs/msg/Image") != typestore().hash_rihs01("sensor_msgs/msg/Image")
     types = installed_types()
     publishers = OutputPublishers(node, types, other)

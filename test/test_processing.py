@@ -322,4 +322,3 @@ def test_canonical_of_the_faces_only_is_placed_by_its_camera_info_roi(frames):
     empty = output_messages(types, blank, config, keys)  # no face: one NaN pixel at the origin
     assert not blank.reconstruction.found and (empty["canonical"].height, empty["canonical"].width) == (1, 1)
     assert np.isnan(image_to_array(empty["canonical"])).all()
-

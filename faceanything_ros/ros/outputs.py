@@ -107,17 +107,19 @@ def _camera_info(types: Types, header: Any, frame: ProcessedFrame, roi: tuple[in
     pixels of the sub-image it describes (added to the input's own roi offset); None = the input's roi."""
     given = frame.camera_info
     height, width = frame.reconstruction.image_size
+    region = types["sensor_msgs/msg/RegionOfInterest"]
     info = camera_info(types, header, frame.intrinsics, width, height, estimated=True) if given is None else \
-        types["sensor_msgs/msg/CameraInfo"](
+        types["sensor_msgs/msg/CameraInfo"](  # the given message's values in ``types``' classes and numpy arrays
             header=header, height=given.height, width=given.width, distortion_model=given.distortion_model,
             d=np.asarray(given.d, dtype=np.float64), k=np.asarray(given.k, dtype=np.float64),
             r=np.asarray(given.r, dtype=np.float64), p=np.asarray(given.p, dtype=np.float64),
-            binning_x=given.binning_x, binning_y=given.binning_y, roi=given.roi)
+            binning_x=given.binning_x, binning_y=given.binning_y,
+            roi=region(x_offset=given.roi.x_offset, y_offset=given.roi.y_offset, width=given.roi.width,
+                       height=given.roi.height, do_rectify=given.roi.do_rectify))
     if roi is not None:
         x, y, roi_width, roi_height = roi
-        info.roi = types["sensor_msgs/msg/RegionOfInterest"](
-            x_offset=int(info.roi.x_offset) + x, y_offset=int(info.roi.y_offset) + y, width=roi_width,
-            height=roi_height, do_rectify=False)
+        info.roi = region(x_offset=int(info.roi.x_offset) + x, y_offset=int(info.roi.y_offset) + y, width=roi_width,
+                          height=roi_height, do_rectify=False)
     return info
 
 

@@ -130,7 +130,9 @@ class FaceAnythingNode(LifecycleNode):
         if self._outputs.object_outputs:
             self.get_logger().warning(
                 f"outputs {sorted(self._outputs.object_outputs)} are published from rclpy message objects (more CPU): "
-                "the installed ROS 2 defines their types otherwise than the package's typestore")
+                "their publishers report no type hash equal to the package's typestore's")
+        else:
+            self.get_logger().info(f"all {len(self._outputs.cdr_outputs)} outputs are published as CDR bytes")
         self._diagnostics_publisher = self.create_publisher(self._types[DIAGNOSTICS_TYPE], DIAGNOSTICS_TOPIC, 10)
         self.get_logger().info(f"configured: {self._processor.describe()}")
         if self._config.publish_tf and TF_TYPE not in self._types:

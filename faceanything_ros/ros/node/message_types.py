@@ -1,4 +1,4 @@
-"""The rclpy message classes the node uses, by ROS type name, for the duck-typed conversions."""
+"""The rclpy message classes of the node's subscriptions, publishers and diagnostics, by ROS type name."""
 from __future__ import annotations
 
 from faceanything_ros.ros.outputs import TF_TYPE

@@ -7,12 +7,13 @@ point cloud, canonical image or markers for nobody; ``skipped`` counts those fra
 
 Messages are built as ``rosbags`` messages (the ``typestore`` bag-eval writes with) and published
 as their CDR bytes, rclpy's path for serialized messages, instead of rclpy message objects, whose
-every field goes through a checked setter and a conversion to C (the 256 tracks' messages and
+every field goes through a Python setter and a conversion to C (the 256 tracks' messages and
 markers above all): every output of a face-mesh frame, 7.5 -> 4.2 ms of CPU at 640x480 and
 10.9 -> 7.3 ms at 1280x720 (``bench.output_messages``). Subscribers read the same messages: an
 output goes out as CDR only when the typestore's definition of its type has the very type hash
 (RIHS01) that the installed ROS 2 gives its publisher; any other output (another distribution's
-definition) is published from rclpy message objects, and the node says which at configure.
+definition, or no type hash reported) is published from rclpy message objects, and the node says
+which at configure.
 """
 from __future__ import annotations
 
@@ -57,30 +58,39 @@ class OutputPublishers:
         self.skipped: Counter[str] = Counter()  # frames whose output was not built, per output key
 
     def _same_type_hash(self, key: str) -> bool:
-        """True when our publisher of ``key`` has the type hash of the typestore's definition of its type."""
-        publisher = self._publishers[key]
+        """True when our publisher of ``key`` reports the type hash of the typestore's definition of its type."""
+        publisher, kind = self._publishers[key], OUTPUT_TYPES[key]
+        if kind not in self._store.fielddefs:
+            return False
         ours = [info for info in self._node.get_publishers_info_by_topic(publisher.topic_name)
                 if (info.node_name, info.node_namespace) == (self._node.get_name(), self._node.get_namespace())]
-        wanted = self._store.hash_rihs01(OUTPUT_TYPES[key])
+        wanted = self._store.hash_rihs01(kind)
         return bool(ours) and all(str(getattr(info, "topic_type_hash", "")) == wanted for info in ours)
 
     def publish(self, result: ProcessedFrame, config: NodeConfig) -> None:
-        """Build and publish the outputs of ``result`` that are switched on in ``config`` and subscribed."""
+        """Build and publish the outputs of ``result`` that are switched on in ``config`` and subscribed
+        (in ``OUTPUT_TYPES`` order)."""
         wanted = [key for key in enabled_outputs(config, self._types)
                   if self._publishers[key].get_subscription_count() > 0]
         for key in self._publishers.keys() - set(wanted):
             self.skipped[key] += 1
         with STAGE_TIMES.stage("message_build"):
-            serialized = output_messages(self._store.types, result, config, self.cdr_outputs.intersection(wanted))
-            objects = output_messages(self._types, result, config, set(wanted) - self.cdr_outputs)
+            messages = {**output_messages(self._store.types, result, config, self.cdr_outputs.intersection(wanted)),
+                        **output_messages(self._types, result, config, self.object_outputs.intersection(wanted))}
         with STAGE_TIMES.stage("publish"):
-            for key, message in serialized.items():
-                self._publishers[key].publish(bytes(self._store.serialize_cdr(message, OUTPUT_TYPES[key])))
-            for key, message in objects.items():
-                self._publishers[key].publish(message)
+            for key in wanted:
+                message = messages[key]
+                self._publishers[key].publish(
+                    cdr_bytes(self._store, message, OUTPUT_TYPES[key]) if key in self.cdr_outputs else message)
 
     def destroy(self) -> None:
         """Destroy every publisher."""
         for publisher in self._publishers.values():
             self._node.destroy_lifecycle_publisher(publisher)
         self._publishers.clear()
+
+
+def cdr_bytes(store: Typestore, message: Any, type_name: str) -> bytes:
+    """``message`` (a ``store`` message of ``type_name``) serialized to CDR, as ``bytes``: rclpy's
+    ``publish`` takes ``bytes`` only, not the read-only view ``serialize_cdr`` returns."""
+    return bytes(store.serialize_cdr(message, type_name))
