@@ -2,9 +2,9 @@
 
 Readers take any object with the message's fields (rclpy messages, rosbags dataclasses).
 Builders take ``types``, a mapping from ROS type names (``"sensor_msgs/msg/Image"``) to message
-classes (``message_types.typestore().types`` for rosbags, as bag-eval and the node build them; or
-a dict of rclpy classes), and pass every field by keyword: rosbags classes have no defaults. Bad messages raise
-``ImageConversionError`` with a stable ``kind`` for counting.
+classes (``message_types.typestore().types`` for rosbags, as bag-eval and the node build them;
+or a dict of rclpy classes), and pass every field by keyword: rosbags classes have no defaults.
+Bad messages raise ``ImageConversionError`` with a stable ``kind`` for counting.
 """
 from .diagnostics import diagnostics
 from .images import (

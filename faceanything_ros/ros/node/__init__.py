@@ -2,7 +2,8 @@
 
 ``lifecycle`` (the node), ``parameters`` (``NodeConfig`` as ROS parameters), ``publishers``
 (outputs built and published only when subscribed), ``message_types`` (the rclpy classes of
-the subscriptions, publishers and diagnostics), ``run`` (entry points) and ``bag_replay`` (``bag-eval --through-node``).
+the subscriptions, publishers and diagnostics), ``run`` (entry points) and ``bag_replay``
+(``bag-eval --through-node``).
 """
 from faceanything_ros.ros.node.lifecycle import FaceAnythingNode
 from faceanything_ros.ros.node.run import lifecycle_main, main, module_main
