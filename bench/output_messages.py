@@ -7,8 +7,8 @@ sourced (default: this repository built in a temporary folder, as ``bench.node_g
 
 Frames of a shared face video are processed once (``FrameProcessor``, every output switched on,
 ``--num-tracks`` tracks); then every output of each frame is built and published on a real
-rclpy publisher (with a raw subscriber in the same process, so the middleware delivers it) two
-ways, interleaved per output: from the rclpy message classes (``publish(message)``), and as
+rclpy publisher, with a raw subscriber to every output in another process (``listen``), both on
+the package's Fast DDS profile as on a robot, two ways, interleaved per output: from the rclpy message classes (``publish(message)``), and as
 ``OutputPublishers`` does, built from the rosbags typestore and published as CDR bytes
 (``publish(bytes)``). Reports the median thread CPU of each output and their sum, in ms. The
 frame-level maps are made before timing, so both ways time message work only.
@@ -19,13 +19,11 @@ import argparse
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
 import numpy as np
 import rclpy
-from rclpy.executors import SingleThreadedExecutor
 
 from bench.common import report
 from bench.node_graph import DEFAULT_VIDEO, REPO_ROOT, build_workspace, graph_environment, sourced
@@ -34,10 +32,11 @@ from faceanything_ros.config import METHODS, NodeConfig
 from faceanything_ros.ros.message_types import typestore
 from faceanything_ros.ros.node.message_types import rclpy_message_types
 from faceanything_ros.ros.node.publishers import OUTPUT_QOS, cdr_bytes
-from faceanything_ros.ros.outputs import OUTPUT_TYPES, enabled_outputs, output_messages
+from faceanything_ros.ros.outputs import OUTPUT_TYPES, enabled_outputs, output_messages, output_topic
 from faceanything_ros.stream.processing import FrameProcessor
 
 WARMUP_FRAMES = 20
+NODE_NAME = "faceanything_output_messages_bench"
 
 
 def publish_costs(config: NodeConfig, results: list, repeats: int) -> dict[str, dict[str, float]]:
@@ -46,16 +45,18 @@ def publish_costs(config: NodeConfig, results: list, repeats: int) -> dict[str, 
     keys = enabled_outputs(config, classes)
     context = rclpy.Context()
     rclpy.init(context=context)
-    node = rclpy.create_node("faceanything_output_messages_bench", context=context)
-    publishers = {key: node.create_publisher(classes[OUTPUT_TYPES[key]], f"~/{key}", OUTPUT_QOS) for key in keys}
-    for key in keys:
-        node.create_subscription(classes[OUTPUT_TYPES[key]], f"~/{key}", lambda raw: None, OUTPUT_QOS, raw=True)
-    executor = SingleThreadedExecutor(context=context)
-    executor.add_node(node)
-    threading.Thread(target=executor.spin, daemon=True).start()
-    time.sleep(1.0)  # discovery
+    node = rclpy.create_node(NODE_NAME, context=context)
+    publishers = {key: node.create_publisher(classes[OUTPUT_TYPES[key]], output_topic(key, NODE_NAME), OUTPUT_QOS)
+                  for key in keys}
+    code = f"import sys; sys.path.append({str(REPO_ROOT)!r}); from bench.output_messages import listen; listen({keys!r})"
+    listener = subprocess.Popen([sys.executable, "-c", code])
     costs: dict[str, dict[str, list[float]]] = {key: {"rclpy_ms": [], "cdr_ms": []} for key in keys}
     try:
+        deadline = time.monotonic() + 60.0
+        while not all(publisher.get_subscription_count() for publisher in publishers.values()):
+            if time.monotonic() > deadline or listener.poll() is not None:
+                raise SystemExit("the listener process did not subscribe to every output within 60 s")
+            time.sleep(0.1)
         for _ in range(repeats):
             for result in results:
                 output_messages(store.types, result, config, keys)  # the frame-level maps, made once
@@ -69,10 +70,22 @@ def publish_costs(config: NodeConfig, results: list, repeats: int) -> dict[str, 
                     costs[key]["cdr_ms"].append(time.thread_time() - start)
                 time.sleep(1 / 30)  # camera rate: the subscriber keeps up
     finally:
-        executor.shutdown()
+        listener.kill()
+        listener.wait()
         node.destroy_node()
         rclpy.shutdown(context=context)
     return {key: {way: float(np.median(samples)) * 1e3 for way, samples in ways.items()} for key, ways in costs.items()}
+
+
+def listen(keys: list[str]) -> None:
+    """The subscriber process: raw subscriptions to the benchmark node's ``keys`` outputs, spun until killed."""
+    classes = rclpy_message_types()
+    rclpy.init()
+    node = rclpy.create_node("faceanything_output_messages_listener")
+    for key in keys:
+        node.create_subscription(classes[OUTPUT_TYPES[key]], output_topic(key, NODE_NAME), lambda raw: None,
+                                 OUTPUT_QOS, raw=True)
+    rclpy.spin(node)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -8,8 +8,8 @@ point cloud, canonical image or markers for nobody; ``skipped`` counts those fra
 Messages are built as ``rosbags`` messages (the ``typestore`` bag-eval writes with) and published
 as their CDR bytes, rclpy's path for serialized messages, instead of rclpy message objects, whose
 every field goes through a Python setter and a conversion to C (the 256 tracks' messages and
-markers above all): every output of a face-mesh frame, 7.5 -> 4.2 ms of CPU at 640x480 and
-10.9 -> 7.3 ms at 1280x720 (``bench.output_messages``). Subscribers read the same messages: an
+markers above all): every output of a face-mesh frame, 8.3 -> 5.0 ms of CPU at 640x480 and
+12.1 -> 8.9 ms at 1280x720, a subscriber in another process (``bench.output_messages``). Subscribers read the same messages: an
 output goes out as CDR only when the typestore's definition of its type has the very type hash
 (RIHS01) that the installed ROS 2 gives its publisher; any other output (another distribution's
 definition, or no type hash reported) is published from rclpy message objects, and the node says
