@@ -7,12 +7,12 @@ sourced (default: this repository built in a temporary folder, as ``bench.node_g
 
 Frames of a shared face video are processed once (``FrameProcessor``, every output switched on,
 ``--num-tracks`` tracks); then every output of each frame is built and published on a real
-rclpy publisher, with a raw subscriber to every output in another process (``listen``), both on
-the package's Fast DDS profile as on a robot, two ways, interleaved per output: from the rclpy
-message classes (``publish(message)``), and as ``OutputPublishers`` does, built from the rosbags
-typestore and published as CDR bytes (``publish(bytes)``). Reports the median thread CPU of each
-output and their sum, in ms. The frame-level maps are made before timing, so both ways time
-message work only.
+rclpy publisher, with a raw subscriber to every output in another process (``listen``; in the
+workspace child both run on the package's Fast DDS profile, as on a robot), two ways, interleaved
+per output: from the rclpy message classes (``publish(message)``), and as ``OutputPublishers``
+does, built from the rosbags typestore and published as CDR bytes (``publish(bytes)``). Reports
+the median thread CPU of each output and their sum, in ms. The frame-level maps are made before
+timing, so both ways time message work only.
 """
 from __future__ import annotations
 
