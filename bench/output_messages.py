@@ -49,8 +49,7 @@ def publish_costs(config: NodeConfig, results: list, repeats: int) -> dict[str, 
     node = rclpy.create_node(NODE_NAME, context=context)
     publishers = {key: node.create_publisher(classes[OUTPUT_TYPES[key]], output_topic(key, NODE_NAME), OUTPUT_QOS)
                   for key in keys}
-    code = f"import sys; sys.path.append({str(REPO_ROOT)!r}); from bench.output_messages import listen; listen({keys!r})"
-    listener = subprocess.Popen([sys.executable, "-c", code])
+    listener = subprocess.Popen([sys.executable, "-c", child_call("listen", keys)])
     costs: dict[str, dict[str, list[float]]] = {key: {"rclpy_ms": [], "cdr_ms": []} for key in keys}
     try:
         deadline = time.monotonic() + 60.0
@@ -102,7 +101,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--json", help="write the results as JSON here")
     args = parser.parse_args(argv)
     try:
-        import faceanything_ros.msg  # noqa: F401 - only a colcon install has it
+        rclpy_message_types()  # only a colcon install has the package's own message classes
     except ImportError:
         measure_in_workspace(args, sys.argv[1:] if argv is None else argv)
         return
@@ -124,17 +123,23 @@ def main(argv: list[str] | None = None) -> None:
                                              for key, c in row["outputs"].items()))
 
 
+def child_call(function: str, argument: list[str]) -> str:
+    """``python -c`` code calling this module's ``function(argument)`` in another process: this
+    repository's ``bench`` after the install on ``sys.path``, so ``faceanything_ros`` is the install's."""
+    return (f"import sys; sys.path.append({str(REPO_ROOT)!r}); from bench.output_messages import {function}; "
+            f"{function}({argument!r})")
+
+
 def measure_in_workspace(args: argparse.Namespace, argv: list[str]) -> None:
-    """Run this benchmark again in a child process with the workspace's install sourced (this
-    repository's ``bench`` after the install on ``sys.path``, so ``faceanything_ros`` is the install's;
-    paths made absolute, the child running elsewhere)."""
+    """Run this benchmark again in a child process with the workspace's install sourced
+    (``child_call``; paths made absolute, the child running elsewhere)."""
     paths = {"--video": args.video, "--model": args.model, "--json": args.json}
     argv = [*argv, *(item for flag, path in paths.items() if path for item in (flag, str(Path(path).resolve())))]
-    code = f"import sys; sys.path.append({str(REPO_ROOT)!r}); from bench.output_messages import main; main({argv!r})"
     with tempfile.TemporaryDirectory(prefix="faceanything_output_messages_") as folder:
         workspace = Path(args.workspace).resolve() if args.workspace else build_workspace(Path(folder))
         env = graph_environment(str(REPO_ROOT / "config" / "fastdds_large_data.xml"))
-        done = subprocess.run(sourced(workspace, [sys.executable, "-c", code]), cwd=folder, env=env, check=False)
+        done = subprocess.run(sourced(workspace, [sys.executable, "-c", child_call("main", argv)]), cwd=folder, env=env,
+                              check=False)
     if done.returncode != 0:
         raise SystemExit(f"the measurement in {workspace} failed ({done.returncode})")
 
