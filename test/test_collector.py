@@ -4,7 +4,7 @@ from __future__ import annotations
 import gc
 import weakref
 
-from faceanything_ros.stream.collector import CollectorPauses, freeze_long_lived, thaw
+from faceanything_ros.stream.collector import CollectorPauses, freeze_long_lived, frozen_objects, thaw
 
 
 class Cycle:
@@ -48,3 +48,15 @@ def test_collector_pauses_count_each_collection_per_generation():
     summary = pauses.summary()
     assert summary["gen0"]["calls"] >= 1 and summary["gen2"]["calls"] == 2  # not the one after remove()
     assert summary["gen2"]["max_pause_ms"] > 0 and summary["frozen_objects"] == gc.get_freeze_count()
+
+
+def test_frozen_objects_is_the_count_at_the_freeze_without_walking_the_permanent_generation():
+    held = [[] for _ in range(5000)]  # tracked by the collector, freed by reference counting
+    try:
+        counted = freeze_long_lived()
+        del held  # frozen objects freed by reference counting leave the permanent generation
+        assert gc.get_freeze_count() <= counted - 5000
+        assert frozen_objects() == counted  # the count kept at the freeze, not a walk over the generation
+    finally:
+        thaw()
+    assert frozen_objects() == 0 == gc.get_freeze_count()
