@@ -61,7 +61,7 @@ CAMERA = "/bench_camera"
 OUTPUTS = {key: kind for key, kind in OUTPUT_TYPES.items() if key not in GLOBAL_TOPICS}  # all subscribed by the client
 RSS_PERIOD_S = 0.5
 BEFORE_KEYS = ("size", "content", "received_pct", "fps", "p50_ms", "p99_ms", "node_p50_ms", "node_p99_ms",
-               "node_cpu_ms_per_frame", "stages_ms_per_frame", "stages_cpu_ms_per_frame")
+               "node_cpu_ms_per_frame", "node_page_faults_per_frame", "stages_ms_per_frame", "stages_cpu_ms_per_frame")
 RSS_SERIES_POINTS = 100
 
 
@@ -92,16 +92,16 @@ def sourced(workspace: Path, command: list[str]) -> list[str]:
     return ["bash", "-c", f'source "{workspace / "install" / "setup.bash"}" && exec "$@"', "bash", *command]
 
 
-def memory_and_cpu(pid: int) -> tuple[float, float] | None:
-    """Resident set size (MiB) and CPU time so far (user + system seconds, all threads) of process
-    ``pid``, or None once it has gone."""
+def memory_and_cpu(pid: int) -> tuple[float, float, int] | None:
+    """Resident set size (MiB), CPU time so far (user + system seconds, all threads) and minor page
+    faults so far of process ``pid``, or None once it has gone."""
     try:
         status = Path(f"/proc/{pid}/status").read_text()
         fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     except (FileNotFoundError, ProcessLookupError):
         return None
     rss_kib = next(int(line.split()[1]) for line in status.splitlines() if line.startswith("VmRSS:"))
-    return rss_kib / 1024, (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return rss_kib / 1024, (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK"), int(fields[7])
 
 
 def run_size(args: argparse.Namespace, workspace: Path, size: str, folder: Path) -> dict:
@@ -121,7 +121,7 @@ def run_size(args: argparse.Namespace, workspace: Path, size: str, folder: Path)
     with open(node_log, "w") as log:
         node = subprocess.Popen(sourced(workspace, [str(node_executable), *ros_args]), cwd=folder, env=env,
                                 stdout=log, stderr=subprocess.STDOUT)
-        samples: list[tuple[float, float, float]] = []  # wall time, RSS MiB, CPU seconds
+        samples: list[tuple[float, float, float, int]] = []  # wall time, RSS MiB, CPU seconds, minor faults
         stop = threading.Event()
 
         def sample() -> None:
@@ -162,8 +162,9 @@ def diagnostic_number(values: dict[str, str], key: str) -> float:
     return float(values.get(key, 0.0))
 
 
-def summarise(record: dict, samples: list[tuple[float, float, float]], size: str, args: argparse.Namespace) -> dict:
-    """The result row of one size from the client's record and the node's (time, RSS, CPU) samples."""
+def summarise(record: dict, samples: list[tuple[float, float, float, int]], size: str,
+              args: argparse.Namespace) -> dict:
+    """The result row of one size from the client's record and the node's (time, RSS, CPU, faults) samples."""
     (_, before), (_, after) = record["diagnostics_before"], record["diagnostics_after"]
 
     def delta(key: str) -> float:
@@ -185,11 +186,12 @@ def summarise(record: dict, samples: list[tuple[float, float, float]], size: str
     stages_cpu = {name: per_frame_ms(name, "cpu_s") for name in present}
     window_start = record["measure_start_wall"]
     window_end = window_start + record["send_s"]
-    rss = np.array([sample for sample in samples if window_start <= sample[0] <= window_end]).reshape(-1, 3)
+    rss = np.array([sample for sample in samples if window_start <= sample[0] <= window_end]).reshape(-1, 4)
     fps = frames_out / record["send_s"]
     growth = float(np.polyfit(rss[:, 0], rss[:, 1], 1)[0] * 1000 / max(fps, 1e-9)) if len(rss) > 2 else float("nan")
-    node_cpu_ms = (rss[-1, 2] - rss[0, 2]) * 1e3 / max(frames_out * (rss[-1, 0] - rss[0, 0]) / record["send_s"], 1) \
-        if len(rss) > 1 else float("nan")
+    sampled_frames = max(frames_out * (rss[-1, 0] - rss[0, 0]) / record["send_s"], 1) if len(rss) > 1 else float("nan")
+    node_cpu_ms = (rss[-1, 2] - rss[0, 2]) * 1e3 / sampled_frames if len(rss) > 1 else float("nan")
+    page_faults = (rss[-1, 3] - rss[0, 3]) / sampled_frames if len(rss) > 1 else float("nan")
     return {
         "size": size, "content": args.content, "sent": len(sent), "received": int(delta("frames_in")), "processed": int(frames_out),
         "dropped": int(delta("dropped")), "errors": int(delta("errors")),
@@ -206,8 +208,9 @@ def summarise(record: dict, samples: list[tuple[float, float, float]], size: str
         "gc_max_pause_ms": {f"gen{g}": diagnostic_number(after, f"gc.gen{g}.max_pause_ms") for g in range(3)},
         "rss_start_mb": float(rss[0, 1]) if len(rss) else float("nan"),
         "rss_end_mb": float(rss[-1, 1]) if len(rss) else float("nan"),
-        "rss_growth_mb_per_1k": growth, "node_cpu_ms_per_frame": node_cpu_ms, "load_average": os.getloadavg(),
-        "rss_series_mb": [[float(t - window_start), float(mb)] for t, mb, _ in
+        "rss_growth_mb_per_1k": growth, "node_cpu_ms_per_frame": node_cpu_ms,
+        "node_page_faults_per_frame": float(page_faults), "load_average": os.getloadavg(),
+        "rss_series_mb": [[float(t - window_start), float(mb)] for t, mb, _, _ in
                           rss[np.linspace(0, len(rss) - 1, min(len(rss), RSS_SERIES_POINTS)).astype(int)]],
     }
 
@@ -259,7 +262,8 @@ def main() -> None:
                ("processed", "processed", "d"), ("dropped", "dropped", "d"), ("fps", "fps", ".1f"),
                ("p50 ms", "p50_ms", ".1f"), ("p99 ms", "p99_ms", ".1f"), ("max ms", "max_ms", ".0f"),
                ("node p99", "node_p99_ms", ".1f"),
-               ("node CPU ms", "node_cpu_ms_per_frame", ".1f"), ("RSS MB", "rss_end_mb", ".0f"),
+               ("node CPU ms", "node_cpu_ms_per_frame", ".1f"), ("faults/fr", "node_page_faults_per_frame", ".0f"),
+               ("RSS MB", "rss_end_mb", ".0f"),
                ("MB/1k fr", "rss_growth_mb_per_1k", ".2f")]
     report("node_graph", f"node graph: --method {args.method} at {args.rate_hz:g} Hz, {args.frames} frames of "
            f"{Path(args.video).name}" + (f" at {args.content} centred" if args.content else "")

@@ -66,6 +66,7 @@ def run(args: argparse.Namespace) -> int:
     """Reconstruct and track every frame, writing the files listed in ``export.writer``."""
     from ..export.writer import SequenceWriter
     from ..io.frames import open_frames
+    from ..stream.allocator import keep_freed_memory
     from ..stream.collector import freeze_long_lived, thaw
     from ..tracking import MultiFaceTracker, Tracks
 
@@ -83,6 +84,7 @@ def run(args: argparse.Namespace) -> int:
                                device=args.device)
     writer = SequenceWriter(args.out, fps=source.fps, ply_every=args.ply_every, point_stride=args.point_stride)
     freeze_long_lived()  # the model and graphs stay out of the later garbage collections (stream.collector)
+    keep_freed_memory()  # each frame's buffers reuse the last frame's memory (stream.allocator)
     started = time.perf_counter()
     try:
         with source, predictor:
