@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import threading
 import time
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -25,7 +26,7 @@ from rclpy.executors import SingleThreadedExecutor  # noqa: E402
 from rclpy.lifecycle import LifecycleNode  # noqa: E402
 from rclpy.serialization import deserialize_message, serialize_message  # noqa: E402
 
-from faceanything_ros.ros.node.publishers import OUTPUT_QOS, OutputPublishers  # noqa: E402
+from faceanything_ros.ros.node.publishers import JOIN_MIN_BYTES, OUTPUT_QOS, OutputPublishers, cdr_bytes  # noqa: E402
 
 NODE_NAME = "faceanything_publishers_test"
 
@@ -133,3 +134,28 @@ def test_a_type_defined_otherwise_than_installed_is_published_from_rclpy_objects
     received = received_outputs(node, listener, publishers, processed, config, types)
     assert set(received) == publishers.cdr_outputs | publishers.object_outputs
     assert received == sent_by_rclpy(types, processed, config, received.keys())
+
+
+@pytest.mark.parametrize("encoding", ["32FC1", "16UC1"])
+def test_cdr_bytes_are_the_typestores_serialization_with_large_data_joined_in(processed, encoding, monkeypatch):
+    store = typestore()
+    messages = output_messages(store.types, processed, NodeConfig(method="mesh", depth_encoding=encoding),
+                               set(OUTPUT_TYPES))
+    cloud = messages["points"]
+    messages["points, not dense"] = replace(cloud, is_dense=not cloud.is_dense)  # the byte after the data
+    compressed = store.types["sensor_msgs/msg/CompressedImage"]
+    messages["compressed"] = compressed(header=cloud.header, format="png",
+                                        data=np.arange(JOIN_MIN_BYTES + 5, dtype=np.uint64).astype(np.uint8))
+    kinds = {**OUTPUT_TYPES, "points, not dense": OUTPUT_TYPES["points"], "compressed": "sensor_msgs/msg/CompressedImage"}
+    serialized_sizes: list[int] = []  # data bytes of each message serialize_cdr is given
+    serialize = store.serialize_cdr
+    for key, message in messages.items():
+        expected = bytes(serialize(message, kinds[key]))
+        serialized_sizes.clear()
+        monkeypatch.setattr(store, "serialize_cdr", lambda message, *args, **kwargs: serialized_sizes.append(
+            len(getattr(message, "data", ()))) or serialize(message, *args, **kwargs))
+        assert cdr_bytes(store, message, kinds[key]) == expected, key
+        monkeypatch.undo()
+        joined = len(getattr(message, "data", ())) >= JOIN_MIN_BYTES
+        assert serialized_sizes == ([0] if joined else [len(getattr(message, "data", ()))]), key  # serialized without it
+    assert len(messages["depth/image"].data) >= JOIN_MIN_BYTES and len(cloud.data) >= JOIN_MIN_BYTES

@@ -18,10 +18,14 @@ which at configure.
 from __future__ import annotations
 
 from collections import Counter
+from dataclasses import replace
 from typing import Any, Mapping
+
+import numpy as np
 
 from rclpy.lifecycle import LifecycleNode
 from rclpy.qos import QoSProfile, ReliabilityPolicy
+from rosbags.interfaces import Nodetype
 from rosbags.typesys.store import Typestore
 
 from faceanything_ros.config import NodeConfig
@@ -34,6 +38,8 @@ from faceanything_ros.stream.processing import ProcessedFrame
 # holds, and a slow one never makes the node buffer more than a few frames' messages.
 OUTPUT_QOS = QoSProfile(depth=2, reliability=ReliabilityPolicy.RELIABLE)
 TF_QOS = QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE)  # tf2's own /tf QoS
+JOIN_MIN_BYTES = 64 << 10  # a message's data from this size on is joined into its CDR (cdr_bytes)
+ONE_BYTE_TYPES = frozenset({"bool", "byte", "char", "int8", "uint8"})
 
 
 class OutputPublishers:
@@ -91,6 +97,33 @@ class OutputPublishers:
 
 
 def cdr_bytes(store: Typestore, message: Any, type_name: str) -> bytes:
-    """``message`` (a ``store`` message of ``type_name``) serialized to CDR, as ``bytes``: rclpy's
-    ``publish`` takes ``bytes`` only, not the read-only view ``serialize_cdr`` returns."""
-    return bytes(store.serialize_cdr(message, type_name))
+    """``message`` (a ``store`` message of ``type_name``) serialized to little-endian CDR, as ``bytes``
+    (rclpy's ``publish`` takes nothing else).
+
+    ``serialize_cdr`` writes into a zeroed buffer, which ``bytes`` then copies: two copies of an
+    image's pixels and a memset. A message whose ``data`` (``uint8[]``) is at least ``JOIN_MIN_BYTES``
+    and followed only by one-byte fields (Image, CompressedImage, PointCloud2: nothing after it
+    depends on its length) is serialized with empty ``data`` instead, and its data joined in at
+    the sequence's place: one copy.
+    """
+    data = getattr(message, "data", None)
+    after = _one_byte_fields_after_data(store, type_name)
+    if (after is None or not isinstance(data, np.ndarray) or data.dtype != np.uint8 or data.ndim != 1
+            or not data.flags.c_contiguous or data.nbytes < JOIN_MIN_BYTES):
+        return bytes(store.serialize_cdr(message, type_name, little_endian=True))
+    empty = store.serialize_cdr(replace(message, data=data[:0]), type_name, little_endian=True)
+    length_at = len(empty) - after - 4  # the uint32 length of the empty sequence, then the fields after it
+    return b"".join((empty[:length_at], len(data).to_bytes(4, "little"), data, empty[length_at + 4:]))
+
+
+def _one_byte_fields_after_data(store: Typestore, type_name: str) -> int | None:
+    """How many fields follow ``data`` in ``type_name``, when ``data`` is a ``uint8[]`` sequence and they
+    are all one-byte base types (no alignment after the data); else None."""
+    fields = dict(store.fielddefs[type_name][1]) if type_name in store.fielddefs else {}
+    if fields.get("data") != (Nodetype.SEQUENCE, ((Nodetype.BASE, ("uint8", 0)), 0)):
+        return None
+    names = list(fields)
+    after = names[names.index("data") + 1:]
+    if not all(fields[name][0] == Nodetype.BASE and fields[name][1][0] in ONE_BYTE_TYPES for name in after):
+        return None
+    return len(after)
