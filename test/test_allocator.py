@@ -28,7 +28,8 @@ for _ in range(3):
 start = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
 for _ in range(20):
     frame()
-print(json.dumps({{"kept": kept, "faults_per_frame": (resource.getrusage(resource.RUSAGE_SELF).ru_minflt - start) / 20}}))
+faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt - start
+print(json.dumps({{"kept": kept, "faults_per_frame": faults / 20}}))
 """
 
 

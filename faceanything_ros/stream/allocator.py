@@ -6,13 +6,14 @@ MB together. glibc serves a buffer above its mmap threshold from a fresh mapping
 top of a heap back to the kernel once more than its trim threshold lies there; by default both
 follow the largest buffer freed so far (the trim threshold twice that), far below a frame's
 buffers together. So each frame's buffers were new memory, every page faulted in, zeroed and
-charged to the cgroup again: in the node at 1280x720, 2,400-2,800 page faults a frame, against 1-3
-with this setting, and about 5 ms more CPU a frame (``bench.node_graph``).
+charged to the cgroup again: in the node at 1280x720, 2,200-2,900 page faults a frame, against 1-4
+with this setting, and 5-7 ms more CPU a frame (``bench.node_graph``).
 
 ``keep_freed_memory`` fixes the mmap threshold at ``MMAP_THRESHOLD`` (glibc's largest) and the trim
 threshold at ``TRIM_THRESHOLD``: freed buffers stay mapped for the next frame's, and the process
-keeps the memory of its busiest frame (a steady RSS, tens of MB above the default's). The setting
-is process-wide and lasts; it is glibc's, so elsewhere (musl, macOS) this does nothing and says so.
+keeps the memory of its busiest frame (a steady RSS, in the node up to 20 MB above the default's).
+The setting is process-wide and lasts; it is glibc's, so elsewhere (musl, macOS) this does nothing
+and says so.
 """
 from __future__ import annotations
 

@@ -6,8 +6,9 @@
   model, face-mesh or auto) and does all slow work there (model, every engine shape, one warm-up
   reconstruction), then creates the publishers and exempts every object alive from the garbage
   collector (``stream.collector``: no full collection over the model stalls a frame; cleanup hands
-  them back); glibc's malloc keeps freed buffers mapped for the next frames (``stream.allocator``). Any failure is logged with its cause and the transition fails; ``cleanup`` then
-  ``configure`` applies new parameter values.
+  them back); glibc's malloc keeps freed buffers mapped for the next frames (``stream.allocator``).
+  Any failure is logged with its cause and the transition fails; ``cleanup`` then ``configure``
+  applies new parameter values.
 - activate: subscribes to ``image`` (or ``image/compressed``) and ``camera_info`` (P for a rectified
   image, K for a raw one: ``camera_matrix``; an ignored distortion or an estimated K is logged
   once and shown as ``intrinsics`` in ``/diagnostics``) and starts the
@@ -48,8 +49,8 @@ from faceanything_ros.ros.outputs import (
 )
 from faceanything_ros.geometry.camera_info import CameraIntrinsics, rectified_image
 from faceanything_ros.stages import STAGE_TIMES
-from faceanything_ros.stream.camera_info import CameraInfoCache, intrinsics_note
 from faceanything_ros.stream.allocator import keep_freed_memory
+from faceanything_ros.stream.camera_info import CameraInfoCache, intrinsics_note
 from faceanything_ros.stream.collector import CollectorPauses
 from faceanything_ros.stream.health import stream_health
 from faceanything_ros.stream.processing import FrameProcessor, ReconstructedFrame
