@@ -42,12 +42,13 @@ def test_collector_pauses_count_each_collection_per_generation():
         gc.collect(0)
         gc.collect(2)
         gc.collect(2)
+        assert pauses.summary()["frozen_objects"] == gc.get_freeze_count() > 1000  # nothing frozen freed yet
     finally:
         pauses.remove()
     gc.collect(2)  # not recorded
     summary = pauses.summary()
     assert summary["gen0"]["calls"] >= 1 and summary["gen2"]["calls"] == 2  # not the one after remove()
-    assert summary["gen2"]["max_pause_ms"] > 0 and summary["frozen_objects"] == gc.get_freeze_count()
+    assert summary["gen2"]["max_pause_ms"] > 0 and summary["frozen_objects"] == 0  # thawed
 
 
 def test_frozen_objects_is_the_count_at_the_freeze_without_walking_the_permanent_generation():

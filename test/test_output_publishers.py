@@ -151,7 +151,7 @@ def test_cdr_bytes_are_the_typestores_serialization_with_large_data_joined_in(pr
     serialized_sizes: list[int] = []  # data bytes of each message serialize_cdr is given
     serialize = store.serialize_cdr
     for key, message in messages.items():
-        expected = bytes(serialize(message, kinds[key]))
+        expected = bytes(serialize(message, kinds[key], little_endian=True))
         serialized_sizes.clear()
         monkeypatch.setattr(store, "serialize_cdr", lambda message, *args, **kwargs: serialized_sizes.append(
             len(getattr(message, "data", ()))) or serialize(message, *args, **kwargs))

@@ -6,7 +6,7 @@
   model, face-mesh or auto) and does all slow work there (model, every engine shape, one warm-up
   reconstruction), then creates the publishers and exempts every object alive from the garbage
   collector (``stream.collector``: no full collection over the model stalls a frame; cleanup hands
-  them back); glibc's malloc keeps freed buffers mapped for the next frames (``stream.allocator``).
+  them back); then glibc's malloc keeps freed buffers mapped for the next frames (``stream.allocator``).
   Any failure is logged with its cause and the transition fails; ``cleanup`` then ``configure``
   applies new parameter values.
 - activate: subscribes to ``image`` (or ``image/compressed``) and ``camera_info`` (P for a rectified
@@ -118,7 +118,6 @@ class FaceAnythingNode(LifecycleNode):
 
     def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
         """Read the parameters, build the processor and do its slow work, create the publishers."""
-        kept = keep_freed_memory()  # before the processor: its buffers come from heaps kept mapped
         try:
             self._config = node_config(self)
             self._processor = FrameProcessor(self._config)
@@ -137,9 +136,11 @@ class FaceAnythingNode(LifecycleNode):
         else:
             self.get_logger().info(f"all {len(self._outputs.cdr_outputs)} outputs are published as CDR bytes")
         self._diagnostics_publisher = self.create_publisher(self._types[DIAGNOSTICS_TYPE], DIAGNOSTICS_TOPIC, 10)
+        # after the model and warm-up, whose temporaries are handed back as before
+        kept = keep_freed_memory()
         self.get_logger().info(f"configured: {self._processor.describe()}; freed buffers "
-                               + ("kept mapped for the next frames (glibc malloc)" if kept
-                                  else "handed back to the system (no glibc mallopt)"))
+                               + ("kept mapped for the next frames (glibc mallopt)" if kept
+                                  else "handed back to the system (mallopt unavailable or refused)"))
         if self._config.publish_tf and TF_TYPE not in self._types:
             self.get_logger().warning("TF is off: tf2_msgs is not installed, so face_<id> frames are not "
                                       "published on /tf (the head poses are still on ~/faces)")
