@@ -189,9 +189,11 @@ def summarise(record: dict, samples: list[tuple[float, float, float, int]], size
     rss = np.array([sample for sample in samples if window_start <= sample[0] <= window_end]).reshape(-1, 4)
     fps = frames_out / record["send_s"]
     growth = float(np.polyfit(rss[:, 0], rss[:, 1], 1)[0] * 1000 / max(fps, 1e-9)) if len(rss) > 2 else float("nan")
-    sampled_frames = max(frames_out * (rss[-1, 0] - rss[0, 0]) / record["send_s"], 1) if len(rss) > 1 else float("nan")
-    node_cpu_ms = (rss[-1, 2] - rss[0, 2]) * 1e3 / sampled_frames if len(rss) > 1 else float("nan")
-    page_faults = (rss[-1, 3] - rss[0, 3]) / sampled_frames if len(rss) > 1 else float("nan")
+    node_cpu_ms = page_faults = float("nan")
+    if len(rss) > 1:  # per frame processed between the first and last sample
+        sampled_frames = max(frames_out * (rss[-1, 0] - rss[0, 0]) / record["send_s"], 1)
+        node_cpu_ms = (rss[-1, 2] - rss[0, 2]) * 1e3 / sampled_frames
+        page_faults = (rss[-1, 3] - rss[0, 3]) / sampled_frames
     return {
         "size": size, "content": args.content, "sent": len(sent), "received": int(delta("frames_in")), "processed": int(frames_out),
         "dropped": int(delta("dropped")), "errors": int(delta("errors")),
