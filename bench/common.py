@@ -21,7 +21,8 @@ SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"  # real fa
 
 
 def hardware_info() -> dict[str, Any]:
-    """CPU/GPU, core and thread counts and library versions of this machine, for result files."""
+    """CPU/GPU, core and thread counts, library versions and the single-core speed of this machine
+    (``speed_reference_ms``), for result files."""
     info: dict[str, Any] = {
         "cpu": cpu_model(),
         "logical_cores": os.cpu_count(),
@@ -31,8 +32,26 @@ def hardware_info() -> dict[str, Any]:
         "torch": torch.__version__,
         "numpy": np.__version__,
         "cuda_device": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
+        "speed_reference_ms": speed_reference_ms(),
     }
     return info
+
+
+def speed_reference_ms(rounds: int = 7) -> float:
+    """Median thread CPU ms of a fixed piece of work like the pipeline's (numpy on face-sized arrays
+    from Python): the same figure on two machines, or two days of one shared machine, says how
+    their other figures compare. Measured when a result is written, with nothing else of the
+    benchmark running."""
+    values = np.random.default_rng(0).random((256, 256, 3), dtype=np.float32)
+    times = []
+    for _ in range(rounds):
+        start = time.thread_time()
+        for _ in range(20):
+            inside = np.flatnonzero(np.isfinite(values[..., 0]) & (values[..., 1] > 0.25))
+            picked = np.take(values.reshape(-1, 3), inside, axis=0)
+            np.sort(np.einsum("nc,nc->n", picked, picked))
+        times.append(time.thread_time() - start)
+    return float(np.median(times) * 1e3)
 
 
 def time_calls(function: Callable[[], Any], runs: int, warmup: int) -> list[float]:
@@ -73,8 +92,9 @@ def latency_stats(samples_s: list[float]) -> dict[str, float]:
     }
 
 
-def write_results(path: str | Path, benchmark: str, results: Any, settings: dict[str, Any]) -> Path:
-    """Write ``{benchmark, created, hardware, settings, results}`` as indented JSON to ``path``."""
+def write_results(path: str | Path, benchmark: str, results: Any, settings: dict[str, Any], summary: Any = None
+                  ) -> Path:
+    """Write ``{benchmark, created, hardware, settings, results[, summary]}`` as indented JSON to ``path``."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     payload = {
@@ -83,17 +103,19 @@ def write_results(path: str | Path, benchmark: str, results: Any, settings: dict
         "hardware": hardware_info(),
         "settings": settings,
         "results": results,
+        **({} if summary is None else {"summary": summary}),
     }
     path.write_text(json.dumps(payload, indent=2) + "\n")
     return path
 
 
 def report(benchmark: str, title: str, columns: list[tuple[str, str, str]], rows: list[dict[str, Any]],
-           args: Any, **settings: Any) -> None:
+           args: Any, summary: Any = None, **settings: Any) -> None:
     """Print ``title`` and a table of ``rows``; write JSON when ``args.json`` is set.
 
     columns: ``(header, row key, format spec)`` per column, e.g. ``("median ms", "median_ms", ".1f")``.
-    The JSON's settings are the parsed arguments (less ``json``) plus ``settings``.
+    The JSON's settings are the parsed arguments (less ``json``) plus ``settings``; ``summary``, when
+    given, is written beside the rows (e.g. medians over repeated runs).
     """
     print(title)
     widths = [max(len(header), 8) for header, _, _ in columns]
@@ -102,4 +124,4 @@ def report(benchmark: str, title: str, columns: list[tuple[str, str, str]], rows
         print(" ".join(f"{format(row[key], spec):>{width}}" for (_, key, spec), width in zip(columns, widths)))
     if getattr(args, "json", None):
         recorded = {key: value for key, value in vars(args).items() if key != "json"}
-        print(f"wrote {write_results(args.json, benchmark, rows, {**recorded, **settings})}")
+        print(f"wrote {write_results(args.json, benchmark, rows, {**recorded, **settings}, summary)}")

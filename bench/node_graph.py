@@ -27,6 +27,9 @@ node's resident memory (RSS) over the measured frames with its growth per 1000 p
 and the RSS series itself (at most ``RSS_SERIES_POINTS`` samples: a long run is a soak),
 and the node's CPU time per processed frame (all its threads: on a machine shared with other work,
 what a frame costs when wall times are stretched by waiting for a core), with the load average.
+``--rounds N`` measures every size N times, the sizes taken in turn, so that a slow spell of the
+shared machine falls on every size; the JSON's ``summary`` holds each size's median figures over
+its rounds and the range of its p99 (the runs stay in ``results``, each with its ``round``).
 ``--before`` copies the headline figures and stage breakdown of an earlier run's JSON into this
 one's settings (``before``), so a change is recorded with what it changed.
 """
@@ -63,6 +66,7 @@ RSS_PERIOD_S = 0.5
 BEFORE_KEYS = ("size", "content", "received_pct", "fps", "p50_ms", "p99_ms", "node_p50_ms", "node_p99_ms",
                "node_cpu_ms_per_frame", "node_page_faults_per_frame", "stages_ms_per_frame", "stages_cpu_ms_per_frame")
 RSS_SERIES_POINTS = 100
+SUMMARY_KEYS = ("received_pct", "fps", "p50_ms", "p99_ms", "max_ms", "node_cpu_ms_per_frame")  # medians over rounds
 
 
 def build_workspace(folder: Path) -> Path:
@@ -217,6 +221,19 @@ def summarise(record: dict, samples: list[tuple[float, float, float, int]], size
     }
 
 
+def size_summary(runs: list[dict]) -> dict:
+    """One size's figures over its rounds (``runs``: its result rows): the median of each of ``SUMMARY_KEYS``
+    and of every stage's time, and the smallest and largest p99."""
+    def median(values: list[float]) -> float:
+        return float(np.median(values))
+
+    stages = {kind: {name: median([run[kind][name] for run in runs]) for name in runs[0][kind]}
+              for kind in ("stages_ms_per_frame", "stages_cpu_ms_per_frame")}
+    return {"size": runs[0]["size"], "rounds": len(runs),
+            **{key: median([run[key] for run in runs]) for key in SUMMARY_KEYS},
+            "p99_ms_range": [min(run["p99_ms"] for run in runs), max(run["p99_ms"] for run in runs)], **stages}
+
+
 def main() -> None:
     """Parse arguments, run every size, print the table and the stage breakdown (and write JSON)."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -229,6 +246,9 @@ def main() -> None:
                                           "video fills each size, the face growing with it)")
     parser.add_argument("--rate-hz", type=float, default=30.0, help="camera rate (default: 30)")
     parser.add_argument("--frames", type=int, default=300, help="measured frames per size (default: 300)")
+    parser.add_argument("--rounds", type=int, default=1,
+                        help="measure every size this many times, the sizes in turn (default: 1); the JSON's "
+                             "summary holds the medians")
     parser.add_argument("--warmup-frames", type=int, default=60, help="frames sent before measuring")
     parser.add_argument("--video", default=str(DEFAULT_VIDEO), help="face video, looped")
     parser.add_argument("--video-frames", type=int, default=90, help="frames decoded from the video and looped")
@@ -253,11 +273,13 @@ def main() -> None:
     if args.before is not None:
         earlier = json.loads(args.before.read_text())
         before = {"created": earlier["created"], "settings": earlier["settings"],
-                  "results": [{key: row.get(key) for key in BEFORE_KEYS} for row in earlier["results"]]}
+                  "results": [{key: row.get(key) for key in BEFORE_KEYS} for row in earlier["results"]],
+                  "summary": earlier.get("summary")}
     folder = Path(tempfile.mkdtemp(prefix="node_graph_"))
     try:
         workspace = Path(args.workspace) if args.workspace else build_workspace(folder)
-        rows = [run_size(args, workspace, size, folder) for size in args.sizes]
+        rows = [{**run_size(args, workspace, size, folder), "round": index}
+                for index in range(args.rounds) for size in args.sizes]
     finally:
         shutil.rmtree(folder, ignore_errors=True)
     columns = [("size", "size", "s"), ("sent", "sent", "d"), ("recv %", "received_pct", ".1f"),
@@ -267,10 +289,11 @@ def main() -> None:
                ("node CPU ms", "node_cpu_ms_per_frame", ".1f"), ("faults/fr", "node_page_faults_per_frame", ".0f"),
                ("RSS MB", "rss_end_mb", ".0f"),
                ("MB/1k fr", "rss_growth_mb_per_1k", ".2f")]
+    summary = [size_summary([row for row in rows if row["size"] == size]) for size in args.sizes]
     report("node_graph", f"node graph: --method {args.method} at {args.rate_hz:g} Hz, {args.frames} frames of "
            f"{Path(args.video).name}" + (f" at {args.content} centred" if args.content else "")
            + f", {args.num_tracks} tracks, every output subscribed", columns, rows, args,
-           before=before)
+           summary=summary, before=before)
     for row in rows:
         print(f"{row['size']} ms/frame, wall (thread CPU): " + ", ".join(
             f"{name} {ms:.1f} ({row['stages_cpu_ms_per_frame'][name]:.1f})" for name, ms in
@@ -278,6 +301,10 @@ def main() -> None:
         print(f"{row['size']} garbage collections (longest pause ms): " + ", ".join(
             f"{gen} {calls} ({row['gc_max_pause_ms'][gen]:.1f})" for gen, calls in row["gc_collections"].items())
             + f"; {row['gc_frozen_objects']} objects frozen")
+    for size in summary:
+        print(f"{size['size']} median of {size['rounds']} round(s): {size['fps']:.1f} frames/s, p50 {size['p50_ms']:.1f} "
+              f"ms, p99 {size['p99_ms']:.1f} ms ({size['p99_ms_range'][0]:.1f}-{size['p99_ms_range'][1]:.1f}), node CPU "
+              f"{size['node_cpu_ms_per_frame']:.1f} ms a frame")
 
 
 if __name__ == "__main__":
