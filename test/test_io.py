@@ -86,6 +86,11 @@ def test_validate_frames_accepts_image_clip_and_list():
     assert validate_frames(clip) is clip
     stacked = validate_frames([frame, frame + 1, frame + 2])
     assert stacked.shape == (3, 40, 50, 3) and np.array_equal(stacked[2], frame + 2)
+    single = validate_frames([frame])  # a stream's one frame: a view, not a copy
+    assert single.shape == (1, 40, 50, 3) and np.shares_memory(single, frame) and np.array_equal(single[0], frame)
+    strided = rgb_image(40, 100)[:, ::2]  # not contiguous: copied into a contiguous array
+    single_strided = validate_frames([strided])
+    assert single_strided.flags.c_contiguous and np.array_equal(single_strided[0], strided)
 
 
 @pytest.mark.parametrize(

@@ -43,6 +43,8 @@ def validate_frames(frames: np.ndarray | Sequence[np.ndarray]) -> np.ndarray:
 
     Accepts one image ``(H, W, 3)`` (returned as ``T = 1``), a stacked clip ``(T, H, W, 3)``, or a
     non-empty list/tuple of same-size ``(H, W, 3)`` images. Every frame obeys ``validate_rgb``.
+    A C-contiguous image or clip, alone or as a one-image list, is returned without a copy (a
+    stream's frame is not copied again); several images are stacked.
     Raises ``TypeError``/``ValueError`` naming the problem (empty clip, mixed sizes, ...).
     """
     if isinstance(frames, (list, tuple)):
@@ -52,7 +54,7 @@ def validate_frames(frames: np.ndarray | Sequence[np.ndarray]) -> np.ndarray:
         sizes = sorted({frame.shape[:2] for frame in checked})
         if len(sizes) > 1:
             raise ValueError(f"frames have mixed sizes {sizes} (H, W); every frame of a clip must have the same size")
-        return np.stack(checked)
+        return checked[0][None] if len(checked) == 1 else np.stack(checked)
     _check_array_and_dtype(frames, "frames")
     if frames.ndim == 3:
         return validate_rgb(frames, name="frames")[None]
